@@ -1,0 +1,5 @@
+import sys
+
+from facet.cli import main
+
+sys.exit(main())
