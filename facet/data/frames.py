@@ -1,0 +1,350 @@
+"""Validated frames, units and the error/skip policy shared by every reader.
+
+A :class:`Frame` is one labelled structure in Facet's internal units and conventions:
+
+* positions, cell: Angstrom; cell vectors as rows (ASE);
+* energy: total energy, eV (which DFT energy it is, e.g. MPTrj's uncorrected or MP2020-corrected
+  total energy, is a recorded choice of the reader, see :mod:`facet.data.mptrj`);
+* forces: eV/A;
+* stress: ``(3, 3)`` eV/A^3, **ASE sign: positive = tensile** (``sigma = (1/V) dE/d(strain)``);
+* magmom: Bohr magneton per atom.
+
+Readers convert units and signs exactly once, when they build a frame (e.g. VASP/MPTrj stress in
+kBar, positive = compressive, through :func:`stress_from_vasp_kbar`); nothing downstream converts
+again.
+
+Bad input raises :class:`FrameError`, whose message names the source file, the material and the
+frame, and whose ``reason`` is one of :data:`SKIP_REASONS`. Readers called with
+``on_error="skip"`` catch it, count it by reason in a :class:`ReadStats` and move on, so that
+``read == kept + skipped`` always holds and no frame disappears silently.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = [
+    "KBAR_PER_EV_A3",
+    "MAX_ATOMIC_NUMBER",
+    "SKIP_REASONS",
+    "Frame",
+    "FrameError",
+    "ReadStats",
+    "OnError",
+    "stress_from_vasp_kbar",
+    "stress_to_vasp_kbar",
+    "validate_frame",
+    "make_frame",
+]
+
+#: 1 eV/A^3 = 160.21766208 GPa = 1602.1766208 kBar (CODATA 2014 e, as ASE's ``units.GPa``).
+KBAR_PER_EV_A3 = 1602.1766208
+
+#: Elements 1..118 are accepted; 0 (a dummy or padding atom) and anything above are not.
+MAX_ATOMIC_NUMBER = 118
+
+#: Default physical minimum interatomic distance (Angstrom); closer atoms mark a broken frame.
+DEFAULT_MIN_DISTANCE = 0.5
+
+#: Why a frame was rejected; every FrameError carries one of these.
+SKIP_REASONS = (
+    "missing_key",
+    "bad_shape",
+    "non_finite",
+    "empty_structure",
+    "unknown_element",
+    "singular_cell",
+    "atoms_too_close",
+    "disordered_site",
+    "malformed",
+)
+
+OnError = Literal["raise", "skip"]
+
+
+def stress_from_vasp_kbar(stress_kbar: Any) -> np.ndarray:
+    """VASP stress in kBar (positive = compressive) to ASE stress in eV/A^3 (positive = tensile).
+
+    .. math::  \\sigma_{\\rm ASE} = -\\sigma_{\\rm kBar} / 1602.1766208
+    """
+    return -np.asarray(stress_kbar, dtype=np.float64) / KBAR_PER_EV_A3
+
+
+def stress_to_vasp_kbar(stress_ase: Any) -> np.ndarray:
+    """Inverse of :func:`stress_from_vasp_kbar`."""
+    return -np.asarray(stress_ase, dtype=np.float64) * KBAR_PER_EV_A3
+
+
+class FrameError(ValueError):
+    """A frame (or a file) that cannot be read; the message names file, material and frame.
+
+    Attributes:
+        reason: one of :data:`SKIP_REASONS`.
+        source, material_id, frame_id: where it happened (``None`` when unknown).
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: str,
+        source: str | None = None,
+        material_id: str | None = None,
+        frame_id: str | None = None,
+    ):
+        if reason not in SKIP_REASONS:
+            raise ValueError(
+                f"unknown FrameError reason {reason!r}; expected one of {SKIP_REASONS}"
+            )
+        self.detail = detail
+        self.reason = reason
+        self.source = source
+        self.material_id = material_id
+        self.frame_id = frame_id
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (
+            f"{self.source or '<unknown file>'}: material {self.material_id or '?'}, "
+            f"frame {self.frame_id or '?'}: {self.detail} [{self.reason}]"
+        )
+
+    def located(self, *, source=None, material_id=None, frame_id=None) -> FrameError:
+        """A copy with missing location fields filled in (callers know more than callees)."""
+        return FrameError(
+            self.detail,
+            reason=self.reason,
+            source=self.source or source,
+            material_id=self.material_id or material_id,
+            frame_id=self.frame_id or frame_id,
+        )
+
+
+@dataclass
+class ReadStats:
+    """Counts of one read: ``read == kept + sum(skipped.values())`` is checked by :meth:`check`."""
+
+    read: int = 0
+    kept: int = 0
+    skipped: collections.Counter = field(default_factory=collections.Counter)
+    #: the first few skip messages, for the log and the manifest
+    examples: list[str] = field(default_factory=list)
+
+    def skip(self, err: FrameError, *, max_examples: int = 20) -> None:
+        self.skipped[err.reason] += 1
+        if len(self.examples) < max_examples:
+            self.examples.append(str(err))
+
+    @property
+    def n_skipped(self) -> int:
+        return int(sum(self.skipped.values()))
+
+    def check(self) -> None:
+        if self.read != self.kept + self.n_skipped:
+            raise AssertionError(
+                f"frame accounting broken: read {self.read} != kept {self.kept} + skipped "
+                f"{self.n_skipped} ({dict(self.skipped)})"
+            )
+
+    def as_dict(self) -> dict:
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "skipped": self.n_skipped,
+            "skipped_by_reason": dict(sorted(self.skipped.items())),
+            "skip_examples": list(self.examples),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One labelled structure in internal units (see the module docstring).
+
+    Attributes:
+        positions: ``(n, 3)`` float64, Angstrom.
+        numbers: ``(n,)`` int64 atomic numbers.
+        cell: ``(3, 3)`` float64, rows are cell vectors (zeros for a molecule).
+        pbc: ``(3,)`` bool.
+        energy: total energy in eV, or None.
+        forces: ``(n, 3)`` eV/A, or None.
+        stress: ``(3, 3)`` eV/A^3, ASE sign (positive = tensile), or None.
+        magmom: ``(n,)`` Bohr magneton, or None.
+        material_id: material (e.g. ``mp-1234``); the unit of the train/validation split.
+        frame_id: frame within the material (e.g. MPTrj's ``task-calc-ionic_step``).
+        source: the file it came from (as the user gave it).
+        info: other scalar labels kept verbatim (e.g. ``corrected_total_energy``, ``bandgap``).
+    """
+
+    positions: np.ndarray
+    numbers: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    magmom: np.ndarray | None = None
+    material_id: str = ""
+    frame_id: str = ""
+    source: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.numbers.shape[0])
+
+    @property
+    def key(self) -> str:
+        return f"{self.material_id}/{self.frame_id}"
+
+
+def _err(frame_or_loc, detail, reason):
+    f = frame_or_loc
+    return FrameError(
+        detail,
+        reason=reason,
+        source=f.source or None,
+        material_id=f.material_id or None,
+        frame_id=f.frame_id or None,
+    )
+
+
+def _min_distance(positions, cell, pbc, min_distance) -> tuple[float, int, int] | None:
+    """Closest pair (including periodic images of an atom itself) below ``min_distance``."""
+    from .neighbors import neighbor_list
+
+    s, r, sh = neighbor_list(positions, cell, pbc, min_distance)
+    if len(s) == 0:
+        return None
+    d = np.linalg.norm(positions[s] + sh @ cell - positions[r], axis=1)
+    k = int(np.argmin(d))
+    return float(d[k]), int(r[k]), int(s[k])
+
+
+def validate_frame(frame: Frame, *, min_distance: float = DEFAULT_MIN_DISTANCE) -> Frame:
+    """Check a frame and return it unchanged; raise :class:`FrameError` naming what is wrong.
+
+    Checks, in order: an empty structure; shapes (positions ``(n, 3)``, numbers ``(n,)``, cell
+    ``(3, 3)``, pbc ``(3,)``, forces ``(n, 3)``, stress ``(3, 3)``, magmom ``(n,)``); atomic
+    numbers in 1..118; NaN/inf anywhere; periodic cell vectors that are (nearly) linearly
+    dependent; any two atoms (or an atom and its own periodic image) closer than
+    ``min_distance`` Angstrom (``min_distance <= 0`` disables that check).
+    """
+    n = frame.numbers.shape[0] if frame.numbers.ndim == 1 else -1
+    if n == 0 or np.shape(frame.positions)[:1] == (0,):
+        raise _err(frame, "empty structure (no atoms)", "empty_structure")
+    expect = {
+        "positions": (frame.positions, (n, 3)),
+        "numbers": (frame.numbers, (n,)),
+        "cell": (frame.cell, (3, 3)),
+        "pbc": (frame.pbc, (3,)),
+        "forces": (frame.forces, (n, 3)),
+        "stress": (frame.stress, (3, 3)),
+        "magmom": (frame.magmom, (n,)),
+    }
+    for name, (arr, shape) in expect.items():
+        if arr is not None and tuple(np.shape(arr)) != shape:
+            raise _err(
+                frame, f"{name} has shape {tuple(np.shape(arr))}, expected {shape}", "bad_shape"
+            )
+    bad = (frame.numbers < 1) | (frame.numbers > MAX_ATOMIC_NUMBER)
+    if bad.any():
+        raise _err(
+            frame,
+            f"unknown element: atomic numbers {sorted(set(frame.numbers[bad].tolist()))} at atoms "
+            f"{np.flatnonzero(bad)[:10].tolist()} (expected 1..{MAX_ATOMIC_NUMBER})",
+            "unknown_element",
+        )
+    for name in ("positions", "cell", "forces", "stress", "magmom"):
+        arr = getattr(frame, name)
+        if arr is not None and not np.all(np.isfinite(arr)):
+            where = np.argwhere(~np.isfinite(np.asarray(arr)))[:5].tolist()
+            raise _err(frame, f"{name} contains NaN/inf at indices {where}", "non_finite")
+    if frame.energy is not None and not np.isfinite(frame.energy):
+        raise _err(frame, f"energy is {frame.energy}", "non_finite")
+    if frame.pbc.any():
+        periodic = frame.cell[frame.pbc]
+        sv = np.linalg.svd(periodic, compute_uv=False)
+        if sv.min() <= 1e-6 * max(1.0, sv.max()):
+            raise _err(
+                frame,
+                "singular cell: vectors of periodic directions "
+                f"{np.flatnonzero(frame.pbc).tolist()} are linearly dependent "
+                f"(cell = {np.round(frame.cell, 6).tolist()})",
+                "singular_cell",
+            )
+    if min_distance > 0:
+        close = _min_distance(frame.positions, frame.cell, frame.pbc, min_distance)
+        if close is not None:
+            d, i, j = close
+            what = "its own periodic image" if i == j else f"atom {j}"
+            raise _err(
+                frame,
+                f"atom {i} is {d:.4f} A from {what}, closer than the physical minimum "
+                f"{min_distance} A",
+                "atoms_too_close",
+            )
+    return frame
+
+
+def make_frame(
+    positions: Any,
+    numbers: Any,
+    cell: Any = None,
+    pbc: Any = False,
+    *,
+    energy: float | None = None,
+    forces: Any = None,
+    stress: Any = None,
+    magmom: Any = None,
+    material_id: str = "",
+    frame_id: str = "",
+    source: str = "",
+    info: dict | None = None,
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+) -> Frame:
+    """Convert raw arrays to a :class:`Frame` (float64/int64/bool) and validate it.
+
+    Values must already be in internal units and signs. Conversion failures (ragged lists,
+    strings) raise :class:`FrameError` with reason ``bad_shape``/``malformed``.
+    """
+    loc = Frame(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros((3, 3)), np.zeros(3, bool),
+                material_id=material_id, frame_id=frame_id, source=source)  # fmt: skip
+
+    def conv(name, x, dtype):
+        if x is None:
+            return None
+        try:
+            return np.asarray(x, dtype=dtype)
+        except (ValueError, TypeError) as e:
+            raise _err(
+                loc, f"{name} cannot be read as a {np.dtype(dtype)} array: {e}", "bad_shape"
+            ) from None
+
+    cell = np.zeros((3, 3)) if cell is None else cell
+    pbc_arr = conv("pbc", pbc, bool)
+    if pbc_arr is not None and pbc_arr.ndim == 0:
+        pbc_arr = np.repeat(pbc_arr, 3)
+    if energy is not None:
+        try:
+            energy = float(energy)
+        except (TypeError, ValueError) as e:
+            raise _err(loc, f"energy {energy!r} is not a number: {e}", "malformed") from None
+    frame = Frame(
+        positions=conv("positions", positions, np.float64),
+        numbers=conv("numbers", numbers, np.int64),
+        cell=conv("cell", cell, np.float64),
+        pbc=pbc_arr,
+        energy=energy,
+        forces=conv("forces", forces, np.float64),
+        stress=conv("stress", stress, np.float64),
+        magmom=conv("magmom", magmom, np.float64),
+        material_id=str(material_id),
+        frame_id=str(frame_id),
+        source=str(source),
+        info=dict(info or {}),
+    )
+    return validate_frame(frame, min_distance=min_distance)
