@@ -1,0 +1,185 @@
+"""Deterministic, resumable, device- and host-sharded batching for training.
+
+Every batch of a run has the same padded shape ``(max_nodes, max_edges, max_graphs)`` (one
+compilation per run). A *global step* consumes ``D`` packed batches, one per device of the whole
+job (all hosts); they are stacked along a leading device axis and sharded over it.
+
+Determinism: the order of epoch ``e`` is ``default_rng([seed, e]).permutation(n)`` (or the
+identity without shuffling), packed greedily in that order under the budget exactly as
+:func:`facet.data.batch.batches_by_budget` does. The plan depends only on ``(seed, epoch)`` and
+the structure sizes, so every host computes the same plan and takes the slots of its own devices,
+and the data position of a run is fully described by ``(epoch, step_in_epoch)``: resuming at a
+position reproduces the remaining batches exactly. The last global step of an epoch is completed
+with empty (all-padding) batches, which contribute nothing to sums: no structure is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facet.data.batch import Graph, GraphBatch, collate
+
+__all__ = ["Budget", "pack_indices", "empty_batch", "stack_batches", "EpochBatcher"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Padded batch shape; ``max_nodes`` and ``max_graphs`` include one padding slot each."""
+
+    max_nodes: int
+    max_edges: int
+    max_graphs: int
+
+    def check(self, graphs: Sequence[Graph]) -> None:
+        """Raise naming the first structure that cannot fit a batch on its own."""
+        for g in graphs:
+            if g.n_node + 1 > self.max_nodes or g.n_edge > self.max_edges:
+                raise ValueError(
+                    f"structure {g.key or '?'} ({g.n_node} atoms, {g.n_edge} edges) does not fit "
+                    f"the batch budget data.max_nodes={self.max_nodes} (one node is padding), "
+                    f"data.max_edges={self.max_edges}; raise the budget"
+                )
+
+
+def pack_indices(order: np.ndarray, n_nodes: np.ndarray, n_edges: np.ndarray,
+                 budget: Budget) -> list[np.ndarray]:
+    """Greedy packing of ``order`` (structure indices) into batches under ``budget``."""
+    packs: list[np.ndarray] = []
+    cur: list[int] = []
+    n = e = 0
+    for i in order:
+        ni, ei = int(n_nodes[i]), int(n_edges[i])
+        if cur and (n + ni + 1 > budget.max_nodes or e + ei > budget.max_edges
+                    or len(cur) + 2 > budget.max_graphs):
+            packs.append(np.asarray(cur))
+            cur, n, e = [], 0, 0
+        cur.append(int(i))
+        n += ni
+        e += ei
+    if cur:
+        packs.append(np.asarray(cur))
+    return packs
+
+
+def empty_batch(budget: Budget, dtype=np.float64) -> GraphBatch:
+    """A batch of pure padding (every mask False) following the conventions of
+    :mod:`facet.data.batch`: all nodes and edges belong to the last graph slot."""
+    N, E, G = budget.max_nodes, budget.max_edges, budget.max_graphs
+    n_node = np.zeros((G,), np.int32)
+    n_node[-1] = N
+    n_edge = np.zeros((G,), np.int32)
+    n_edge[-1] = E
+    f = lambda *s: np.zeros(s, dtype)
+    b = lambda *s: np.zeros(s, bool)
+    return GraphBatch(
+        positions=f(N, 3), numbers=np.zeros((N,), np.int32),
+        node_graph=np.full((N,), G - 1, np.int32), node_mask=b(N),
+        senders=np.full((E,), N - 1, np.int32), receivers=np.full((E,), N - 1, np.int32),
+        shifts=f(E, 3), edge_mask=b(E), cell=np.tile(np.eye(3, dtype=dtype), (G, 1, 1)),
+        pbc=b(G, 3), n_node=n_node, n_edge=n_edge, graph_mask=b(G), energy=f(G),
+        forces=f(N, 3), stress=f(G, 3, 3), energy_mask=b(G), forces_mask=b(G), stress_mask=b(G),
+        weight=f(G),
+    )
+
+
+def stack_batches(batches: Sequence[GraphBatch]) -> GraphBatch:
+    """Stack same-shape batches along a new leading (device) axis."""
+    return GraphBatch(*(np.stack(fields) for fields in zip(*batches, strict=True)))
+
+
+class EpochBatcher:
+    """Plans and builds the batches of every epoch for the devices of one host.
+
+    Args:
+        graphs: the structures (a sequence; only the ones this host needs are accessed).
+        budget: the padded batch shape.
+        seed, shuffle: the per-epoch order (see module docstring).
+        n_devices: devices of the whole job (``jax.device_count()``).
+        device_slots: the global slots this host fills (``range(p * local, (p + 1) * local)``
+            for process ``p``); defaults to all slots (single host).
+        dtype: float dtype of the batches.
+    """
+
+    def __init__(self, graphs: Sequence[Graph], budget: Budget, *, seed: int = 0,
+                 shuffle: bool = True, n_devices: int = 1,
+                 device_slots: Sequence[int] | None = None, dtype=np.float64):
+        if len(graphs) == 0:
+            raise ValueError("no structures to batch")
+        budget.check(graphs)
+        self.graphs = graphs
+        self.budget = budget
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.n_devices = int(n_devices)
+        self.device_slots = list(range(n_devices) if device_slots is None else device_slots)
+        self.dtype = dtype
+        self._n_nodes = np.array([g.n_node for g in graphs])
+        self._n_edges = np.array([g.n_edge for g in graphs])
+        self._plans: dict[int, list[np.ndarray]] = {}
+
+    def order(self, epoch: int) -> np.ndarray:
+        n = len(self.graphs)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, int(epoch)]).permutation(n)
+
+    def plan(self, epoch: int) -> list[np.ndarray]:
+        """Packed batches (arrays of structure indices) of ``epoch``, padded with empty packs
+        to a multiple of ``n_devices``."""
+        if epoch not in self._plans:
+            packs = pack_indices(self.order(epoch), self._n_nodes, self._n_edges, self.budget)
+            short = -len(packs) % self.n_devices
+            packs += [np.zeros((0,), int)] * short
+            if len(self._plans) > 4:
+                self._plans.pop(min(self._plans))
+            self._plans[epoch] = packs
+        return self._plans[epoch]
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        return len(self.plan(epoch)) // self.n_devices
+
+    def total_steps(self, epochs: int) -> int:
+        return sum(self.steps_in_epoch(e) for e in range(epochs))
+
+    def position(self, global_step: int) -> tuple[int, int]:
+        """``(epoch, step_in_epoch)`` of a global step counted from the start of the run."""
+        epoch = 0
+        while global_step >= (k := self.steps_in_epoch(epoch)):
+            global_step -= k
+            epoch += 1
+        return epoch, global_step
+
+    def _collate(self, idx: np.ndarray) -> GraphBatch:
+        if idx.size == 0:
+            return empty_batch(self.budget, self.dtype)
+        b = self.budget
+        return collate([self.graphs[int(i)] for i in idx], b.max_nodes, b.max_edges,
+                       b.max_graphs, dtype=self.dtype)
+
+    def local_batch(self, epoch: int, step: int) -> GraphBatch:
+        """This host's stacked batch ``(len(device_slots), ...)`` for one global step."""
+        packs = self.plan(epoch)
+        base = step * self.n_devices
+        return stack_batches([self._collate(packs[base + s]) for s in self.device_slots])
+
+    def global_indices(self, epoch: int, step: int) -> list[np.ndarray]:
+        """Structure indices of every device slot of one global step (for tests and logs)."""
+        packs = self.plan(epoch)
+        return packs[step * self.n_devices:(step + 1) * self.n_devices]
+
+
+def fixed_batches(graphs: Sequence[Graph], budget: Budget, *, n_devices: int = 1,
+                  device_slots: Sequence[int] | None = None, dtype=np.float64):
+    """All of ``graphs`` in order (validation / evaluation), as stacked per-host batches."""
+    batcher = EpochBatcher(graphs, budget, shuffle=False, n_devices=n_devices,
+                           device_slots=device_slots, dtype=dtype)
+    for s in range(batcher.steps_in_epoch(0)):
+        yield batcher.local_batch(0, s)
+
+
+def steps_for(n_packs: int, n_devices: int) -> int:
+    return math.ceil(n_packs / n_devices)

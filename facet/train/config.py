@@ -1,0 +1,362 @@
+"""Typed, frozen configuration of a training run: one source of truth, YAML at the edge.
+
+A run is described by :class:`TrainConfig`, five frozen sections (``model``, ``data``, ``optim``,
+``loss``, ``run``). It is loaded from YAML by :func:`load_config`, overridden from the command
+line with dotted ``key=value`` strings (``optim.lr=1e-3``, ``data.train=[a.json,b.json]``), and
+saved as ``config.yaml`` beside every checkpoint. Every key and every value type is checked
+*before* any compute: an unknown key or a wrong type raises :class:`ConfigError` naming the
+dotted key.
+
+Units: energies eV, lengths Angstrom, stress eV/A^3 (ASE sign), learning rates per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "ModelSection",
+    "DataSection",
+    "OptimSection",
+    "LossSection",
+    "RunSection",
+    "TrainConfig",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, has the wrong type, or names missing data."""
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Which model to train.
+
+    Attributes:
+        preset: name in ``facet.nn.presets.PRESETS`` (e.g. ``facet-s``).
+        overrides: fields of ``ModelConfig`` replacing the preset's (checked by the model).
+        dtype: ``float32`` or ``float64`` for parameters and batches.
+        seed: parameter initialisation seed.
+        init_from: a checkpoint directory or run directory to fine-tune from (its EMA weights
+            are loaded; the E0s are refitted on the new training data), or None.
+    """
+
+    preset: str = "facet-s"
+    overrides: dict = field(default_factory=dict)
+    dtype: str = "float32"
+    seed: int = 0
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """Training and validation data and the fixed batch shape.
+
+    Attributes:
+        train: paths (MPTrj JSON, extxyz, or a preprocessed dataset directory).
+        val: validation paths; when empty, ``val_fraction`` of ``train`` is held out.
+        val_fraction: fraction of training structures held out (grouped by material id).
+        energy_label: which energy label a reader takes (``uncorrected_total_energy`` or
+            ``corrected_total_energy`` for MPTrj; ignored by formats with one energy).
+        cutoff: neighbour-list cutoff in Angstrom; None takes the model's ``cutoff``.
+        max_nodes, max_edges, max_graphs: the padded batch shape (one compilation per run);
+            ``max_graphs`` counts the padding graph slot.
+        seed: seed of the split and of the per-epoch shuffle.
+        shuffle: shuffle structures every epoch.
+    """
+
+    train: list = field(default_factory=list)
+    val: list = field(default_factory=list)
+    val_fraction: float = 0.1
+    energy_label: str = "uncorrected_total_energy"
+    cutoff: float | None = None
+    max_nodes: int = 512
+    max_edges: int = 16384
+    max_graphs: int = 17
+    seed: int = 0
+    shuffle: bool = True
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """Optimiser and learning-rate schedule (see :mod:`facet.train.optim`).
+
+    Attributes:
+        optimizer: name in ``facet.train.optim.OPTIMIZERS`` (``adamw``, ``adam``, ``sgd``).
+        lr: peak learning rate.
+        warmup_steps: linear warm-up from 0 to ``lr``.
+        schedule: name in ``facet.train.optim.SCHEDULES`` (``cosine``, ``linear``, ``constant``).
+        final_lr_factor: learning rate at the last step as a fraction of ``lr``.
+        weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter 2019).
+        b1, b2, eps: Adam moments and epsilon.
+        clip_norm: clip gradients to this global norm (``<= 0`` disables).
+        ema_decay: decay of the exponential moving average of the weights used for validation
+            and export (``0`` disables: the EMA equals the weights).
+    """
+
+    optimizer: str = "adamw"
+    lr: float = 5e-3
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    final_lr_factor: float = 0.01
+    weight_decay: float = 1e-6
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    clip_norm: float = 100.0
+    ema_decay: float = 0.99
+
+
+@dataclass(frozen=True)
+class LossSection:
+    """Weights and kinds of the loss terms (see :mod:`facet.train.loss`).
+
+    Attributes:
+        energy_weight, forces_weight, stress_weight: weights of the energy-per-atom, force and
+            stress terms.
+        energy_kind, forces_kind, stress_kind: names in ``facet.train.loss.LOSS_KINDS``
+            (``mse``, ``mae``, ``huber``).
+        huber_delta: transition point of the Huber loss (in the term's units).
+    """
+
+    energy_weight: float = 1.0
+    forces_weight: float = 1.0
+    stress_weight: float = 0.1
+    energy_kind: str = "huber"
+    forces_kind: str = "huber"
+    stress_kind: str = "huber"
+    huber_delta: float = 0.01
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """Length, outputs and bookkeeping of a run.
+
+    Attributes:
+        out_dir: run directory (checkpoints, ``config.yaml``, ``log.csv``, TensorBoard events).
+        epochs: number of passes over the training split (ignored when ``max_steps > 0``).
+        max_steps: total optimiser steps; ``0`` derives it from ``epochs``.
+        eval_every: validate every N steps (``0``: at the end of every epoch).
+        checkpoint_every: save a checkpoint every N steps (``0``: at every validation).
+        keep_checkpoints: how many step checkpoints to keep (the best one is always kept).
+        log_every: write training metrics every N steps.
+        progress: show a tqdm progress bar.
+        distributed: call ``jax.distributed.initialize()``: ``auto`` when a SLURM / Open MPI /
+            JAX coordinator environment is detected, ``true`` / ``false`` force it.
+    """
+
+    out_dir: str = "runs/facet"
+    epochs: int = 10
+    max_steps: int = 0
+    eval_every: int = 0
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    progress: bool = True
+    distributed: bool | str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def to_dict(self) -> dict:
+        """Plain YAML/JSON types, the inverse of :func:`config_from_dict`."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections: Any) -> TrainConfig:
+        return dataclasses.replace(self, **sections)
+
+
+def _check_value(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` converted to the annotated type ``tp`` or raise naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_value(key, value, a)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key '{key}': expected {tp}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is list or origin is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        if isinstance(value, str):  # one path given where a list is expected
+            return [value]
+    elif tp is dict or origin is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    raise ConfigError(
+        f"config key '{key}': expected {getattr(tp, '__name__', tp)}, got {value!r} "
+        f"({type(value).__name__})"
+    )
+
+
+def _build(cls: type, d: Any, prefix: str) -> Any:
+    if d is None:
+        d = {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"config section '{prefix or 'root'}' must be a mapping, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        k = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(f"unknown config key '{k}' (valid keys here: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in d.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+        else:
+            kwargs[name] = _check_value(key, value, tp)
+    return cls(**kwargs)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """Build a :class:`TrainConfig` from nested plain types, checking every key and type."""
+    cfg = _build(TrainConfig, d, "")
+    _check_semantics(cfg)
+    return cfg
+
+
+def _parse_scalar(text: str) -> Any:
+    """Parse an override value with YAML rules (``1e-3`` stays a string here and becomes a float
+    where the field is declared float; ``[a,b]`` is a list; ``null`` is None)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """Apply ``section.key=value`` strings to a nested dict (a new dict is returned)."""
+    import copy
+
+    out = copy.deepcopy(d)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form section.key=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{key}': '{p}' is not a section")
+        leaf = parts[-1]
+        node[leaf] = _parse_scalar(text)
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Load a YAML file (or the defaults when ``path`` is None) and apply overrides."""
+    d: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        with open(p) as fh:
+            d = yaml.safe_load(fh) or {}
+        if not isinstance(d, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    if overrides:
+        d = apply_overrides(d, overrides)
+    return config_from_dict(d)
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> None:
+    """Write ``cfg`` as YAML (the file :func:`load_config` reads back to an equal config)."""
+    with open(path, "w") as fh:
+        yaml.safe_dump(cfg.to_dict(), fh, sort_keys=False)
+
+
+def _check_semantics(cfg: TrainConfig) -> None:
+    """Value checks that types alone cannot express (ranges, registry names)."""
+    from .loss import LOSS_KINDS
+    from .optim import OPTIMIZERS, SCHEDULES
+
+    def need(cond: bool, key: str, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"config key '{key}': {msg}")
+
+    need(cfg.model.dtype in ("float32", "float64"), "model.dtype", "must be float32 or float64")
+    need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {list(OPTIMIZERS)}")
+    need(cfg.optim.schedule in SCHEDULES, "optim.schedule", f"must be one of {list(SCHEDULES)}")
+    need(cfg.optim.lr > 0, "optim.lr", "must be positive")
+    need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+    need(0.0 <= cfg.optim.ema_decay < 1.0, "optim.ema_decay", "must be in [0, 1)")
+    for term in ("energy", "forces", "stress"):
+        kind = getattr(cfg.loss, f"{term}_kind")
+        need(kind in LOSS_KINDS, f"loss.{term}_kind", f"must be one of {list(LOSS_KINDS)}")
+        need(getattr(cfg.loss, f"{term}_weight") >= 0, f"loss.{term}_weight", "must be >= 0")
+    need(cfg.loss.huber_delta > 0, "loss.huber_delta", "must be positive")
+    need(0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
+    need(cfg.data.max_graphs >= 2, "data.max_graphs", "must be >= 2 (one slot is padding)")
+    need(cfg.data.max_nodes >= 2, "data.max_nodes", "must be >= 2 (one node is padding)")
+    need(cfg.data.max_edges >= 1, "data.max_edges", "must be >= 1")
+    need(cfg.data.cutoff is None or cfg.data.cutoff > 0, "data.cutoff", "must be positive")
+    need(cfg.run.epochs >= 1 or cfg.run.max_steps > 0, "run.epochs", "must be >= 1")
+    need(cfg.run.max_steps >= 0, "run.max_steps", "must be >= 0")
+    for k in ("eval_every", "checkpoint_every", "log_every", "keep_checkpoints"):
+        need(getattr(cfg.run, k) >= 0, f"run.{k}", "must be >= 0")
+    need(cfg.run.distributed in (True, False, "auto"), "run.distributed",
+         "must be auto, true or false")
+    for i, p in enumerate(cfg.data.train):
+        need(isinstance(p, str), f"data.train[{i}]", "must be a path string")
+    for i, p in enumerate(cfg.data.val):
+        need(isinstance(p, str), f"data.val[{i}]", "must be a path string")
+
+
+def check_data_paths(cfg: TrainConfig, base: Path | None = None) -> None:
+    """Raise :class:`ConfigError` naming the key when a data path does not exist."""
+    if not cfg.data.train:
+        raise ConfigError("config key 'data.train': no training data given")
+    for section in ("train", "val"):
+        for i, p in enumerate(getattr(cfg.data, section)):
+            path = Path(p) if base is None or Path(p).is_absolute() else base / p
+            if not path.exists():
+                raise ConfigError(f"config key 'data.{section}[{i}]': {p} does not exist")
+    if cfg.model.init_from is not None and not Path(cfg.model.init_from).exists():
+        raise ConfigError(f"config key 'model.init_from': {cfg.model.init_from} does not exist")

@@ -1,0 +1,70 @@
+"""Build models from a run configuration and load trained weights from checkpoints.
+
+A trained model is a checkpoint directory (see :mod:`facet.train.checkpoint`) or a run directory
+(its best checkpoint, else its latest). The exported weights are the EMA of the parameters
+(``ema``) plus the non-trainable state (``rest``: the E0s), on the architecture recorded in the
+checkpoint's ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from flax import nnx
+
+from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, step_dir
+from .config import ModelSection, config_from_dict
+
+__all__ = ["create_model_from_section", "resolve_checkpoint", "load_model", "load_weights_into"]
+
+ModelFactory = Callable[[ModelSection], nnx.Module]
+
+
+def create_model_from_section(section: ModelSection, factory: ModelFactory | None = None):
+    """A freshly initialised model (``facet.create_model`` unless ``factory`` is given)."""
+    if factory is not None:
+        return factory(section)
+    import facet
+
+    return facet.create_model(section.preset, seed=section.seed, dtype=section.dtype,
+                              **section.overrides)
+
+
+def resolve_checkpoint(path: str | Path, *, report=print) -> Path:
+    """A checkpoint directory from a checkpoint or run directory (best, else latest)."""
+    path = Path(path)
+    if (path / "COMPLETE").exists() or (path / "meta.json").exists():
+        return path
+    root = path / "checkpoints"
+    best = path / "best.json"
+    if best.exists():
+        p = step_dir(root, int(json.loads(best.read_text())["step"]))
+        if p.exists():
+            return p
+    latest = latest_checkpoint(root, report=report)
+    if latest is None:
+        raise CheckpointError(f"{path} holds no complete checkpoint")
+    return latest
+
+
+def load_weights_into(model: nnx.Module, ckpt: str | Path, *, trees=("ema", "rest")) -> dict:
+    """Overwrite ``model``'s parameters (from the EMA) and E0s with the checkpoint's; returns
+    the checkpoint's meta. Shapes must match (same architecture)."""
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    loaded, meta = load_checkpoint(ckpt, {"ema": params, "rest": rest})
+    nnx.update(model, loaded[trees[0]])
+    if len(trees) > 1:
+        nnx.update(model, loaded[trees[1]])
+    return meta
+
+
+def load_model(path: str | Path, *, factory: ModelFactory | None = None, report=print):
+    """``(model, config, checkpoint_dir)`` of a trained model (EMA weights)."""
+    ckpt = resolve_checkpoint(path, report=report)
+    cfg = config_from_dict(yaml.safe_load((ckpt / "config.yaml").read_text()))
+    model = create_model_from_section(cfg.model, factory)
+    load_weights_into(model, ckpt)
+    return model, cfg, ckpt

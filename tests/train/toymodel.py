@@ -1,0 +1,124 @@
+"""A small learnable pair potential that implements the Facet model contract, for fast tests of
+the training machinery (compilation of the full model dominates CPU test time).
+
+Node energy ``E_i = scale[Z_i] * 1/2 sum_j sum_k W[Z_i, k] g_k(r_ij) f_c(r_ij) + shift[Z_i]
++ E0[Z_i]`` with Gaussian radial functions ``g_k`` and a cosine cutoff ``f_c``; forces and stress
+by automatic differentiation (:func:`toy_predict`, the same definitions as the contract's
+``facet.physics.predict``: F = -dE/dx, stress = (1/V) dE/d(strain), ASE sign).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+class ToyAtomicEnergies(nnx.Variable):
+    """Not an nnx.Param: the optimiser must skip it."""
+
+
+class ToyPredictions(NamedTuple):
+    energy: jax.Array
+    node_energies: jax.Array
+    forces: jax.Array | None
+    stress: jax.Array | None
+
+
+class PairModel(nnx.Module):
+    def __init__(self, *, cutoff: float = 4.0, n_basis: int = 6, seed: int = 0,
+                 dtype=jnp.float32):
+        self.cutoff = float(cutoff)
+        key = jax.random.PRNGKey(seed)
+        self.w = nnx.Param(0.1 * jax.random.normal(key, (119, n_basis), dtype))
+        self.scale = nnx.Param(jnp.ones((119,), dtype))
+        self.shift = nnx.Param(jnp.zeros((119,), dtype))
+        self.atomic_energies = ToyAtomicEnergies(jnp.zeros((119,), dtype))
+        self.mu = np.linspace(1.0, cutoff, n_basis)
+
+    def set_atomic_energies(self, e0):
+        self.atomic_energies[...] = jnp.asarray(e0, self.atomic_energies[...].dtype)
+
+    def set_scale_shift(self, scale, shift):
+        dt = self.scale[...].dtype
+        self.scale[...] = jnp.broadcast_to(jnp.asarray(scale, dt), (119,))
+        self.shift[...] = jnp.broadcast_to(jnp.asarray(shift, dt), (119,))
+
+    def __call__(self, batch):
+        pos = batch.positions
+        cell_e = batch.cell[batch.node_graph[batch.receivers]]
+        vec = pos[batch.senders] + jnp.einsum("ea,eab->eb", batch.shifts.astype(pos.dtype),
+                                              cell_e) - pos[batch.receivers]
+        r2 = jnp.sum(vec * vec, axis=-1)
+        safe = jnp.where(batch.edge_mask, r2, 1.0)
+        r = jnp.sqrt(safe)
+        fc = jnp.where(r < self.cutoff, 0.5 * (jnp.cos(jnp.pi * r / self.cutoff) + 1.0), 0.0)
+        g = jnp.exp(-((r[:, None] - self.mu) ** 2) / 0.5)
+        zi = batch.numbers[batch.receivers]
+        phi = jnp.sum(self.w[...][zi] * g, axis=-1) * fc
+        phi = jnp.where(batch.edge_mask, phi, 0.0)
+        out = 0.5 * jax.ops.segment_sum(phi, batch.receivers, pos.shape[0])
+        z = batch.numbers
+        e = self.scale[...][z] * out + self.shift[...][z] + self.atomic_energies[...][z]
+        return jnp.where(batch.node_mask, e, 0.0)
+
+
+def toy_predict(model, batch, *, forces=True, stress=True):
+    G = batch.cell.shape[0]
+    dt = batch.positions.dtype
+
+    def energy(pos, strain):
+        sym = 0.5 * (strain + jnp.swapaxes(strain, -1, -2))
+        pos2 = pos + jnp.einsum("na,nab->nb", pos, sym[batch.node_graph])
+        cell2 = batch.cell + jnp.einsum("gia,gab->gib", batch.cell, sym)
+        node_e = model(batch._replace(positions=pos2, cell=cell2))
+        return jnp.sum(node_e), node_e
+
+    strain = jnp.zeros((G, 3, 3), dt)
+    (_, node_e), (dpos, dstrain) = jax.value_and_grad(energy, argnums=(0, 1), has_aux=True)(
+        batch.positions, strain)
+    e = jax.ops.segment_sum(node_e, batch.node_graph, G)
+    e = jnp.where(batch.graph_mask, e, 0.0)
+    vol = jnp.abs(jnp.linalg.det(batch.cell))
+    periodic = jnp.all(batch.pbc, axis=-1) & batch.graph_mask
+    s = jnp.where(periodic[:, None, None], dstrain / jnp.where(periodic, vol, 1.0)[:, None, None],
+                  0.0)
+    return ToyPredictions(e, node_e, -dpos if forces else None, s if stress else None)
+
+
+def random_crystals(n: int, *, seed: int = 0, cutoff: float = 4.0, elements=(14, 8, 3)):
+    """``n`` small perturbed periodic cells (2-6 atoms) as unlabelled ``ase.Atoms``."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        na = int(rng.integers(2, 7))
+        a = 3.0 + 0.4 * na ** (1 / 3) + rng.uniform(0, 0.3)
+        cell = a * np.eye(3) + rng.normal(0, 0.1, (3, 3))
+        frac = rng.uniform(0, 1, (na, 3))
+        nums = rng.choice(elements, na)
+        out.append(Atoms(numbers=nums, scaled_positions=frac, cell=cell, pbc=True))
+    return out
+
+
+def labelled_graphs(n: int, teacher: PairModel, *, seed: int = 0, cutoff: float = 4.0):
+    """Graphs with energy/forces/stress labels computed by ``teacher`` (float64 NumPy)."""
+    from facet.data.batch import collate
+    from facet.data.neighbors import graph_from_atoms
+
+    graphs = []
+    for k, atoms in enumerate(random_crystals(n, seed=seed, cutoff=cutoff)):
+        g = graph_from_atoms(atoms, cutoff, key=f"toy-{k // 3}/{k}")
+        b = collate([g])
+        p = toy_predict(teacher, jax.tree.map(jnp.asarray, b))
+        graphs.append(g.__class__(**{
+            **g.__dict__,
+            "energy": float(p.energy[0]),
+            "forces": np.asarray(p.forces[: g.n_node], np.float64),
+            "stress": np.asarray(p.stress[0], np.float64),
+        }))
+    return graphs
