@@ -2,20 +2,28 @@
 
 Pure maths lives in :mod:`.radial`, :mod:`.grid`, :mod:`.linear`, :mod:`.zbl`; thin NNX modules in
 :mod:`.grid_mixing`, :mod:`.interaction`, :mod:`.model`; named configs in :mod:`.presets`.
+Names are imported lazily so that NumPy-only submodules (e.g. :mod:`.radial_fit`) do not pull
+in JAX.
 """
 
-from .config import ModelConfig
-from .model import NUM_Z, AtomicEnergies, FacetModel, check_atomic_numbers
-from .presets import PRESETS, count_parameters, create_model, describe_presets
+import importlib
 
-__all__ = [
-    "ModelConfig",
-    "FacetModel",
-    "AtomicEnergies",
-    "NUM_Z",
-    "check_atomic_numbers",
-    "PRESETS",
-    "create_model",
-    "count_parameters",
-    "describe_presets",
-]
+_EXPORTS = {
+    "ModelConfig": ".config",
+    "FacetModel": ".model",
+    "AtomicEnergies": ".model",
+    "NUM_Z": ".model",
+    "check_atomic_numbers": ".model",
+    "PRESETS": ".presets",
+    "create_model": ".presets",
+    "count_parameters": ".presets",
+    "describe_presets": ".presets",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module 'facet.nn' has no attribute {name!r}")
