@@ -1,0 +1,75 @@
+"""``facet preprocess``: convert a source dataset once into HDF5 shards with neighbour lists."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "preprocess"
+HELP = "convert an MPTrj JSON / extxyz / ASE-db dataset into shards with precomputed neighbours"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from facet.data.mptrj import ENERGY_LABELS
+    from facet.data.sources import SOURCE_FORMATS
+
+    parser.add_argument("source", help="the dataset file (format from the suffix, or --format)")
+    parser.add_argument("--out", required=True, help="output directory (shards + manifest.json)")
+    parser.add_argument("--cutoff", type=float, default=5.0, help="neighbour cutoff, Angstrom")
+    parser.add_argument(
+        "--label",
+        default="uncorrected_total_energy",
+        choices=list(ENERGY_LABELS),
+        help="MPTrj energy label: " + "; ".join(f"{k}: {v}" for k, v in ENERGY_LABELS.items()),
+    )
+    parser.add_argument(
+        "--keys", default="auto", help="extxyz/ASE-db label keys: auto, calc, or a prefix (REF_)"
+    )
+    parser.add_argument("--format", choices=list(SOURCE_FORMATS), default=None)
+    parser.add_argument("--val-fraction", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0, help="split seed")
+    parser.add_argument("--on-error", choices=["raise", "skip"], default="raise")
+    parser.add_argument("--shard-size", type=int, default=10_000, help="frames per shard")
+    parser.add_argument(
+        "--min-distance", type=float, default=0.5, help="physical minimum distance, Angstrom"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from facet.data.frames import FrameError
+    from facet.data.preprocess import PreprocessConfig, preprocess
+
+    config = PreprocessConfig(
+        cutoff=args.cutoff,
+        label=args.label,
+        keys=args.keys,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        on_error=args.on_error,
+        shard_size=args.shard_size,
+        min_distance=args.min_distance,
+        format=args.format,
+    )
+    try:
+        m = preprocess(
+            args.source, args.out, config, progress=not args.no_progress, overwrite=args.overwrite
+        )
+    except (FrameError, FileNotFoundError, FileExistsError) as e:
+        print(f"facet preprocess: error: {e}", file=sys.stderr)
+        if isinstance(e, FrameError) and args.on_error == "raise":
+            print("(pass --on-error skip to skip and count bad frames)", file=sys.stderr)
+        return 1
+    c = m["counts"]
+    summary = {
+        "out": args.out,
+        "read": c["read"],
+        "kept": c["kept"],
+        "skipped": c["skipped_by_reason"],
+        **{s: m["splits"][s]["stats"]["frames"] for s in m["splits"]},
+        "seconds": m["seconds"],
+    }
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,202 @@
+"""Convert a source dataset once into HDF5 shards with precomputed neighbour lists.
+
+Pipeline: :func:`facet.data.sources.read_frames` (streaming, validated, units converted) ->
+:func:`facet.data.neighbors.graph_from_frame` (cutoff) -> split by material -> shards
+(:mod:`facet.data.shards`) -> ``manifest.json``.
+
+Split: a material goes to validation when ``u(material_id) < val_fraction`` with
+``u = int(sha256(f"{seed}:{material_id}")[:16], 16) / 2**64``. The decision needs no global view
+of the data (it streams, and the 11 GB MPTrj never has to be held or read twice), is the same for
+every frame of a material (no material in both splits), is stable when the source grows, and
+changes with ``seed``. The validation share is ``val_fraction`` in expectation over materials.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .frames import DEFAULT_MIN_DISTANCE, OnError, ReadStats
+from .neighbors import graph_from_frame
+from .shards import SHARD_FORMAT_VERSION, write_shard
+from .sources import detect_format, read_frames, sha256_file
+from .stats import DatasetStats
+
+__all__ = ["PreprocessConfig", "preprocess", "split_of", "MANIFEST", "SPLITS"]
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything that determines the content of a preprocessed directory.
+
+    Attributes:
+        cutoff: neighbour-list radius, Angstrom (the model's cutoff must not exceed it).
+        label: MPTrj energy label (see :data:`facet.data.mptrj.ENERGY_LABELS`).
+        keys: extxyz/ASE-db label convention (``"auto"``, ``"calc"``, ``"REF_"``, ...).
+        val_fraction: expected share of materials in the validation split, in [0, 1].
+        seed: split seed.
+        on_error: ``"raise"`` or ``"skip"`` (skips are counted by reason in the manifest).
+        shard_size: frames per shard file.
+        min_distance: physical minimum interatomic distance, Angstrom.
+        format: source format name, or None to detect it from the suffix.
+    """
+
+    cutoff: float = 5.0
+    label: str = "uncorrected_total_energy"
+    keys: str = "auto"
+    val_fraction: float = 0.05
+    seed: int = 0
+    on_error: OnError = "raise"
+    shard_size: int = 10_000
+    min_distance: float = DEFAULT_MIN_DISTANCE
+    format: str | None = None
+
+    def __post_init__(self):
+        if not (self.cutoff > 0):
+            raise ValueError(f"cutoff must be positive, got {self.cutoff}")
+        if not (0.0 <= self.val_fraction <= 1.0):
+            raise ValueError(f"val_fraction must be in [0, 1], got {self.val_fraction}")
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+
+
+def split_of(material_id: str, *, seed: int, val_fraction: float) -> str:
+    """``"val"`` or ``"train"`` for a material (see the module docstring)."""
+    h = hashlib.sha256(f"{seed}:{material_id}".encode()).hexdigest()
+    return "val" if int(h[:16], 16) / 2.0**64 < val_fraction else "train"
+
+
+class _SplitWriter:
+    def __init__(self, out: Path, split: str, cfg: PreprocessConfig):
+        self.out, self.split, self.cfg = out, split, cfg
+        self.buffer = []
+        self.shards: list[dict] = []
+        self.stats = DatasetStats()
+
+    def add(self, graph, frame) -> None:
+        self.buffer.append(graph)
+        self.stats.add(frame, n_edges=graph.n_edge)
+        if len(self.buffer) >= self.cfg.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        name = f"{self.split}-{len(self.shards):05d}.h5"
+        counts = write_shard(self.out / name, self.buffer, cutoff=self.cfg.cutoff)
+        self.shards.append({"file": name, **counts})
+        self.buffer = []
+
+    def finish(self) -> dict:
+        self.flush()
+        for s in self.shards:
+            path = self.out / s["file"]
+            s["bytes"] = path.stat().st_size
+            s["sha256"] = sha256_file(path)
+        return {"shards": self.shards, "stats": self.stats.as_dict()}
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("facet-mlip", "numpy", "h5py", "vesin", "ase", "pymatgen", "ijson"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def preprocess(
+    source: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: PreprocessConfig = PreprocessConfig(),
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict:
+    """Read ``source``, build neighbour lists, split by material, write shards and a manifest.
+
+    Returns the manifest (also written to ``out_dir/manifest.json``, last, so that a directory
+    without a manifest is recognisably incomplete). With ``on_error="raise"`` the first bad frame
+    aborts with a :class:`~facet.data.frames.FrameError` naming file, material and frame, and no
+    manifest is written.
+    """
+    from tqdm import tqdm
+
+    from facet import __version__
+
+    out = Path(out_dir)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise FileExistsError(f"{out} already holds a preprocessed dataset; pass overwrite=True")
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        (out / MANIFEST).unlink(missing_ok=True)
+        for old in out.glob("*.h5"):
+            old.unlink()
+    fmt = config.format or detect_format(source)
+    t0 = time.perf_counter()
+    source_sha = sha256_file(source) if Path(source).is_file() else None
+    stats = ReadStats()
+    writers = {s: _SplitWriter(out, s, config) for s in SPLITS}
+    frames = read_frames(
+        source, format=fmt, label=config.label, keys=config.keys, on_error=config.on_error,
+        stats=stats, min_distance=config.min_distance,
+    )  # fmt: skip
+    bar = tqdm(frames, disable=not progress, unit="frame", desc=f"preprocess {Path(source).name}")
+    for frame in bar:
+        graph = graph_from_frame(frame, config.cutoff)
+        split = split_of(frame.material_id, seed=config.seed, val_fraction=config.val_fraction)
+        writers[split].add(graph, frame)
+        if stats.n_skipped:
+            bar.set_postfix(skipped=stats.n_skipped, refresh=False)
+    bar.close()
+    stats.check()
+    splits = {s: w.finish() for s, w in writers.items()}
+    kept = sum(v["stats"]["frames"] for v in splits.values())
+    if kept != stats.kept:
+        raise AssertionError(f"wrote {kept} frames but the reader kept {stats.kept}")
+    train_ids = writers["train"].stats.materials
+    if not train_ids.isdisjoint(writers["val"].stats.materials):
+        raise AssertionError("a material landed in both splits")
+    manifest = {
+        "format": "facet-hdf5-shards",
+        "format_version": SHARD_FORMAT_VERSION,
+        "facet_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "source": {
+            "path": os.fspath(source),
+            "format": fmt,
+            "sha256": source_sha,
+            "bytes": Path(source).stat().st_size if Path(source).is_file() else None,
+        },
+        "config": asdict(config) | {"format": fmt},
+        "label": config.label if fmt == "mptrj" else f"extxyz keys {config.keys!r}",
+        "cutoff": config.cutoff,
+        "split": {
+            "by": "material_id",
+            "rule": "val iff int(sha256(f'{seed}:{material_id}')[:16], 16) / 2**64 < val_fraction",
+            "seed": config.seed,
+            "val_fraction": config.val_fraction,
+        },
+        "counts": stats.as_dict(),
+        "splits": splits,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "versions": _versions(),
+    }
+    tmp = out / (MANIFEST + ".partial")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, out / MANIFEST)
+    return manifest
