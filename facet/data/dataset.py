@@ -27,7 +27,7 @@ from .preprocess import MANIFEST, SPLITS
 from .shards import SHARD_FORMAT_VERSION, ShardArrays, read_shard
 from .sources import sha256_file
 
-__all__ = ["DatasetError", "PreprocessedDataset", "load_manifest"]
+__all__ = ["DatasetError", "PreprocessedDataset", "load_manifest", "open_dataset"]
 
 Verify = Literal["sha256", "size", "none"]
 
@@ -65,24 +65,38 @@ class PreprocessedDataset:
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train", *, verify: Verify = "sha256"):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in (*SPLITS, "all"):
+            raise ValueError(f"split must be one of {(*SPLITS, 'all')}, got {split!r}")
         if verify not in ("sha256", "size", "none"):
             raise ValueError(f"verify must be 'sha256', 'size' or 'none', got {verify!r}")
         self.root = Path(root)
         self.split = split
         self.verify = verify
         self.manifest = load_manifest(root)
-        self.shards: list[dict] = list(self.manifest["splits"][split]["shards"])
+        names = SPLITS if split == "all" else (split,)
+        self.shards: list[dict] = [s for n in names for s in self.manifest["splits"][n]["shards"]]
         self.cutoff = float(self.manifest["cutoff"])
         self._verified: set[str] = set()
+        self._offsets = np.cumsum([0] + [int(s["frames"]) for s in self.shards])
+        self._cached: tuple[int, ShardArrays] | None = None
 
     def __len__(self) -> int:
-        return sum(int(s["frames"]) for s in self.shards)
+        return int(self._offsets[-1])
+
+    def __getitem__(self, i: int) -> Graph:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for {n} frames in {self.root} ({self.split})")
+        i %= n
+        k = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        if self._cached is None or self._cached[0] != k:
+            self._cached = (k, self.load_shard(k))
+        return self._cached[1].graph(i - int(self._offsets[k]))
 
     @property
     def stats(self) -> dict:
-        return self.manifest["splits"][self.split]["stats"]
+        """Statistics of the split (for ``"all"``, of the training split)."""
+        return self.manifest["splits"]["train" if self.split == "all" else self.split]["stats"]
 
     def _check(self, info: dict) -> Path:
         path = self.root / info["file"]
@@ -183,3 +197,10 @@ class PreprocessedDataset:
             "max_edges": edges,
             "max_graphs": graphs_per_batch * 2 + 1,
         }
+
+
+def open_dataset(
+    root: str | os.PathLike, split: str = "all", *, verify: Verify = "sha256"
+) -> PreprocessedDataset:
+    """Open a preprocessed directory (``split``: ``"train"``, ``"val"`` or ``"all"``)."""
+    return PreprocessedDataset(root, split, verify=verify)

@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .frames import DEFAULT_MIN_DISTANCE, OnError, ReadStats
+from .frames import DEFAULT_MIN_DISTANCE, FrameError, OnError, ReadStats, check_min_distance
 from .neighbors import graph_from_frame
 from .shards import SHARD_FORMAT_VERSION, write_shard
 from .sources import detect_format, read_frames, sha256_file
@@ -151,13 +151,27 @@ def preprocess(
     source_sha = sha256_file(source) if Path(source).is_file() else None
     stats = ReadStats()
     writers = {s: _SplitWriter(out, s, config) for s in SPLITS}
+    # The minimum-distance check needs a neighbour list; when the cutoff covers it, check it on
+    # the graph's edges instead of building a second list in the reader (same error, same count).
+    late_check = config.min_distance > 0 and config.cutoff >= config.min_distance
     frames = read_frames(
         source, format=fmt, label=config.label, keys=config.keys, on_error=config.on_error,
-        stats=stats, min_distance=config.min_distance,
+        stats=stats, min_distance=0.0 if late_check else config.min_distance,
     )  # fmt: skip
     bar = tqdm(frames, disable=not progress, unit="frame", desc=f"preprocess {Path(source).name}")
     for frame in bar:
         graph = graph_from_frame(frame, config.cutoff)
+        if late_check:
+            try:
+                check_min_distance(
+                    frame, config.min_distance, edges=(graph.senders, graph.receivers, graph.shifts)
+                )
+            except FrameError as err:
+                if config.on_error == "raise":
+                    raise
+                stats.kept -= 1  # the reader counted it as kept; it is skipped after all
+                stats.skip(err)
+                continue
         split = split_of(frame.material_id, seed=config.seed, val_fraction=config.val_fraction)
         writers[split].add(graph, frame)
         if stats.n_skipped:

@@ -4,6 +4,7 @@ contributes nothing, and the CLI."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -184,6 +185,14 @@ def test_bad_frames_abort_or_are_counted(tmp_path):
     fid = next(iter(data["mp-1002"]))
     data["mp-1002"][fid]["force"] = [[0.0, 0.0]]
     data["mp-1003"][next(iter(data["mp-1003"]))].pop("stress")
+    # Two atoms 0.2 A apart: found on the graph's edges (the reader skips that check here).
+    close = copy.deepcopy(list(data["mp-1003"].values())[-1])
+    sites = close["structure"]["sites"]
+    sites.append(copy.deepcopy(sites[0]))
+    sites[-1]["abc"] = [sites[0]["abc"][0] + 0.04, *sites[0]["abc"][1:]]  # 0.16-0.24 A
+    close["force"].append([0.0, 0.0, 0.0])
+    close["magmom"] = None
+    data["mp-1003"]["t-close"] = close
     src = write_json(tmp_path / "bad.json", data)
     with pytest.raises(FrameError, match=rf"bad\.json.*mp-1002.*{fid}"):
         preprocess(src, tmp_path / "a", PreprocessConfig(cutoff=3.0), progress=False)
@@ -192,9 +201,12 @@ def test_bad_frames_abort_or_are_counted(tmp_path):
         src, tmp_path / "b", PreprocessConfig(cutoff=3.0, on_error="skip"), progress=False
     )
     c = m["counts"]
-    assert c["read"] == 8 and c["kept"] == 6
-    assert c["skipped_by_reason"] == {"bad_shape": 1, "missing_key": 1}
+    assert c["read"] == 9 and c["kept"] == 6
+    assert c["skipped_by_reason"] == {"atoms_too_close": 1, "bad_shape": 1, "missing_key": 1}
     assert sum(m["splits"][s]["stats"]["frames"] for s in ("train", "val")) == 6
+    only_close = write_json(tmp_path / "close.json", {"mp-1003": {"t-close": close}})
+    with pytest.raises(FrameError, match=r"close\.json.*mp-1003, frame t-close.*physical minimum"):
+        preprocess(only_close, tmp_path / "c", PreprocessConfig(cutoff=3.0), progress=False)
     with pytest.raises(FileExistsError):
         preprocess(src, tmp_path / "b", PreprocessConfig(cutoff=3.0), progress=False)
 
@@ -224,3 +236,17 @@ def test_cli_preprocess_and_info(source, tmp_path, capsys):
     n_atoms = sum(len(fr["structure"]["sites"]) for mat in raw.values() for fr in mat.values())
     assert st["stats"]["atoms"] == n_atoms
     assert facet_main(["info", str(tmp_path / "nothing")]) == 1
+
+
+def test_random_access_matches_streaming(prepared):
+    from facet.data.dataset import open_dataset
+
+    out, m = prepared
+    both = open_dataset(out)  # "all": train then val
+    train, val = PreprocessedDataset(out, "train"), PreprocessedDataset(out, "val")
+    assert len(both) == len(train) + len(val) == m["counts"]["kept"]
+    streamed = [g.key for g in train.graphs()] + [g.key for g in val.graphs()]
+    assert [both[i].key for i in range(len(both))] == streamed
+    assert both[-1].key == streamed[-1] and both.cutoff == CUTOFF
+    with pytest.raises(IndexError, match="out of range"):
+        both[len(both)]
