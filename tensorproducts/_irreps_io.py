@@ -81,7 +81,7 @@ def check_mul1(irreps: e3nn.Irreps, what: str, variant: str) -> None:
         seen.add(ir)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def class_degrees(irreps: e3nn.Irreps) -> dict[int, int]:
     """``{class: lmax}`` for the parity classes present in ``irreps``."""
     out: dict[int, int] = {}
@@ -91,7 +91,7 @@ def class_degrees(irreps: e3nn.Irreps) -> dict[int, int]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gather_index(irreps: e3nn.Irreps, cls: int, lmax: int) -> np.ndarray:
     """Index into ``[array, 0]`` giving the dense class-``cls`` coefficients up to ``lmax``."""
     idx = np.full((lmax + 1) ** 2, irreps.dim, dtype=np.int32)
@@ -104,7 +104,7 @@ def _gather_index(irreps: e3nn.Irreps, cls: int, lmax: int) -> np.ndarray:
 
 
 def gather_dense(x: e3nn.IrrepsArray, cls: int, lmax: int) -> jnp.ndarray:
-    """Dense ``(..., (lmax+1)^2)`` coefficients of the class-``cls`` part of ``x`` (zeros filled)."""
+    """Dense ``(..., (lmax+1)^2)`` class-``cls`` coefficients of ``x`` (zeros filled)."""
     idx = _gather_index(x.irreps, cls, lmax)
     ext = jnp.concatenate([x.array, jnp.zeros(x.shape[:-1] + (1,), x.dtype)], axis=-1)
     return ext[..., idx]

@@ -49,21 +49,30 @@ right parity (the research code assumes both inputs are ordinary functions).
 from __future__ import annotations
 
 import functools
+import math
 
 import e3nn_jax as e3nn
 import jax.numpy as jnp
 import numpy as np
 
+from . import _irreps
 from . import _irreps_io as io
+from .clebsch_gordan import wigner_3j_000
 from .registry import TensorProductSpec, register
 
-__all__ = ["gaunt_fourier", "sh_fourier_table", "projection_table", "convolve_fft",
-           "convolve_direct", "gaunt_paths"]
+__all__ = [
+    "gaunt_fourier",
+    "sh_fourier_table",
+    "projection_table",
+    "convolve_fft",
+    "convolve_direct",
+    "gaunt_paths",
+]
 
 KAPPA = 1.0  # overall scale; see "Normalisation" in the module docstring
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sh_fourier_table(lmax: int) -> np.ndarray:
     r"""Exact :math:`C^{lm}_{uv}`, complex ``((lmax+1)^2, 2lmax+1, 2lmax+1)``, index ``u+lmax``.
 
@@ -97,7 +106,7 @@ def _int_sin(n: np.ndarray) -> np.ndarray:
     return (j(n + 1) - j(n - 1)) / 2j
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def projection_table(lmax_out: int, lmax_in: int) -> np.ndarray:
     r"""Exact :math:`Z^{lm}_{uv}` ``((lmax_out+1)^2, 2lmax_in+1, 2lmax_in+1)``, index ``u+lmax_in``.
 
@@ -118,7 +127,7 @@ def projection_table(lmax_out: int, lmax_in: int) -> np.ndarray:
     return z
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _forward_plan(lmax: int):
     """Per-v gather plan for SH -> Fourier: ``idx (V, K)`` into the dense coefficients
     (``(lmax+1)^2`` means the zero slot) and the table ``A (V, K, U)``."""
@@ -145,7 +154,7 @@ def _forward_plan(lmax: int):
     return idx, a
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _backward_plan(lmax_out: int, lmax_in: int):
     """Per-v plan for Fourier -> SH: ``B (V, U, K)``, ``idx (V, K)`` and the two gather positions
     per output ``lm`` into the flattened ``(V, K)`` result (the last slot is zero)."""
@@ -204,7 +213,7 @@ def convolve_fft(f1: jnp.ndarray, f2: jnp.ndarray) -> jnp.ndarray:
     return jnp.fft.ifft2(p1 * p2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _direct_plan(n1: int, n2: int):
     n = n1 + n2 - 1
     b = np.arange(n)[:, None] - np.arange(n2)[None, :]  # (n, n2): index b - w into f1's axis
@@ -236,6 +245,13 @@ def convolve_direct(f1: jnp.ndarray, f2: jnp.ndarray) -> jnp.ndarray:
 _CONVOLUTIONS = {"fft": convolve_fft, "direct": convolve_direct}
 
 
+def gaunt_normalisation(l1: int, l2: int, l3: int) -> float:
+    r"""Path factor relative to ``cg-dense``.
+
+    :math:`\sqrt{(2l_1+1)(2l_2+1)}\,|(l_1 l_2 l_3;000)|` (zero for odd :math:`l_1+l_2+l_3`)."""
+    return math.sqrt((2 * l1 + 1) * (2 * l2 + 1)) * abs(wigner_3j_000(l1, l2, l3))
+
+
 def gaunt_paths(irreps1: e3nn.Irreps, irreps2: e3nn.Irreps, irreps_out: e3nn.Irreps) -> list:
     """Paths ``(l1, p1, l2, p2, l3, p3)`` with ``l1 + l2 + l3`` even and ``p3 = p1 p2``."""
     wanted = {ir for _, ir in e3nn.Irreps(irreps_out)}
@@ -251,7 +267,7 @@ def gaunt_paths(irreps1: e3nn.Irreps, irreps2: e3nn.Irreps, irreps_out: e3nn.Irr
 def gaunt_fourier(
     x: e3nn.IrrepsArray,
     y: e3nn.IrrepsArray,
-    irreps_out,
+    irreps_out=None,
     weights=None,
     *,
     convolution: str = "fft",
@@ -270,11 +286,15 @@ def gaunt_fourier(
         conv = _CONVOLUTIONS[convolution]
     except KeyError:
         raise ValueError(
-            f"gaunt-fourier: unknown convolution {convolution!r}; use one of {sorted(_CONVOLUTIONS)}"
+            f"gaunt-fourier: unknown convolution {convolution!r}; use {sorted(_CONVOLUTIONS)}"
         ) from None
-    irreps_out = e3nn.Irreps(irreps_out)
     io.check_mul1(x.irreps, "first input", "gaunt-fourier")
     io.check_mul1(y.irreps, "second input", "gaunt-fourier")
+    if irreps_out is None:
+        irreps_out = _irreps.reachable_irreps(
+            x.irreps, y.irreps, keep=lambda l1, l2, l3: (l1 + l2 + l3) % 2 == 0
+        )
+    irreps_out = _irreps.check_irreps(irreps_out, "irreps_out", "gaunt-fourier")
     lead = io.broadcast_leading(x, y)
     dtype = jnp.result_type(x.dtype, y.dtype)
     x, y = x.astype(dtype), y.astype(dtype)
@@ -290,9 +310,7 @@ def gaunt_fourier(
         for s2, b in f2.items():
             g = conv(a, b)
             series[s1 * s2] = series[s1 * s2] + g if s1 * s2 in series else g
-    dense = {
-        s: KAPPA * _from_fourier(g, lmax_out, lmax_in, dtype) for s, g in series.items()
-    }
+    dense = {s: KAPPA * _from_fourier(g, lmax_out, lmax_in, dtype) for s, g in series.items()}
     return io.assemble_output(irreps_out, dense, lead, dtype)
 
 
@@ -306,7 +324,11 @@ SPEC = register(
         cost="O(L^3) transforms + O(L^2 log L) FFT convolution (direct: O(L^4))",
         exact=True,
         tolerance=1e-10,
-        description="Gaunt product via exact 2D Fourier tables and FFT convolution (Luo et al. 2024)",
-        extra={"options": {"convolution": ("fft", "direct")}},
+        description="Gaunt product via exact 2D Fourier tables, FFT convolution (Luo et al. 2024)",
+        extra={
+            "options": {"convolution": ("fft", "direct")},
+            "normalisation": gaunt_normalisation,
+            "irrep_normalization": "component",
+        },
     )
 )
