@@ -1,10 +1,10 @@
 """Tensor-product variants behind one contract (see :mod:`tensorproducts.registry`)."""
+# ruff: noqa: I001, F401  (a flat list of variant modules; importing one registers it)
 
 from .registry import REGISTRY, TensorProductSpec, get, register
 
-# Importing a variant module registers it (flat list, one line per module).
-from . import gaunt_fourier  # noqa: E402,F401  (registers "gaunt-fourier")
-from . import matrix  # noqa: E402,F401  (registers "matrix")
-from . import so2  # noqa: E402,F401  (registers "so2")
+from . import gaunt_fourier  # "gaunt-fourier"
+from . import matrix  # "matrix"
+from . import so2  # "so2"
 
 __all__ = ["REGISTRY", "TensorProductSpec", "get", "register"]
