@@ -1,0 +1,104 @@
+"""Small helpers shared by the variants: input checks, path enumeration, output assembly.
+
+The contract every variant follows (see :mod:`tensorproducts.registry`):
+
+* ``x``, ``y``: ``IrrepsArray`` whose irreps have multiplicity 1 and no repeated irrep
+  (``"0e + 1o + 2e"``; channels live on a leading axis, e.g. after ``x.mul_to_axis()``);
+  leading shapes broadcast against each other (and against ``weights[..., :-1]``).
+* ``irreps_out``: the requested output irreps, multiplicity 1, no repeats, any order; ``None``
+  means every irrep the variant can reach (sorted). The output has exactly these irreps: each
+  output irrep is the **sum over all paths** ``(l1 p1) x (l2 p2) -> (l3 p3)`` landing on it
+  (zero if none).
+* Paths are enumerated in one canonical order (:func:`cg_paths`): input-1 irreps in order, then
+  input-2, then output. Per-path ``weights[..., k]`` multiply path ``k`` of that list.
+"""
+
+from __future__ import annotations
+
+import e3nn_jax as e3nn
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Path",
+    "check_irreps",
+    "cg_paths",
+    "reachable_irreps",
+    "broadcast_inputs",
+    "check_weights",
+    "assemble",
+]
+
+Path = tuple[int, int, int, int, int, int]  # (l1, p1, l2, p2, l3, p3)
+
+
+def check_irreps(irreps, what: str, variant: str) -> e3nn.Irreps:
+    """``irreps`` as ``e3nn.Irreps``, or a ``ValueError`` naming the variant and the argument."""
+    irreps = e3nn.Irreps(irreps)
+    seen = set()
+    for mul, ir in irreps:
+        if mul != 1:
+            raise ValueError(
+                f"{variant}: {what} must have multiplicity 1 per irrep (channels go on a leading "
+                f"axis, e.g. x.mul_to_axis()), got {irreps}"
+            )
+        if ir in seen:
+            raise ValueError(f"{variant}: {what} repeats irrep {ir} in {irreps}; regroup it first")
+        seen.add(ir)
+    return irreps
+
+
+def cg_paths(irreps1, irreps2, irreps_out) -> list[Path]:
+    """All paths allowed by the triangle rule and parity ``p3 = p1 p2``, in canonical order."""
+    out = []
+    for _, ir1 in e3nn.Irreps(irreps1):
+        for _, ir2 in e3nn.Irreps(irreps2):
+            for _, ir3 in e3nn.Irreps(irreps_out):
+                if abs(ir1.l - ir2.l) <= ir3.l <= ir1.l + ir2.l and ir3.p == ir1.p * ir2.p:
+                    out.append((ir1.l, ir1.p, ir2.l, ir2.p, ir3.l, ir3.p))
+    return out
+
+
+def reachable_irreps(irreps1, irreps2, keep=lambda l1, l2, l3: True) -> e3nn.Irreps:
+    """Sorted irreps (multiplicity 1) reachable from ``irreps1 x irreps2`` by paths ``keep``."""
+    irs = set()
+    for _, ir1 in e3nn.Irreps(irreps1):
+        for _, ir2 in e3nn.Irreps(irreps2):
+            for l3 in range(abs(ir1.l - ir2.l), ir1.l + ir2.l + 1):
+                if keep(ir1.l, ir2.l, l3):
+                    irs.add(e3nn.Irrep(l3, ir1.p * ir2.p))
+    return e3nn.Irreps([(1, ir) for ir in sorted(irs)])
+
+
+def broadcast_inputs(x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, *extra_lead):
+    """``(x2d, y2d, lead, dtype)``: arrays flattened to ``[N, dim]`` over the broadcast shape.
+
+    ``extra_lead`` are further leading shapes (e.g. of ``weights``) that join the broadcast.
+    """
+    lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1], *extra_lead)
+    dtype = jnp.result_type(x.dtype, y.dtype)
+    xa = jnp.broadcast_to(x.array.astype(dtype), lead + x.shape[-1:]).reshape(-1, x.shape[-1])
+    ya = jnp.broadcast_to(y.array.astype(dtype), lead + y.shape[-1:]).reshape(-1, y.shape[-1])
+    return xa, ya, tuple(lead), dtype
+
+
+def check_weights(weights, num: int, variant: str):
+    """``weights`` as an array whose last axis has ``num`` entries (clear error otherwise)."""
+    weights = jnp.asarray(weights)
+    if weights.ndim == 0 or weights.shape[-1] != num:
+        raise ValueError(
+            f"{variant}: weights must have shape batch + ({num},) (one per path in "
+            f"tensorproducts._irreps.cg_paths order), got {weights.shape}"
+        )
+    return weights
+
+
+def assemble(irreps_out: e3nn.Irreps, blocks: dict, lead: tuple, dtype) -> e3nn.IrrepsArray:
+    """``IrrepsArray`` of ``irreps_out`` from ``{ir: [N, 2l+1]}`` (missing irreps are zero)."""
+    n = int(np.prod(lead)) if lead else 1
+    parts = []
+    for _, ir in irreps_out:
+        blk = blocks.get(ir)
+        parts.append(jnp.zeros((n, ir.dim), dtype) if blk is None else blk.astype(dtype))
+    arr = jnp.concatenate(parts, axis=-1) if parts else jnp.zeros((n, 0), dtype)
+    return e3nn.IrrepsArray(irreps_out, arr.reshape(lead + (irreps_out.dim,)))
