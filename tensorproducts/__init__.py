@@ -3,7 +3,9 @@
 
 from .registry import REGISTRY, TensorProductSpec, get, register
 
+from . import cg_dense  # "cg-dense"
 from . import gaunt_fourier  # "gaunt-fourier"
+from . import gaunt_grid  # "gaunt-grid"
 from . import matrix  # "matrix"
 from . import so2  # "so2"
 

@@ -248,15 +248,13 @@ def irreps_to_grid(x: e3nn.IrrepsArray, res_beta: int, res_alpha: int) -> dict[i
     c = _channels(x.irreps, "irreps_to_grid")
     out = {}
     lead = x.shape[:-1]
+    by_irrep = {ir: ch for (_, ir), ch in zip(x.irreps, x.chunks, strict=True) if ch is not None}
     for pv, ls in parity_classes(x.irreps).items():
         lmax = max(ls)
         blocks = []
         for l in range(lmax + 1):
             ir = e3nn.Irrep(l, pv * (-1) ** l)
-            chunk = None
-            for (mul, ir_x), ch in zip(x.irreps, x.chunks, strict=True):
-                if ir_x == ir and ch is not None:
-                    chunk = ch  # [..., C, 2l+1]
+            chunk = by_irrep.get(ir)  # [..., C, 2l+1]
             if chunk is None:
                 chunk = jnp.zeros(lead + (c, 2 * l + 1), x.dtype)
             blocks.append(chunk)
@@ -277,7 +275,7 @@ def grid_to_irreps(signals: dict[int, jax.Array], irreps_out: e3nn.Irreps) -> e3
     lead = any_sig.shape[:-3]
     coeffs = {pv: from_grid(signals[pv], max(ls)) for pv, ls in classes.items() if pv in signals}
     chunks = []
-    for mul, ir in irreps_out:
+    for _, ir in irreps_out:
         pv = ir.p * (-1) ** ir.l
         if pv in coeffs:
             chunks.append(coeffs[pv][..., ir.l**2 : (ir.l + 1) ** 2])
