@@ -71,5 +71,7 @@ def run(args: argparse.Namespace) -> int:
         **{s: m["splits"][s]["stats"]["frames"] for s in m["splits"]},
         "seconds": m["seconds"],
     }
+    if m.get("reused"):
+        summary["reused"] = "output already up to date (same source sha256 and settings)"
     print(json.dumps(summary))
     return 0

@@ -130,7 +130,10 @@ def preprocess(
     """Read ``source``, build neighbour lists, split by material, write shards and a manifest.
 
     Returns the manifest (also written to ``out_dir/manifest.json``, last, so that a directory
-    without a manifest is recognisably incomplete). With ``on_error="raise"`` the first bad frame
+    without a manifest is recognisably incomplete). If ``out_dir`` already holds a dataset made
+    from the same source bytes (sha256) with the same configuration, it is kept and its manifest
+    returned with ``"reused": True``; a different one raises ``FileExistsError`` unless
+    ``overwrite``. With ``on_error="raise"`` the first bad frame
     aborts with a :class:`~facet.data.frames.FrameError` naming file, material and frame, and no
     manifest is written.
     """
@@ -139,16 +142,30 @@ def preprocess(
     from facet import __version__
 
     out = Path(out_dir)
-    if (out / MANIFEST).exists() and not overwrite:
-        raise FileExistsError(f"{out} already holds a preprocessed dataset; pass overwrite=True")
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        (out / MANIFEST).unlink(missing_ok=True)
-        for old in out.glob("*.h5"):
-            old.unlink()
+    if not Path(source).exists():
+        raise FileNotFoundError(f"source {os.fspath(source)!r} does not exist")
     fmt = config.format or detect_format(source)
     t0 = time.perf_counter()
     source_sha = sha256_file(source) if Path(source).is_file() else None
+    config_record = asdict(config) | {"format": fmt}
+    if (out / MANIFEST).exists() and not overwrite:
+        old = json.loads((out / MANIFEST).read_text())
+        if (
+            old.get("format_version") == SHARD_FORMAT_VERSION
+            and old.get("source", {}).get("sha256") == source_sha
+            and old.get("config") == config_record
+        ):
+            return old | {"reused": True}  # same source bytes, same settings: nothing to do
+        raise FileExistsError(
+            f"{out} already holds a dataset preprocessed from {old.get('source', {}).get('path')}"
+            " with a different source or configuration; pass overwrite=True (--overwrite) or "
+            "choose another output directory"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+    for pattern in ("train-*.h5", "val-*.h5", "*.h5.partial"):  # leftovers of earlier runs
+        for stale in out.glob(pattern):
+            stale.unlink()
     stats = ReadStats()
     writers = {s: _SplitWriter(out, s, config) for s in SPLITS}
     # The minimum-distance check needs a neighbour list; when the cutoff covers it, check it on
@@ -196,7 +213,7 @@ def preprocess(
             "sha256": source_sha,
             "bytes": Path(source).stat().st_size if Path(source).is_file() else None,
         },
-        "config": asdict(config) | {"format": fmt},
+        "config": config_record,
         "label": config.label if fmt == "mptrj" else f"extxyz keys {config.keys!r}",
         "cutoff": config.cutoff,
         "split": {

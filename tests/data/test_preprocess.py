@@ -207,8 +207,21 @@ def test_bad_frames_abort_or_are_counted(tmp_path):
     only_close = write_json(tmp_path / "close.json", {"mp-1003": {"t-close": close}})
     with pytest.raises(FrameError, match=r"close\.json.*mp-1003, frame t-close.*physical minimum"):
         preprocess(only_close, tmp_path / "c", PreprocessConfig(cutoff=3.0), progress=False)
-    with pytest.raises(FileExistsError):
+    # Same source and settings: reused as is. Different settings: refused without overwrite.
+    again = preprocess(
+        src, tmp_path / "b", PreprocessConfig(cutoff=3.0, on_error="skip"), progress=False
+    )
+    assert again["reused"] and again["splits"] == m["splits"]
+    with pytest.raises(FileExistsError, match="different source or configuration"):
         preprocess(src, tmp_path / "b", PreprocessConfig(cutoff=3.0), progress=False)
+    m2 = preprocess(
+        src, tmp_path / "b", PreprocessConfig(cutoff=3.5, on_error="skip"), progress=False,
+        overwrite=True,
+    )  # fmt: skip
+    assert m2["cutoff"] == 3.5 and "reused" not in m2
+    assert sorted(p.name for p in (tmp_path / "b").glob("*.h5")) == sorted(
+        s["file"] for sp in m2["splits"].values() for s in sp["shards"]
+    )
 
 
 def test_cli_preprocess_and_info(source, tmp_path, capsys):
