@@ -43,12 +43,11 @@ def _read_preprocessed(path: Path, cutoff: float, energy_label: str) -> list[Gra
         from facet.data.dataset import open_dataset
     except ImportError as exc:
         raise RuntimeError(f"cannot read {path}: facet.data.dataset is not available") from exc
-    ds = open_dataset(path)
-    ds_cut = getattr(ds, "cutoff", None)
-    if ds_cut is not None and abs(float(ds_cut) - cutoff) > 1e-9:
+    ds = open_dataset(path, "all")
+    if ds.cutoff < cutoff - 1e-9:
         raise ValueError(
-            f"preprocessed dataset {path} was built with cutoff {ds_cut} A but the model needs "
-            f"{cutoff} A; preprocess again with that cutoff or set data.cutoff"
+            f"preprocessed dataset {path} was built with cutoff {ds.cutoff} A but the model needs "
+            f"{cutoff} A; preprocess again with at least that cutoff"
         )
     return [ds[i] for i in range(len(ds))]
 

@@ -110,15 +110,15 @@ def labelled_graphs(n: int, teacher: PairModel, *, seed: int = 0, cutoff: float 
     from facet.data.batch import collate
     from facet.data.neighbors import graph_from_atoms
 
-    graphs = []
-    for k, atoms in enumerate(random_crystals(n, seed=seed, cutoff=cutoff)):
-        g = graph_from_atoms(atoms, cutoff, key=f"toy-{k // 3}/{k}")
-        b = collate([g])
-        p = toy_predict(teacher, jax.tree.map(jnp.asarray, b))
-        graphs.append(g.__class__(**{
-            **g.__dict__,
-            "energy": float(p.energy[0]),
-            "forces": np.asarray(p.forces[: g.n_node], np.float64),
-            "stress": np.asarray(p.stress[0], np.float64),
-        }))
+    raw = [graph_from_atoms(a, cutoff, key=f"toy-{k // 3}/{k}")
+           for k, a in enumerate(random_crystals(n, seed=seed, cutoff=cutoff))]
+    # One batch, one (eager) evaluation: labelling graph by graph would dispatch per shape.
+    b = jax.tree.map(jnp.asarray, collate(raw))
+    p = toy_predict(teacher, b)
+    energy, forces, stress = (np.asarray(x, np.float64) for x in (p.energy, p.forces, p.stress))
+    graphs, n0 = [], 0
+    for k, g in enumerate(raw):
+        graphs.append(g.__class__(**{**g.__dict__, "energy": float(energy[k]),
+                                     "forces": forces[n0:n0 + g.n_node], "stress": stress[k]}))
+        n0 += g.n_node
     return graphs

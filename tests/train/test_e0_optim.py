@@ -1,0 +1,103 @@
+"""E0 least squares, scale/shift, learning-rate schedule, EMA and weight-decay mask."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from facet.data.batch import Graph
+from facet.train.config import OptimSection
+from facet.train.e0 import fit_atomic_energies, fit_scale_shift
+from facet.train.optim import ema_update, make_optimizer, make_schedule
+
+
+def _g(numbers, energy, forces=None, key="x"):
+    n = len(numbers)
+    return Graph(np.zeros((n, 3)), np.asarray(numbers), np.eye(3), np.ones(3, bool),
+                 np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3)), energy=energy,
+                 forces=forces, key=key)
+
+
+def test_e0_exact_recovery_and_absent_elements():
+    rng = np.random.default_rng(0)
+    true = {1: -3.4, 8: -4.9, 26: -8.3}
+    graphs = []
+    for _ in range(30):
+        nums = rng.choice(list(true), int(rng.integers(1, 9)))
+        graphs.append(_g(nums, float(sum(true[z] for z in nums))))
+    graphs.append(_g([8, 8], None))  # unlabelled: ignored
+    e0 = fit_atomic_energies(graphs)
+    for z, v in true.items():
+        assert e0[z] == pytest.approx(v, abs=1e-10)
+    mask = np.ones(119, bool)
+    mask[list(true)] = False
+    assert np.all(e0[mask] == 0)
+
+
+def test_e0_least_squares_matches_normal_equations():
+    rng = np.random.default_rng(1)
+    graphs = [_g(rng.choice([3, 9], int(rng.integers(2, 6))), float(rng.normal(-10, 2)))
+              for _ in range(25)]
+    e0 = fit_atomic_energies(graphs)
+    c = np.array([[np.sum(g.numbers == 3), np.sum(g.numbers == 9)] for g in graphs], float)
+    e = np.array([g.energy for g in graphs])
+    np.testing.assert_allclose(e0[[3, 9]], np.linalg.solve(c.T @ c, c.T @ e), rtol=1e-10)
+
+
+def test_e0_errors():
+    with pytest.raises(ValueError, match="no training structure has an energy"):
+        fit_atomic_energies([_g([1], None)])
+    with pytest.raises(ValueError, match="non-finite energies.*bad"):
+        fit_atomic_energies([_g([1], float("nan"), key="bad")])
+
+
+def test_scale_shift_known_values():
+    e0 = np.zeros(119)
+    e0[1] = -1.0
+    f = np.array([[3.0, 0, 0], [0, 4.0, 0]])
+    graphs = [_g([1, 1], -2.0 + 0.2, forces=f), _g([1], -1.0 - 0.1)]
+    scale, shift = fit_scale_shift(graphs, e0)
+    assert shift == pytest.approx((0.1 - 0.1) / 2)
+    assert scale == pytest.approx(np.sqrt(25.0 / 6))
+    scale, _ = fit_scale_shift([_g([1, 1], -1.8), _g([1], -1.1)], e0)  # no forces
+    assert scale == pytest.approx(np.std([0.1, -0.1]))
+
+
+def test_schedule_warmup_peak_and_end():
+    cfg = OptimSection(lr=1e-2, warmup_steps=10, schedule="cosine", final_lr_factor=0.1)
+    s = make_schedule(cfg, 110)
+    assert float(s(0)) == pytest.approx(1e-2 / 11)
+    assert float(s(10)) == pytest.approx(1e-2)
+    assert float(s(60)) == pytest.approx(1e-2 * (0.1 + 0.9 * 0.5), rel=1e-5)  # cosine midpoint
+    assert float(s(110)) == pytest.approx(1e-3, rel=1e-5)
+    lin = make_schedule(OptimSection(lr=1.0, warmup_steps=0, schedule="linear",
+                                     final_lr_factor=0.0), 100)
+    assert float(lin(25)) == pytest.approx(0.75)
+
+
+def test_ema_formula():
+    ema = {"w": jnp.zeros(3)}
+    p = {"w": jnp.ones(3)}
+    out = ema_update(ema, p, 0.99, 0)  # d = min(0.99, 1/10)
+    np.testing.assert_allclose(out["w"], 0.9)
+    out = ema_update(ema, p, 0.5, 1000)
+    np.testing.assert_allclose(out["w"], 0.5)
+    np.testing.assert_allclose(ema_update(ema, p, 0.0, 5)["w"], 1.0)
+
+
+def test_adamw_decays_matrices_not_vectors_and_clips():
+    cfg = OptimSection(lr=0.1, warmup_steps=0, schedule="constant", weight_decay=0.5,
+                       clip_norm=1.0)
+    tx = make_optimizer(cfg, 10)
+    params = {"m": jnp.ones((2, 2)), "v": jnp.ones(2)}
+    zero = jax.tree.map(jnp.zeros_like, params)
+    upd, _ = tx.update(zero, tx.init(params), params)
+    np.testing.assert_allclose(upd["m"], -0.1 * 0.5)  # decoupled decay lr * wd * p
+    np.testing.assert_allclose(upd["v"], 0.0)
+    big = {"m": jnp.full((2, 2), 30.0), "v": jnp.full(2, 40.0)}
+    clip = optax.clip_by_global_norm(1.0)
+    clipped, _ = clip.update(big, clip.init(big))
+    assert float(optax.global_norm(clipped)) == pytest.approx(1.0)
