@@ -60,19 +60,22 @@ def periodic_volume_ratio(cell: np.ndarray, pbc: np.ndarray) -> float:
     The volume (3 periodic directions), area (2) or length (1) they span divided by the product of
     their lengths: 1 for orthogonal vectors, 0 for dependent (or zero) ones, scale-free.
     """
-    v = cell[np.asarray(pbc, bool)]
-    norms = np.sqrt((v * v).sum(axis=1))
-    if len(v) == 0:
+    v = np.asarray(cell, dtype=np.float64)[np.asarray(pbc, bool)].tolist()
+    if not v:
         return 1.0
-    if norms.min() == 0.0:
+    # Plain floats: for 3 x 3 this is ~10x faster than np.linalg on tiny arrays.
+    norms = [math.sqrt(x * x + y * y + z * z) for x, y, z in v]
+    if min(norms) == 0.0:
         return 0.0
-    if len(v) == 3:
-        span = abs(np.linalg.det(v))
-    elif len(v) == 2:
-        span = float(np.linalg.norm(np.cross(v[0], v[1])))
-    else:
+    if len(v) == 1:
         return 1.0
-    return float(span / np.prod(norms))
+    (a1, a2, a3), (b1, b2, b3) = v[0], v[1]
+    c = (a2 * b3 - a3 * b2, a3 * b1 - a1 * b3, a1 * b2 - a2 * b1)
+    if len(v) == 2:
+        span = math.sqrt(c[0] ** 2 + c[1] ** 2 + c[2] ** 2)
+    else:
+        span = abs(c[0] * v[2][0] + c[1] * v[2][1] + c[2] * v[2][2])
+    return span / math.prod(norms)
 
 
 def _sort_edges(senders, receivers, shifts):
