@@ -352,6 +352,10 @@ def make_frame(
             energy = float(energy)
         except (TypeError, ValueError) as e:
             raise _err(loc, f"energy {energy!r} is not a number: {e}", "malformed") from None
+    numbers_raw = conv("numbers", numbers, np.float64)
+    if numbers_raw is not None and not np.array_equal(numbers_raw, np.round(numbers_raw)):
+        msg = f"atomic numbers are not integers: {numbers_raw[:10].tolist()}"
+        raise _err(loc, msg, "bad_shape")
     frame = Frame(
         positions=conv("positions", positions, np.float64),
         numbers=conv("numbers", numbers, np.int64),

@@ -150,12 +150,14 @@ class ShardArrays:
         c, d = self.edge_offsets[f], self.edge_offsets[f + 1]
         return Graph(
             positions=self.positions[a:b],
-            numbers=self.numbers[a:b],
+            numbers=self.numbers[a:b].astype(np.int64),
             cell=self.cell[f],
             pbc=self.pbc[f],
-            senders=self.senders[c:d],
-            receivers=self.receivers[c:d],
-            shifts=self.shifts[c:d],
+            # Stored narrow (uint16/int8) to keep shards and memory small; widened per graph so
+            # that consumers' index arithmetic never wraps around.
+            senders=self.senders[c:d].astype(np.int64),
+            receivers=self.receivers[c:d].astype(np.int64),
+            shifts=self.shifts[c:d].astype(np.int64),
             energy=float(self.energy[f]) if self.has_energy[f] else None,
             forces=self.forces[a:b] if self.has_forces[f] else None,
             stress=self.stress[f] if self.has_stress[f] else None,
@@ -165,8 +167,9 @@ class ShardArrays:
 
 
 def read_shard(path: str | os.PathLike) -> ShardArrays:
-    """Load a whole shard (integer arrays widened to int64); ``ValueError`` naming the file when
-    it is not a readable shard of a supported version."""
+    """Load a whole shard (integer arrays keep their stored dtypes; :meth:`ShardArrays.graph`
+    widens them); ``ValueError`` naming the file when it is not a readable shard of a supported
+    version."""
     import h5py
 
     path = os.fspath(path)
@@ -182,8 +185,6 @@ def read_shard(path: str | os.PathLike) -> ShardArrays:
             cutoff = float(h.attrs["cutoff"])
     except (OSError, KeyError) as e:
         raise ValueError(f"shard {path} is missing or corrupt ({type(e).__name__}: {e})") from None
-    for k in ("senders", "receivers", "shifts", "numbers"):
-        d[k] = d[k].astype(np.int64)
     for k in ("material_id", "frame_id"):
         d[k] = np.array([x.decode() if isinstance(x, bytes) else str(x) for x in d[k]], object)
     return ShardArrays(path=path, cutoff=cutoff, **d)

@@ -75,6 +75,7 @@ def _good(**over):
         ({"positions": np.zeros((0, 3)), "numbers": []}, "empty_structure", "empty"),
         ({"numbers": [11, 0]}, "unknown_element", "[0]"),
         ({"numbers": [11, 119]}, "unknown_element", "119"),
+        ({"numbers": [11, 17.5]}, "bad_shape", "not integers"),
         ({"energy": float("nan")}, "non_finite", "energy"),
         ({"forces": [[0.0, np.inf, 0.0], [0.0, 0.0, 0.0]]}, "non_finite", "forces"),
         ({"positions": [[0.0, 0.0, np.nan], [1.4, 1.4, 1.4]]}, "non_finite", "positions"),

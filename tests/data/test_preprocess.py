@@ -263,3 +263,16 @@ def test_random_access_matches_streaming(prepared):
     assert both[-1].key == streamed[-1] and both.cutoff == CUTOFF
     with pytest.raises(IndexError, match="out of range"):
         both[len(both)]
+
+
+def test_shard_storage_is_narrow_and_graphs_are_wide(prepared):
+    import h5py
+
+    out, m = prepared
+    with h5py.File(out / m["splits"]["train"]["shards"][0]["file"]) as h:
+        assert h["senders"].dtype == np.uint16 and h["shifts"].dtype == np.int8
+        assert h["numbers"].dtype == np.uint8
+    g = next(PreprocessedDataset(out, "train").graphs())
+    assert g.senders.dtype == g.receivers.dtype == g.shifts.dtype == g.numbers.dtype == np.int64
+    # Offsetting by a large node count (as collate does) must not wrap around.
+    assert (g.senders + 70000).min() >= 70000
