@@ -28,7 +28,14 @@ from flax import nnx
 from .loss import combine_loss, error_sums, loss_sums
 from .optim import ema_update
 
-__all__ = ["TrainState", "split_model", "init_state", "make_step_fns", "default_predict"]
+__all__ = [
+    "TrainState",
+    "split_model",
+    "init_state",
+    "make_loss_fn",
+    "make_step_fns",
+    "default_predict",
+]
 
 
 class TrainState(NamedTuple):
@@ -75,16 +82,11 @@ def _tree_sum0(tree):
     return jax.tree.map(lambda x: jnp.sum(x, axis=0), tree)
 
 
-def make_step_fns(graphdef, tx: optax.GradientTransformation, loss_cfg, *, ema_decay: float,
-                  forces: bool = True, stress: bool = True,
-                  predict_fn: Callable | None = None):
-    """``(train_step, eval_step)``, pure functions to be wrapped in ``jax.jit`` by the caller.
-
-    ``train_step(state, rest, batch) -> (state, metrics)`` and
-    ``eval_step(params, rest, batch) -> (loss sums, error sums)``; ``batch`` has a leading
-    device axis.
-    ``metrics`` holds ``loss``, ``grad_norm``, ``ok`` and the training error sums.
-    """
+def make_loss_fn(graphdef, loss_cfg, *, forces: bool = True, stress: bool = True,
+                 predict_fn: Callable | None = None):
+    """``(loss_fn, outputs)``: ``loss_fn(params, rest, batch) -> (loss, error sums)`` and
+    ``outputs(params, rest, batch) -> (loss sums, error sums)`` over a batch with a leading
+    device axis (sums over all devices)."""
     predict = predict_fn or default_predict()
 
     def outputs(params, rest, batch):
@@ -99,6 +101,21 @@ def make_step_fns(graphdef, tx: optax.GradientTransformation, loss_cfg, *, ema_d
     def loss_fn(params, rest, batch):
         sums, errs = outputs(params, rest, batch)
         return combine_loss(sums, loss_cfg), errs
+
+    return loss_fn, outputs
+
+
+def make_step_fns(graphdef, tx: optax.GradientTransformation, loss_cfg, *, ema_decay: float,
+                  forces: bool = True, stress: bool = True,
+                  predict_fn: Callable | None = None):
+    """``(train_step, eval_step)``, pure functions to be wrapped in ``jax.jit`` by the caller.
+
+    ``train_step(state, rest, batch) -> (state, metrics)`` and
+    ``eval_step(params, rest, batch) -> (loss sums, error sums)``; ``batch`` has a leading
+    device axis. ``metrics`` holds ``loss``, ``grad_norm``, ``ok`` and the training error sums.
+    """
+    loss_fn, outputs = make_loss_fn(graphdef, loss_cfg, forces=forces, stress=stress,
+                                    predict_fn=predict_fn)
 
     def train_step(state: TrainState, rest, batch):
         (loss, errs), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, rest, batch)
