@@ -117,16 +117,10 @@ def matrix_paths(irreps1, irreps2, irreps_out) -> list:
 
 
 @functools.cache
-def matrix_normalisation(l1: int, l2: int, l3: int) -> float:
-    r"""Path factor relative to ``cg-dense`` for single-irrep inputs ``l1`` and ``l2``.
-
-    By Schur's lemma the matrix product restricted to one path is a multiple of the CG path; the
-    multiple depends on the operator degree :math:`\tilde L`, here
-    :math:`\lceil (l_1+l_2)/2 \rceil` (inputs holding only these irreps). Computed, not tabulated.
-    """
+def _path_factor(l1: int, l2: int, l3: int, lt: int) -> float:
+    """Multiple of the cg-dense path ``(l1, l2, l3)`` that the matrix product computes."""
     if not triangle(l1, l2, l3):
         return 0.0
-    lt = matrix_size(l1, l2)
     rng = np.random.default_rng(0)
     x = np.zeros((l1 + 1) ** 2)
     y = np.zeros((l2 + 1) ** 2)
@@ -141,6 +135,27 @@ def matrix_normalisation(l1: int, l2: int, l3: int) -> float:
         "i,j,ijk->k", x[l1 * l1 :], y[l2 * l2 :], clebsch_gordan(l1, l2, l3)
     )
     return float(got @ ref / (ref @ ref))
+
+
+def matrix_normalisation(l1: int, l2: int, l3: int) -> float:
+    r"""Path factor relative to ``cg-dense`` for single-irrep inputs ``l1`` and ``l2``.
+
+    By Schur's lemma the matrix product restricted to one path is a multiple of the CG path; the
+    multiple depends on the operator degree :math:`\tilde L`, here
+    :math:`\lceil (l_1+l_2)/2 \rceil`; :func:`matrix_cg_weights` handles any inputs.
+    Computed from the tables, not tabulated.
+    """
+    return _path_factor(l1, l2, l3, matrix_size(l1, l2))
+
+
+def matrix_cg_weights(irreps1, irreps2, irreps_out) -> np.ndarray:
+    """Per-path factors (``_irreps.cg_paths`` order) making ``cg-dense`` equal this product."""
+    irreps1, irreps2 = e3nn.Irreps(irreps1), e3nn.Irreps(irreps2)
+    l1 = max((ir.l for _, ir in irreps1), default=0)
+    l2 = max((ir.l for _, ir in irreps2), default=0)
+    lt = matrix_size(l1, l2)
+    paths = _irreps.cg_paths(irreps1, irreps2, irreps_out)
+    return np.array([_path_factor(p[0], p[2], p[4], lt) for p in paths])
 
 
 def _num_weights(irreps1, irreps2, irreps_out) -> int:
@@ -219,7 +234,11 @@ SPEC = register(
         cost="O(L^6) (dense (L+1)^2 matrix product)",
         exact=True,
         tolerance=1e-10,
-        extra={"normalisation": matrix_normalisation, "irrep_normalization": "component"},
+        extra={
+            "normalisation": matrix_normalisation,
+            "cg_weights": matrix_cg_weights,
+            "irrep_normalization": "component",
+        },
         description="matrix TP: inputs as compressed multiplication operators, multiplied, "
         "decomposed with parity (Xie et al. 2025)",
     )
