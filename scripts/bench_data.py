@@ -8,7 +8,9 @@ Usage::
 
 Each measurement runs once as warm-up (imports, caches, page cache), then ``--repeats`` timed
 times; rows report the median and the min/max spread. Output: one JSON object per line with
-versions and hardware, so that rows from different machines can be compared.
+versions, hardware and the load average, so that rows from different machines can be compared;
+``structures_per_cpu_s`` divides by the process CPU time, which a busy shared machine distorts
+less than wall time.
 
 Measured stages:
 
@@ -72,13 +74,20 @@ def synthetic_mptrj(path: Path, n_frames: int, *, seed: int = 0, frames_per_mate
     return write_mptrj(path, frames())
 
 
+_CPU: list[float] = []  # CPU seconds of the timed calls of the last _timed()
+
+
 def _timed(fn, repeats: int) -> tuple[list[float], object]:
+    """Wall-clock seconds of ``repeats`` calls after one warm-up call. The process CPU seconds go
+    to ``_CPU``: on a shared machine wall time measures the contention, CPU time the code."""
     result = fn()  # warm-up
     times = []
+    _CPU.clear()
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - t0)
+        _CPU.append(time.process_time() - c0)
     return times, result
 
 
@@ -114,6 +123,8 @@ def _row(bench, source, n_structures, times, **extra):
         "min_s": round(min(times), 4),
         "max_s": round(max(times), 4),
         "structures_per_s": round(n_structures / med, 1),
+        "cpu_median_s": round(statistics.median(_CPU), 4),
+        "structures_per_cpu_s": round(n_structures / statistics.median(_CPU), 1),
         **extra,
     }
 
