@@ -124,3 +124,28 @@ def test_fine_tune_refits_e0(full_run, tmp_path, toy_data):
     # weights start from the trained EMA (lr ~ 0 keeps them there)
     np.testing.assert_allclose(np.asarray(s["state"].params["w"].get_value()),
                                np.asarray(full["state"].ema["w"].get_value()), atol=1e-6)
+
+
+def test_evaluate_matches_validation_and_per_element(full_run, toy_data, tmp_path):
+    """``facet evaluate`` on the validation split reproduces the run's last validation metrics
+    (same EMA weights, same definitions); per-element force errors average to the total."""
+    from toymodel import toy_predict
+
+    from facet.train.evaluate import evaluate
+
+    _, s = full_run
+    res = evaluate(s["run_dir"] / "checkpoints" / f"step_{s['total_steps']:09d}", ["<val>"],
+                   tmp_path, factory=toy_factory, predict_fn=toy_predict, graphs=toy_data[1],
+                   report=lambda m: None)
+    last = s["history"][-1]
+    for k in ("energy_mae", "energy_rmse", "forces_mae", "forces_rmse", "stress_mae"):
+        assert res["metrics"][k] == pytest.approx(last[k], rel=1e-4), k
+    per = res["per_element"]
+    assert set(per) <= {"Si", "O", "Li"} and per
+    total = sum(r["forces_mae"] * r["forces_count"] for r in per.values())
+    count = sum(r["forces_count"] for r in per.values())
+    assert total / count == pytest.approx(res["metrics"]["forces_mae"], rel=1e-4)
+    for name in ("energy", "forces", "stress"):
+        png = tmp_path / f"parity_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "metrics.json").read_text())["n_structures"] == len(toy_data[1])
