@@ -1,0 +1,323 @@
+"""Molecular dynamics compiled end to end: jax-md integrators driven by a Facet model.
+
+The integrators are jax-md's (Schoenholz and Cubuk, NeurIPS 2020; https://github.com/jax-md/
+jax-md): velocity Verlet for NVE and the BAOAB Langevin scheme of Davidchack, Ouldridge and
+Tretyakov (J. Chem. Phys. 142, 144114 (2015)) for NVT. Forces come from the model through a
+:class:`~facet.data.GraphBatch` whose Verlet list (built at ``cutoff + skin``) is rebuilt outside
+``jit`` only when :func:`~facet.batched.neighbors.list_is_valid` fails, jax-md style. Several
+structures (replicas) can run together in one batch.
+
+Units are ASE's: eV, A, amu, and time in ``A sqrt(amu / eV)`` (``ase.units.fs`` = 0.0982 of it),
+so momenta match ``atoms.get_momenta()``. Positions are integrated unwrapped (``space.free``):
+the integer image shifts of the edges stay correct as atoms leave the cell.
+
+A step that would leave the list incomplete is rolled back and redone after the rebuild, so
+every force the integrator uses was computed with a complete list.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .neighbors import build_graphs, capacity_for, list_is_valid, mask_edges, padded_batch
+from .potential import PredictFn, split_model
+
+__all__ = ["JaxMDConfig", "JaxMDResult", "JaxMD", "ENSEMBLES", "run_jax_md"]
+
+
+def _nve(force_fn, shift_fn, dt, kt, gamma):
+    from jax_md import simulate
+
+    return simulate.nve(force_fn, shift_fn, dt)
+
+
+def _nvt_langevin(force_fn, shift_fn, dt, kt, gamma):
+    from jax_md import simulate
+
+    # Centring would mix the padding atoms into the centre-of-mass velocity.
+    return simulate.nvt_langevin(force_fn, shift_fn, dt, kt, gamma=gamma, center_velocity=False)
+
+
+#: Ensemble name -> ``factory(force_fn, shift_fn, dt, kT, gamma) -> (init_fn, step_fn)``.
+ENSEMBLES: dict[str, Callable] = {"nve": _nve, "nvt": _nvt_langevin}
+
+
+@dataclass(frozen=True)
+class JaxMDConfig:
+    """Settings of a compiled MD run.
+
+    ``timestep_fs`` in fs; ``temperature_K`` for the thermostat (NVT); ``friction_per_fs`` the
+    Langevin friction in 1/fs; ``log_interval`` steps between recorded energies;
+    ``buffer_records`` energies kept on the device between host transfers (a static shape, so
+    the run length never changes the compiled program); ``skin`` (A) and ``headroom`` as in
+    :class:`facet.batched.FireConfig`.
+    """
+
+    ensemble: str = "nve"
+    timestep_fs: float = 1.0
+    temperature_K: float = 300.0
+    friction_per_fs: float = 0.01
+    log_interval: int = 10
+    buffer_records: int = 128
+    skin: float = 0.5
+    headroom: float = 0.1
+
+
+class JaxMDResult(NamedTuple):
+    atoms: list  # final structures (positions unwrapped, momenta set)
+    steps: np.ndarray  # (R,) step index of each record
+    potential_energy: np.ndarray  # (R, S) eV per structure
+    kinetic_energy: np.ndarray  # (R, S) eV
+    temperature: np.ndarray  # (R, S) K, from 3 N k_B T / 2 = E_kin
+    n_rebuilds: int
+    wall_time: float  # s, compilation included
+
+
+class _Carry(NamedTuple):
+    md: Any  # jax-md state
+    step: jax.Array
+    n_rec: jax.Array
+    rec_step: jax.Array
+    rec_epot: jax.Array
+    rec_ekin: jax.Array
+    valid: jax.Array
+
+
+class JaxMD:
+    """Compiled MD for one model and configuration; reuse an instance to reuse the program."""
+
+    def __init__(
+        self,
+        model: Any,
+        config: JaxMDConfig = JaxMDConfig(),
+        *,
+        dtype: str = "float32",
+        predict: PredictFn | None = None,
+    ):
+        from ase import units
+
+        if config.ensemble not in ENSEMBLES:
+            raise ValueError(
+                f"unknown ensemble {config.ensemble!r}; available: {', '.join(sorted(ENSEMBLES))}"
+            )
+        self.config = config
+        self.cutoff = float(model.cutoff)
+        self.dtype = np.dtype(dtype)
+        self.params, self._apply = split_model(model, predict)
+        self.dt = config.timestep_fs * units.fs
+        self.kt = config.temperature_K * units.kB
+        self.gamma = config.friction_per_fs / units.fs
+        self._loop = jax.jit(self._run)
+        self._init = jax.jit(self._init_state)
+        self._record0 = jax.jit(self._energies)
+
+    def _force_fn(self, params):
+        def force_fn(r, batch, base_mask):
+            b = mask_edges(batch._replace(positions=r), base_mask, self.cutoff)
+            f = self._apply(params, b, forces=True, stress=False).forces
+            return jnp.where(batch.node_mask[:, None], f, 0.0)
+
+        return force_fn
+
+    def _sim(self, params):
+        from jax_md import space
+
+        _, shift_fn = space.free()
+        make = ENSEMBLES[self.config.ensemble]
+        return make(self._force_fn(params), shift_fn, self.dt, self.kt, self.gamma)
+
+    def _init_state(self, params, key, positions, mass, momenta, batch, base_mask):
+        init_fn, _ = self._sim(params)
+        return init_fn(
+            key,
+            positions,
+            kT=self.kt,
+            mass=mass,
+            momenta=momenta,
+            batch=batch,
+            base_mask=base_mask,
+        )
+
+    def _run(self, params, md_state, batch, base_mask, ref_x, target_step, step0):
+        _, step_fn = self._sim(params)
+        cfg, g = self.config, batch.cell.shape[0]
+        nrec = cfg.buffer_records
+        no_cell_moves = jnp.zeros((g,), bool)
+
+        def record(c: _Carry) -> _Carry:
+            b = batch._replace(positions=c.md.position, edge_mask=base_mask)
+            epot, ekin = self._energies(params, c.md, b)
+            epot, ekin = epot[0], ekin[0]
+            return c._replace(
+                n_rec=c.n_rec + 1,
+                rec_step=c.rec_step.at[c.n_rec].set(c.step),
+                rec_epot=c.rec_epot.at[c.n_rec].set(epot),
+                rec_ekin=c.rec_ekin.at[c.n_rec].set(ekin),
+            )
+
+        def body(c: _Carry) -> _Carry:
+            new = step_fn(c.md, batch=batch, base_mask=base_mask)
+            ok = list_is_valid(
+                new.position,
+                batch.cell,
+                ref_x,
+                batch.cell,
+                batch.node_graph,
+                batch.node_mask,
+                no_cell_moves,
+                self.cutoff,
+                cfg.skin,
+            )
+            md = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, c.md)
+            c = c._replace(md=md, step=c.step + ok.astype(c.step.dtype), valid=ok)
+            due = ok & (c.step % cfg.log_interval == 0)
+            return jax.lax.cond(due, record, lambda x: x, c)
+
+        def cond(c: _Carry):
+            return c.valid & (c.step < target_step) & (c.n_rec < nrec)
+
+        dt = ref_x.dtype
+        carry = _Carry(
+            md_state,
+            step0,
+            jnp.asarray(0),
+            jnp.zeros((nrec,), step0.dtype),
+            jnp.zeros((nrec, g), dt),
+            jnp.zeros((nrec, g), dt),
+            jnp.asarray(True),
+        )
+        return jax.lax.while_loop(cond, body, carry)
+
+    def run(self, structures: Any | Sequence[Any], steps: int, *, seed: int = 0) -> JaxMDResult:
+        """Run ``steps`` MD steps of one ``ase.Atoms`` or a list of them (replicas, together).
+
+        Initial momenta are the structures' own (``atoms.get_momenta()``); set them with
+        ``ase.md.velocitydistribution.MaxwellBoltzmannDistribution`` beforehand. Energies are
+        recorded at step 0 and every ``log_interval`` steps.
+        """
+        t0 = time.perf_counter()
+        single = not isinstance(structures, list | tuple)
+        atoms = [a.copy() for a in ([structures] if single else structures)]
+        for k, a in enumerate(atoms):
+            if not np.all(np.isfinite(a.positions)):
+                raise ValueError(f"structure {k} ({a.get_chemical_formula()}): NaN/inf positions")
+        cfg, dt = self.config, self.dtype
+        n_node = sum(len(a) for a in atoms) + 1
+        x = np.zeros((n_node, 3))
+        x[:-1] = np.concatenate([a.positions for a in atoms])
+        mass = np.ones((n_node,))
+        mass[:-1] = np.concatenate([a.get_masses() for a in atoms])
+        mom = np.zeros((n_node, 3))
+        mom[:-1] = np.concatenate([a.get_momenta() for a in atoms])
+        numbers = [a.numbers for a in atoms]
+        cells = [np.asarray(a.cell) for a in atoms]
+        pbcs = [a.pbc for a in atoms]
+        capacity, n_rebuilds, md_state, step = 0, -1, None, 0
+        rec_s, rec_e, rec_k = [], [], []
+        while True:
+            cur = x if md_state is None else np.asarray(md_state.position, np.float64)
+            parts = np.split(cur[:-1], np.cumsum([len(a) for a in atoms])[:-1])
+            graphs = build_graphs(parts, numbers, cells, pbcs, self.cutoff + cfg.skin)
+            n_edges = sum(gr.n_edge for gr in graphs)
+            if n_edges + 1 > capacity:
+                capacity = capacity_for(n_edges, cfg.headroom)
+            batch = padded_batch(graphs, capacity, n_node_pad=n_node, dtype=dt)
+            batch = jax.tree_util.tree_map(jnp.asarray, batch)
+            batch = batch._replace(positions=jnp.asarray(cur, dt))
+            n_rebuilds += 1
+            if md_state is None:
+                md_state = self._init(
+                    self.params,
+                    jax.random.PRNGKey(seed),
+                    batch.positions,
+                    jnp.asarray(mass, dt),
+                    jnp.asarray(mom, dt),
+                    batch,
+                    batch.edge_mask,
+                )
+                e0, k0 = self._record0(self.params, md_state, batch)
+                rec_s.append([0])
+                rec_e.append(np.asarray(e0))
+                rec_k.append(np.asarray(k0))
+            while True:
+                c = self._loop(
+                    self.params,
+                    md_state,
+                    batch,
+                    batch.edge_mask,
+                    batch.positions,
+                    jnp.asarray(steps),
+                    jnp.asarray(step),
+                )
+                md_state, step = c.md, int(c.step)
+                n = int(c.n_rec)
+                rec_s.append(np.asarray(c.rec_step[:n]))
+                rec_e.append(np.asarray(c.rec_epot[:n]))
+                rec_k.append(np.asarray(c.rec_ekin[:n]))
+                if not bool(c.valid) or step >= steps:
+                    break
+            if step >= steps:
+                break
+        xs = np.asarray(md_state.position, np.float64)
+        ps = np.asarray(md_state.momentum, np.float64)
+        n0 = 0
+        for a in atoms:
+            n = len(a)
+            a.positions = xs[n0 : n0 + n]
+            a.set_momenta(ps[n0 : n0 + n])
+            n0 += n
+        epot = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec_e])[:, :-1]
+        ekin = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec_k])[:, :-1]
+        from ase import units
+
+        dof = np.array([3.0 * len(a) for a in atoms])
+        return JaxMDResult(
+            atoms,
+            np.concatenate([np.ravel(s) for s in rec_s]),
+            epot,
+            ekin,
+            2.0 * ekin / (dof * units.kB),
+            n_rebuilds,
+            time.perf_counter() - t0,
+        )
+
+    def _energies(self, params, md_state, batch):
+        b = mask_edges(batch, batch.edge_mask, self.cutoff)
+        epot = self._apply(params, b, forces=False, stress=False).energy
+        g = batch.cell.shape[0]
+        ke = jnp.sum(md_state.momentum**2, -1) / (2.0 * md_state.mass[:, 0])
+        ke = jnp.where(batch.node_mask, ke, 0.0)
+        return epot[None], jax.ops.segment_sum(ke, batch.node_graph, num_segments=g)[None]
+
+    def compile_count(self) -> int:
+        """Programs compiled by the MD loop (one per distinct edge capacity)."""
+        return int(self._loop._cache_size())
+
+
+def run_jax_md(
+    structures: Any,
+    model: Any,
+    steps: int,
+    *,
+    config: JaxMDConfig = JaxMDConfig(),
+    dtype: str = "float32",
+    predict: PredictFn | None = None,
+    seed: int = 0,
+) -> JaxMDResult:
+    """Run a compiled jax-md simulation; see :class:`JaxMD`.
+
+    Example::
+
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+        MaxwellBoltzmannDistribution(atoms, temperature_K=300)
+        res = run_jax_md(atoms, model, 1000, config=JaxMDConfig(ensemble="nve"))
+        res.potential_energy + res.kinetic_energy  # conserved in NVE
+    """
+    return JaxMD(model, config, dtype=dtype, predict=predict).run(structures, steps, seed=seed)

@@ -1,0 +1,186 @@
+"""Molecular dynamics through ASE: NVE, Langevin NVT and MTK NPT, with trajectory and log files.
+
+Integrators (registered in :data:`ENSEMBLES`):
+
+* ``nve``: velocity Verlet (:class:`ase.md.verlet.VelocityVerlet`).
+* ``nvt``: Langevin (:class:`ase.md.langevin.Langevin`; Vanden-Eijnden and Ciccotti,
+  Chem. Phys. Lett. 429, 310 (2006)), friction in 1/fs.
+* ``npt``: isotropic Martyna-Tobias-Klein barostat with Nosé-Hoover chains
+  (:class:`ase.md.nose_hoover_chain.IsotropicMTKNPT`; J. Chem. Phys. 101, 4177 (1994)),
+  thermostat and barostat damping times 100 and 1000 time steps, pressure in GPa.
+
+For a loop compiled end to end (no Python per step) use :mod:`facet.batched.md` (jax-md).
+
+Energy conservation of an NVE run is summarised by :func:`energy_drift`: the slope of a
+least-squares line through the total energy per atom, in eV/atom/ps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MDSettings", "MDRun", "ENSEMBLES", "run_md", "energy_drift"]
+
+
+@dataclass(frozen=True)
+class MDSettings:
+    """MD settings in user units: fs, K, GPa, 1/fs.
+
+    ``seed`` fixes the initial Maxwell-Boltzmann velocities (drawn only when the structure has
+    no momenta and ``temperature_K > 0``) and the Langevin noise.
+    """
+
+    ensemble: str = "nve"
+    timestep_fs: float = 1.0
+    temperature_K: float = 300.0
+    friction_per_fs: float = 0.01
+    pressure_GPa: float = 0.0
+    log_interval: int = 10
+    seed: int = 0
+
+
+def _nve(atoms, s: MDSettings, rng):
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    return VelocityVerlet(atoms, timestep=s.timestep_fs * units.fs)
+
+
+def _nvt(atoms, s: MDSettings, rng):
+    from ase import units
+    from ase.md.langevin import Langevin
+
+    return Langevin(
+        atoms,
+        timestep=s.timestep_fs * units.fs,
+        temperature_K=s.temperature_K,
+        friction=s.friction_per_fs / units.fs,
+        rng=rng,
+    )
+
+
+def _npt(atoms, s: MDSettings, rng):
+    from ase import units
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT
+
+    if not atoms.pbc.all():
+        raise ValueError("NPT needs a structure periodic in all three directions")
+    dt = s.timestep_fs * units.fs
+    return IsotropicMTKNPT(
+        atoms,
+        timestep=dt,
+        temperature_K=s.temperature_K,
+        pressure_au=s.pressure_GPa * units.GPa,
+        tdamp=100 * dt,
+        pdamp=1000 * dt,
+    )
+
+
+#: Ensemble name -> ``factory(atoms, settings, rng) -> ase.md.MolecularDynamics``.
+ENSEMBLES: dict[str, Callable] = {"nve": _nve, "nvt": _nvt, "npt": _npt}
+
+
+@dataclass
+class MDRun:
+    """Result of :func:`run_md`: the final structure and the energies every ``log_interval``.
+
+    ``time_fs`` (R,), ``potential_energy`` / ``kinetic_energy`` (R,) eV, ``temperature`` (R,) K,
+    ``volume`` (R,) A^3 (NaN for non-periodic structures).
+    """
+
+    atoms: Any
+    time_fs: np.ndarray
+    potential_energy: np.ndarray
+    kinetic_energy: np.ndarray
+    temperature: np.ndarray
+    volume: np.ndarray
+
+    @property
+    def total_energy(self) -> np.ndarray:
+        return self.potential_energy + self.kinetic_energy
+
+
+def run_md(
+    atoms: Any,
+    calculator: Any,
+    steps: int,
+    settings: MDSettings = MDSettings(),
+    *,
+    trajectory: str | os.PathLike | None = None,
+    logfile: str | os.PathLike | None = None,
+) -> MDRun:
+    """Run ``steps`` MD steps of a copy of ``atoms`` with ``calculator``.
+
+    Writes every ``log_interval``-th frame to ``trajectory`` (ASE ``.traj`` or anything
+    :func:`ase.io.write` appends, e.g. ``.extxyz``) and ASE's MD log (time, energies,
+    temperature) to ``logfile``.
+    """
+    from ase import units
+    from ase.md import MDLogger
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    if settings.ensemble not in ENSEMBLES:
+        raise ValueError(
+            f"unknown ensemble {settings.ensemble!r}; available: {', '.join(sorted(ENSEMBLES))}"
+        )
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    rng = np.random.default_rng(settings.seed)
+    if not np.any(atoms.get_momenta()) and settings.temperature_K > 0:
+        MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
+        Stationary(atoms)
+    dyn = ENSEMBLES[settings.ensemble](atoms, settings, rng)
+    rows: list[tuple[float, ...]] = []
+
+    def record():
+        epot = atoms.get_potential_energy()
+        ekin = atoms.get_kinetic_energy()
+        vol = atoms.get_volume() if atoms.pbc.all() else np.nan
+        t = dyn.get_time() / units.fs
+        rows.append((t, epot, ekin, ekin / (1.5 * units.kB * len(atoms)), vol))
+
+    dyn.attach(record, interval=settings.log_interval)
+    traj = None
+    if trajectory is not None:
+        if str(trajectory).endswith(".traj"):
+            from ase.io import Trajectory
+
+            traj = Trajectory(str(trajectory), "w", atoms)
+            dyn.attach(traj.write, interval=settings.log_interval)
+        else:
+            from ase.io import write
+
+            if os.path.exists(trajectory):
+                os.remove(trajectory)
+            dyn.attach(
+                lambda: write(str(trajectory), atoms, append=True), interval=settings.log_interval
+            )
+    logger = None
+    if logfile is not None:
+        logger = MDLogger(dyn, atoms, str(logfile), header=True, stress=False, peratom=True)
+        dyn.attach(logger, interval=settings.log_interval)
+    try:
+        dyn.run(steps)
+    finally:
+        if traj is not None:
+            traj.close()
+        if logger is not None:
+            logger.close()
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    return MDRun(atoms, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4])
+
+
+def energy_drift(time_fs: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:
+    """Least-squares slope of the total energy per atom, eV/atom/ps."""
+    t_ps = np.asarray(time_fs, np.float64) / 1000.0
+    e = np.asarray(total_energy, np.float64) / n_atoms
+    if t_ps.size < 2 or np.ptp(t_ps) == 0:
+        raise ValueError("energy_drift needs at least two records at different times")
+    return float(np.polyfit(t_ps, e, 1)[0])
