@@ -1,9 +1,11 @@
 """A Morse pair potential on :class:`~facet.data.GraphBatch`: a reference model for the dynamics.
 
-It follows the model contract (``model.cutoff``; ``model(batch) -> node_energies``, eV, zero on
-padding) so that the calculator, the relaxations and the molecular dynamics can be tested
-independently of the network, and it reproduces ASE's :class:`ase.calculators.morse.
-MorsePotential` exactly, which gives an external reference for energies, forces and stress.
+It follows the model contract (``model.cutoff``, ``model.dtype``; ``model(batch) ->
+node_energies``, eV, zero on padding; ``model.node_energies(batch, positions, cell)`` for
+:func:`facet.physics.predict`) so that the calculator, the relaxations and the molecular
+dynamics can be tested independently of the network, and it reproduces ASE's
+:class:`ase.calculators.morse.MorsePotential` exactly, which gives an external reference for
+energies, forces and stress.
 
 Pair energy (Morse 1929, with the smooth quintic cutoff ASE ports from JuLIP.jl):
 
@@ -69,6 +71,7 @@ class MorsePotential(nnx.Module):
         self.rcut1 = float(rcut1)
         self.rcut2 = float(rcut2)
         self.cutoff = float(rcut2 * r0)
+        self.dtype = jnp.dtype(dtype)
 
     def _pair(self, batch: GraphBatch):
         vec = edge_vectors(batch)
@@ -84,6 +87,11 @@ class MorsePotential(nnx.Module):
         dphi = (-2.0 * eps * rho0 / r0) * expf * (expf - 1.0) * fc + phi * _fcut_d(d, r1, r2)
         mask = mask & (d < r2)
         return vec, d, jnp.where(mask, phi * fc, 0.0), jnp.where(mask, dphi, 0.0)
+
+    def node_energies(self, batch: GraphBatch, positions, cell) -> jax.Array:
+        """Node energies with ``positions``/``cell`` substituted (the hook
+        :func:`facet.physics.predict` differentiates through)."""
+        return self(batch._replace(positions=positions, cell=cell))
 
     def __call__(self, batch: GraphBatch) -> jax.Array:
         _, _, e_pair, _ = self._pair(batch)
