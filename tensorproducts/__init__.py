@@ -4,6 +4,7 @@
 from .registry import REGISTRY, TensorProductSpec, get, register
 
 from . import cg_dense  # "cg-dense"
+from . import cg_sparse  # "cg-sparse"
 from . import gaunt_fourier  # "gaunt-fourier"
 from . import gaunt_grid  # "gaunt-grid"
 from . import matrix  # "matrix"

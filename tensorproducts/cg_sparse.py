@@ -1,0 +1,143 @@
+r"""``cg-sparse``: the Clebsch-Gordan product using the real-basis selection rule.
+
+Same output as ``cg-dense`` (same per-path weights, "component" normalisation):
+
+.. math:: z^{l_3}_{m_3} = \sum_{\text{paths}} w_{\text{path}} \sqrt{2l_3+1}
+          \sum_{(m_1, m_2) \in S(m_3)} C^{l_1 l_2 l_3}_{m_1 m_2 m_3}\, x^{l_1}_{m_1} y^{l_2}_{m_2}.
+
+**Selection rule.** In the complex basis :math:`m_3 = m_1 + m_2`; e3nn's real basis mixes
+:math:`\pm m`, so a real coefficient is non-zero only if :math:`|m_3| = |m_1| + |m_2|` or
+:math:`|m_3| = ||m_1| - |m_2||` (with a sign condition that halves the candidates again). The set
+:math:`S(m_3)` of contributing :math:`(m_1, m_2)` has about :math:`2(2l_1+1)(2l_2+1)/(2l_3+1)`
+elements and, crucially, **does not depend on** :math:`l_3`.
+
+**Algorithm.** For each input pair :math:`(l_1, l_2)` the contributing products
+:math:`x_{m_1} y_{m_2}` are gathered once into ``G[N, m3, t]`` (``t`` runs over :math:`S(m_3)`
+padded to the largest set; padding points at a zero), then one batched matmul over :math:`m_3`
+with a dense ``[m3, t, l3]`` coefficient table produces every output degree of that pair at
+once. Cost per pair :math:`O(\sum_{m_3} |S(m_3)|\, n_{l_3}) = O(l_1 l_2 \min(l_1, l_2))`, i.e.
+:math:`O(L^5)` in total for ``s2_irreps(L)`` inputs against :math:`O(L^6)` for ``cg-dense``; no
+masked dense gathers, no scatter.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import e3nn_jax as e3nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _irreps
+from .cg_dense import _num_weights, _paths
+from .clebsch_gordan import clebsch_gordan
+from .registry import TensorProductSpec, register
+
+NAME = "cg-sparse"
+
+
+def nonzero_pattern(l1: int, l2: int, l3: int) -> np.ndarray:
+    """``(k, 3)`` indices ``(m1+l1, m2+l2, m3+l3)`` of the non-zero real CG coefficients."""
+    return np.argwhere(np.abs(clebsch_gordan(l1, l2, l3)) > 1e-14)
+
+
+@functools.cache
+def _pair_plan(l1: int, l2: int, l3s: tuple[int, ...]):
+    """Gather indices ``[2M+1, T]`` into the ``d1 d2`` outer product and coefficients."""
+    big = max(l3s)
+    d2 = 2 * l2 + 1
+    sets: list[set] = [set() for _ in range(2 * big + 1)]
+    for l3 in l3s:
+        for i, j, k in nonzero_pattern(l1, l2, l3):
+            sets[k - l3 + big].add(i * d2 + j)
+    width = max(1, max(len(s) for s in sets))
+    # padding slots point at an appended zero row of x (and row 0 of y): they contribute 0
+    index1 = np.full((2 * big + 1, width), 2 * l1 + 1, dtype=np.int32)
+    index2 = np.zeros((2 * big + 1, width), dtype=np.int32)
+    coef = np.zeros((2 * big + 1, width, len(l3s)))
+    for mi, s in enumerate(sets):
+        for t, flat in enumerate(sorted(s)):
+            i, j = divmod(flat, d2)
+            index1[mi, t], index2[mi, t] = i, j
+            for c, l3 in enumerate(l3s):
+                k = mi - big + l3
+                if 0 <= k <= 2 * l3:
+                    coef[mi, t, c] = math.sqrt(2 * l3 + 1) * clebsch_gordan(l1, l2, l3)[i, j, k]
+    # [m3, c, t]: the batched matmul below is then a plain (c x t) @ (t x N) per m3
+    return index1, index2, np.ascontiguousarray(coef.transpose(0, 2, 1))
+
+
+@functools.cache
+def _plan(irreps1: str, irreps2: str, irreps_out: str):
+    ir1s, ir2s, outs = e3nn.Irreps(irreps1), e3nn.Irreps(irreps2), e3nn.Irreps(irreps_out)
+    paths = _irreps.cg_paths(ir1s, ir2s, outs)
+    index = {p: k for k, p in enumerate(paths)}
+    plan = []
+    for (_, ir1), s1 in zip(ir1s, ir1s.slices(), strict=True):
+        for (_, ir2), s2 in zip(ir2s, ir2s.slices(), strict=True):
+            targets = []
+            for _, ir3 in outs:
+                key = (ir1.l, ir1.p, ir2.l, ir2.p, ir3.l, ir3.p)
+                if key in index:
+                    targets.append((ir3, index[key]))
+            if targets:
+                l3s = tuple(ir3.l for ir3, _ in targets)
+                index1, index2, coef = _pair_plan(ir1.l, ir2.l, l3s)
+                plan.append((s1, s2, index1, index2, coef, max(l3s), tuple(targets)))
+    return paths, tuple(plan)
+
+
+def cg_sparse(
+    x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, irreps_out=None, weights=None
+) -> e3nn.IrrepsArray:
+    """CG product of ``x`` and ``y`` via the selection rule (equal to ``cg-dense``)."""
+    ir1 = _irreps.check_irreps(x.irreps, "x", NAME)
+    ir2 = _irreps.check_irreps(y.irreps, "y", NAME)
+    if irreps_out is None:
+        irreps_out = _irreps.reachable_irreps(ir1, ir2)
+    out = _irreps.check_irreps(irreps_out, "irreps_out", NAME)
+    paths, plan = _plan(str(ir1), str(ir2), str(out))
+    lead_w = ()
+    if weights is not None:
+        weights = _irreps.check_weights(weights, len(paths), NAME)
+        lead_w = (weights.shape[:-1],)
+    xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y, *lead_w)
+    n = xa.shape[0]
+    if weights is not None:
+        w = jnp.broadcast_to(weights.astype(dtype), lead + (len(paths),)).reshape(n, len(paths))
+    # Feature-major layout [dim, N]: every gather below copies whole rows of N contiguous values.
+    xt, yt = xa.T, ya.T
+    if weights is not None:
+        wt = w.T
+    blocks: dict = {}
+    for s1, s2, index1, index2, coef, big, targets in plan:
+        x1 = jnp.concatenate([xt[s1], jnp.zeros((1, n), dtype)], axis=0)
+        g = x1[index1] * yt[s2][index2]  # [m3, t, N]: the products x_m1 y_m2 that reach m3
+        z = jax.lax.dot_general(  # [m3, c, N], batched over m3
+            jnp.asarray(coef, dtype), g, (((2,), (1,)), ((0,), (0,)))
+        )
+        for c, (ir3, k) in enumerate(targets):
+            zk = z[big - ir3.l : big + ir3.l + 1, c]  # [2l3+1, N]
+            if weights is not None:
+                zk = zk * wt[k]
+            blocks[ir3] = zk if ir3 not in blocks else blocks[ir3] + zk
+    blocks = {ir: b.T for ir, b in blocks.items()}
+    return _irreps.assemble(out, blocks, lead, dtype)
+
+
+SPEC = register(
+    TensorProductSpec(
+        name=NAME,
+        apply=cg_sparse,
+        paths=_paths,
+        num_weights=_num_weights,
+        weight_structure="path",
+        cost="O(L^5)",
+        exact=True,
+        tolerance=1e-12,
+        description="full CG product via the real-basis selection rule, per-m3 batched matmuls",
+        extra={"normalisation": lambda l1, l2, l3: 1.0, "irrep_normalization": "component"},
+    )
+)
