@@ -6,7 +6,9 @@ units and signs are converted once by the data-pipeline readers (:mod:`facet.dat
 The validation split is drawn by *group* (the material id, the part of a graph key before the
 first ``/``) so that frames of one relaxation trajectory never sit on both sides: groups are
 shuffled with ``default_rng(seed)`` and taken until ``val_fraction`` of the structures is
-reached.
+reached, skipping any group whose removal would leave one of its elements without training
+structures (its E0 could not be fitted and validation would measure a missing reference energy,
+not the model).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from facet.data.batch import Graph
 
-__all__ = ["READERS", "read_graphs", "split_by_group"]
+__all__ = ["READERS", "read_graphs", "split_by_group", "elements_missing"]
 
 
 def _read_mptrj(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
@@ -86,13 +88,24 @@ def split_by_group(graphs: Sequence[Graph], val_fraction: float, seed: int):
     for i, g in enumerate(graphs):
         groups.setdefault((g.key or str(i)).split("/")[0], []).append(i)
     names = sorted(groups)
+    elements = {name: set().union(*(set(np.unique(graphs[i].numbers).tolist())
+                                    for i in groups[name])) for name in names}
+    in_train = {}  # element -> number of training groups holding it
+    for name in names:
+        for z in elements[name]:
+            in_train[z] = in_train.get(z, 0) + 1
     order = np.random.default_rng(seed).permutation(len(names))
     target = val_fraction * len(graphs)
     val_idx: list[int] = []
     for k in order:
         if len(val_idx) >= target:
             break
-        val_idx.extend(groups[names[k]])
+        name = names[k]
+        if any(in_train[z] <= 1 for z in elements[name]):
+            continue  # the last training group of one of its elements stays in training
+        for z in elements[name]:
+            in_train[z] -= 1
+        val_idx.extend(groups[name])
     if len(val_idx) >= len(graphs):
         raise ValueError(
             f"data.val_fraction={val_fraction} leaves no training structures ({len(names)} "
@@ -102,3 +115,14 @@ def split_by_group(graphs: Sequence[Graph], val_fraction: float, seed: int):
     train = [g for i, g in enumerate(graphs) if i not in chosen]
     val = [graphs[i] for i in sorted(chosen)]
     return train, val
+
+
+def elements_missing(train: Sequence[Graph], other: Sequence[Graph]) -> list[int]:
+    """Atomic numbers present in ``other`` but in no structure of ``train``."""
+    seen = set()
+    for g in train:
+        seen.update(np.unique(g.numbers).tolist())
+    missing = set()
+    for g in other:
+        missing.update(set(np.unique(g.numbers).tolist()) - seen)
+    return sorted(missing)

@@ -136,6 +136,11 @@ def train(
     else:
         train_g, val_g = list(data[0]), list(data[1])
     say(f"data: {len(train_g)} training and {len(val_g)} validation structures, cutoff {cutoff} A")
+    from .data import elements_missing
+
+    if missing := elements_missing(train_g, val_g):
+        say(f"warning: validation structures contain elements with no training structure "
+            f"(Z = {missing}); their E0 is 0 and their errors will be large")
 
     if cfg.model.init_from is not None and not resume:
         src = resolve_checkpoint(cfg.model.init_from, report=say)
