@@ -101,7 +101,7 @@ def test_structures_parse_and_all_kinds_present(frames, structures):
 
 
 def test_forces_sum_to_zero_and_stress_symmetric(frames):
-    # SevenNet-0 forces are sums of pair terms: total momentum is conserved (float32 + 1e-6 rounding)
+    # SevenNet-0 forces are sums of pair terms: momentum is conserved (float32, 1e-6 rounding)
     for _, fid, fr in frames:
         f = np.asarray(fr["force"])
         assert np.abs(f.sum(axis=0)).max() < 2e-4, fid
@@ -204,19 +204,48 @@ def test_facet_readers_agree(frames, xyz):
         assert a.info["corrected_total_energy"] == pytest.approx(fr["corrected_total_energy"])
 
 
-@pytest.mark.skipif(not (DISTILL / "manifest.json").exists(), reason="distill set not generated")
-def test_distill_checksums_and_splits():
+@pytest.fixture(scope="module")
+def distill():
+    if not (DISTILL / "manifest.json").exists():
+        pytest.skip("data/distill not generated")
     manifest = json.loads((DISTILL / "manifest.json").read_text())
+    splits = json.loads((DISTILL / "splits.json").read_text())
+    with gzip.open(DISTILL / "mptrj_distill.json.gz", "rt") as f:
+        data = json.load(f)
+    return manifest, splits, data
+
+
+def test_distill_checksums_splits_and_counts(distill):
+    manifest, splits, data = distill
     for name, entry in manifest["files"].items():
         assert _sha256(DISTILL / name) == entry["sha256"], name
-    splits = json.loads((DISTILL / "splits.json").read_text())
     ids = [set(v) for v in splits.values()]
     assert set(splits) == {"train", "val", "test"}
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])  # split by material
-    with gzip.open(DISTILL / "mptrj_distill.json.gz", "rt") as f:
-        data = json.load(f)
     assert set(data) == set().union(*ids)
+    assert min(len(splits["val"]), len(splits["test"])) >= 0.04 * len(data)
     n_frames = sum(len(v) for v in data.values())
     assert n_frames == manifest["counts"]["frames"] >= 10_000
     for name, c in manifest["counts"]["splits"].items():
         assert c["frames"] == sum(len(data[m]) for m in splits[name])
+        assert c["materials"] == len(splits[name])
+
+
+def test_distill_frames_layout_and_physics(distill):
+    _, _, data = distill
+    elements = set()
+    for mid, mat in data.items():
+        assert re.fullmatch(r"facet-distill-\d{6}", mid), mid
+        for fid, fr in mat.items():
+            assert set(fr) == FRAME_KEYS and fr["mp_id"] == mid, fid
+            assert re.fullmatch(re.escape(mid) + r"-[0-4]-\d+", fid), fid
+            sites = fr["structure"]["sites"]
+            f = np.asarray(fr["force"])
+            assert f.shape == (len(sites), 3) and len(sites) <= 32, fid
+            assert np.abs(f.sum(axis=0)).max() < 3e-4, fid  # teacher conserves momentum
+            s = np.asarray(fr["stress"])
+            assert np.abs(s - s.T).max() < 1e-2, fid
+            e = fr["uncorrected_total_energy"] / len(sites)
+            assert -14.0 < e < 0.5, (fid, e)
+            elements.update(site["species"][0]["element"] for site in sites)
+    assert len(elements) >= 60
