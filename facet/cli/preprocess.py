@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-distance", type=float, default=0.5, help="physical minimum distance, Angstrom"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes for parsing and neighbour lists"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -55,7 +58,12 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         m = preprocess(
-            args.source, args.out, config, progress=not args.no_progress, overwrite=args.overwrite
+            args.source,
+            args.out,
+            config,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+            workers=args.workers,
         )
     except (FrameError, FileNotFoundError, FileExistsError) as e:
         print(f"facet preprocess: error: {e}", file=sys.stderr)

@@ -30,10 +30,26 @@ from typing import Any
 
 import numpy as np
 
-from .frames import DEFAULT_MIN_DISTANCE, Frame, FrameError, OnError, ReadStats, make_frame
+from .frames import (
+    DEFAULT_MIN_DISTANCE,
+    Frame,
+    FrameError,
+    FrameTask,
+    OnError,
+    ReadStats,
+    make_frame,
+    run_tasks,
+)
 from .neighbors import voigt_to_matrix
 
-__all__ = ["iter_extxyz", "iter_ase_db", "frame_from_atoms", "write_extxyz"]
+__all__ = [
+    "iter_extxyz",
+    "iter_ase_db",
+    "extxyz_tasks",
+    "ase_db_tasks",
+    "frame_from_atoms",
+    "write_extxyz",
+]
 
 _MATERIAL_KEYS = ("mp_id", "material_id", "mat_id")
 _FRAME_PARTS = ("task_id", "calc_id", "ionic_step")
@@ -140,28 +156,13 @@ def frame_from_atoms(
     )
 
 
-def _iter_atoms_frames(
-    items, source, *, keys, require, on_error, stats, min_distance
-) -> Iterator[Frame]:
-    """``items`` yields ``(index, parse)`` where ``parse()`` returns ``(atoms, info, arrays)`` or
-    raises :class:`FrameError`; a plain exception from ``items`` itself ends the stream."""
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    for index, parse in items:
-        stats.read += 1
-        try:
-            atoms, info, arrays = parse()
-            frame = frame_from_atoms(
-                atoms, source=source, index=index, keys=keys, require=require, info=info,
-                arrays=arrays, min_distance=min_distance,
-            )  # fmt: skip
-        except FrameError as err:
-            if on_error == "raise":
-                raise
-            stats.skip(err)
-            continue
-        stats.kept += 1
-        yield frame
+def _atoms_task(parse, source, index, keys, require, min_distance) -> Frame:
+    """One reading task: ``parse()`` gives ``(atoms, info, arrays)`` (or raises FrameError)."""
+    atoms, info, arrays = parse()
+    return frame_from_atoms(
+        atoms, source=source, index=index, keys=keys, require=require, info=info, arrays=arrays,
+        min_distance=min_distance,
+    )  # fmt: skip
 
 
 def _split_xyz(fh, source: str):
@@ -240,6 +241,21 @@ def _parse_xyz_frame(text: str, complete: bool, source: str, index: int, lineno:
     return atoms, atoms.info, atoms.arrays
 
 
+def extxyz_tasks(
+    path: str | os.PathLike,
+    *,
+    keys: str = "auto",
+    require: tuple[str, ...] = ("energy", "forces"),
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+) -> Iterator[FrameTask]:
+    """Split an extxyz file into per-frame reading tasks (parsing happens in the task)."""
+    source = os.fspath(path)
+    with open(source) as fh:
+        for index, lineno, text, complete in _split_xyz(fh, source):
+            parse = partial(_parse_xyz_frame, text, complete, source, index, lineno)
+            yield partial(_atoms_task, parse, source, index, keys, require, min_distance)
+
+
 def iter_extxyz(
     path: str | os.PathLike,
     *,
@@ -257,18 +273,40 @@ def iter_extxyz(
     (when known) and frame or, with ``on_error="skip"``, are counted in ``stats``. A count line that
     is not an integer always raises: the stream cannot be resynchronised.
     """
-    source = os.fspath(path)
     stats = ReadStats() if stats is None else stats
-    with open(source) as fh:
+    tasks = extxyz_tasks(path, keys=keys, require=require, min_distance=min_distance)
+    yield from run_tasks(tasks, on_error=on_error, stats=stats)
 
-        def items():
-            for index, lineno, text, complete in _split_xyz(fh, source):
-                yield index, partial(_parse_xyz_frame, text, complete, source, index, lineno)
 
-        yield from _iter_atoms_frames(
-            items(), source, keys=keys, require=require, on_error=on_error, stats=stats,
-            min_distance=min_distance,
-        )  # fmt: skip
+def _db_row_parts(atoms, key_value_pairs, data):
+    info = dict(key_value_pairs)
+    arrays = dict(atoms.arrays)
+    # row.data holds both per-atom arrays and per-frame vectors (a 9-value stress of a 9-atom
+    # cell is ambiguous by shape): offer each entry to both lookups.
+    for k, v in dict(data or {}).items():
+        info.setdefault(k, v)
+        arrays.setdefault(k, v)
+    return atoms, info, arrays
+
+
+def ase_db_tasks(
+    path: str | os.PathLike,
+    *,
+    keys: str = "auto",
+    require: tuple[str, ...] = ("energy", "forces"),
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+    selection: Any = None,
+) -> Iterator[FrameTask]:
+    """Per-row reading tasks of an ASE database (rows are fetched here, converted in the task)."""
+    import ase.db
+
+    source = os.fspath(path)
+    if not Path(source).exists():
+        raise FileNotFoundError(f"ASE database {source} does not exist")
+    db = ase.db.connect(source)
+    for index, row in enumerate(db.select(selection)):
+        parse = partial(_db_row_parts, row.toatoms(), row.key_value_pairs, row.get("data"))
+        yield partial(_atoms_task, parse, source, index, keys, require, min_distance)
 
 
 def iter_ase_db(
@@ -286,33 +324,11 @@ def iter_ase_db(
     Ids and ``REF_*`` scalars come from the row's key-value pairs, per-atom ``REF_*`` arrays from
     ``row.data``; calculator results stored with the row are the ``"calc"`` labels.
     """
-    import ase.db
-
-    source = os.fspath(path)
-    if not Path(source).exists():
-        raise FileNotFoundError(f"ASE database {source} does not exist")
     stats = ReadStats() if stats is None else stats
-    db = ase.db.connect(source)
-
-    def row_parts(row):
-        atoms = row.toatoms()
-        info = dict(row.key_value_pairs)
-        arrays = dict(atoms.arrays)
-        # row.data holds both per-atom arrays and per-frame vectors (a 9-value stress of a
-        # 9-atom cell is ambiguous by shape): offer each entry to both lookups.
-        for k, v in dict(row.get("data", {}) or {}).items():
-            info.setdefault(k, v)
-            arrays.setdefault(k, v)
-        return atoms, info, arrays
-
-    def items():
-        for index, row in enumerate(db.select(selection)):
-            yield index, lambda row=row: row_parts(row)
-
-    yield from _iter_atoms_frames(
-        items(), source, keys=keys, require=require, on_error=on_error, stats=stats,
-        min_distance=min_distance,
-    )  # fmt: skip
+    tasks = ase_db_tasks(
+        path, keys=keys, require=require, min_distance=min_distance, selection=selection
+    )
+    yield from run_tasks(tasks, on_error=on_error, stats=stats)
 
 
 def _fmt(v: Any) -> str:

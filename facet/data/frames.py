@@ -22,6 +22,7 @@ frame, and whose ``reason`` is one of :data:`SKIP_REASONS`. Readers called with
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +43,8 @@ __all__ = [
     "validate_frame",
     "check_min_distance",
     "make_frame",
+    "FrameTask",
+    "run_tasks",
 ]
 
 #: 1 eV/A^3 = 160.21766208 GPa = 1602.1766208 kBar (CODATA 2014 e, as ASE's ``units.GPa``).
@@ -116,6 +119,10 @@ class FrameError(ValueError):
             f"frame {self.frame_id or '?'}: {self.detail} [{self.reason}]"
         )
 
+    def __reduce__(self):  # picklable across worker processes despite keyword-only fields
+        return (_rebuild_frame_error, (self.detail, self.reason, self.source, self.material_id,
+                                       self.frame_id))  # fmt: skip
+
     def located(self, *, source=None, material_id=None, frame_id=None) -> FrameError:
         """A copy with missing location fields filled in (callers know more than callees)."""
         return FrameError(
@@ -125,6 +132,12 @@ class FrameError(ValueError):
             material_id=self.material_id or material_id,
             frame_id=self.frame_id or frame_id,
         )
+
+
+def _rebuild_frame_error(detail, reason, source, material_id, frame_id) -> FrameError:
+    return FrameError(
+        detail, reason=reason, source=source, material_id=material_id, frame_id=frame_id
+    )
 
 
 @dataclass
@@ -371,3 +384,30 @@ def make_frame(
         info=dict(info or {}),
     )
     return validate_frame(frame, min_distance=min_distance)
+
+
+#: A unit of reading work: a picklable callable returning one validated Frame (or raising
+#: FrameError), or a FrameError already found while splitting the source into tasks.
+FrameTask = Callable[[], Frame] | FrameError
+
+
+def run_tasks(
+    tasks: Iterable[FrameTask], *, on_error: OnError, stats: ReadStats
+) -> Iterator[Frame]:
+    """Run reading tasks in order with the error policy: count every task in ``stats.read``; a
+    failure raises (``on_error="raise"``) or is counted by reason (``"skip"``)."""
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    for task in tasks:
+        stats.read += 1
+        try:
+            if isinstance(task, FrameError):
+                raise task
+            frame = task()
+        except FrameError as err:
+            if on_error == "raise":
+                raise
+            stats.skip(err)
+            continue
+        stats.kept += 1
+        yield frame

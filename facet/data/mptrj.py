@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -27,14 +28,23 @@ from .frames import (
     DEFAULT_MIN_DISTANCE,
     Frame,
     FrameError,
+    FrameTask,
     OnError,
     ReadStats,
     make_frame,
+    run_tasks,
     stress_from_vasp_kbar,
     stress_to_vasp_kbar,
 )
 
-__all__ = ["ENERGY_LABELS", "EnergyLabel", "iter_mptrj", "write_mptrj", "structure_from_dict"]
+__all__ = [
+    "ENERGY_LABELS",
+    "EnergyLabel",
+    "iter_mptrj",
+    "mptrj_tasks",
+    "write_mptrj",
+    "structure_from_dict",
+]
 
 EnergyLabel = Literal["uncorrected_total_energy", "corrected_total_energy"]
 
@@ -172,6 +182,68 @@ def frame_from_mptrj(
         raise e.located(**loc) from None
 
 
+def mptrj_tasks(
+    path: str | os.PathLike,
+    *,
+    label: EnergyLabel = "uncorrected_total_energy",
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+    use_pymatgen: bool = False,
+) -> Iterator[FrameTask]:
+    """Split an MPTrj-layout file into per-frame reading tasks (see :func:`iter_mptrj`).
+
+    Only the JSON parsing happens here; each task converts and validates one frame, so tasks can
+    run in worker processes. A material entry that is not an object of frames becomes a
+    ``malformed`` FrameError task; truncated or malformed JSON raises here.
+    """
+    import ijson
+
+    if label not in ENERGY_LABELS:
+        raise ValueError(f"unknown energy label {label!r}; choose one of {list(ENERGY_LABELS)}")
+    source = os.fspath(path)
+    last_material: str | None = None
+    n_frames = 0
+    with open(path, "rb") as fh:
+        items = ijson.kvitems(fh, "", use_float=True)
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except ijson.JSONError as e:
+                where = (
+                    f"after material {last_material!r}" if last_material else "before any material"
+                )
+                raise FrameError(
+                    f"truncated or malformed JSON {where} ({e}); {n_frames} frames read so far",
+                    reason="malformed",
+                    source=source,
+                    material_id=last_material,
+                ) from None
+            material_id, frames = item
+            last_material = material_id
+            if not isinstance(frames, dict) or not frames:
+                n_frames += 1
+                yield FrameError(
+                    "material entry is not a non-empty object of frames",
+                    reason="malformed",
+                    source=source,
+                    material_id=material_id,
+                )
+                continue
+            for frame_id, raw in frames.items():
+                n_frames += 1
+                yield partial(
+                    frame_from_mptrj,
+                    raw,
+                    material_id=material_id,
+                    frame_id=frame_id,
+                    source=source,
+                    label=label,
+                    min_distance=min_distance,
+                    use_pymatgen=use_pymatgen,
+                )
+
+
 def iter_mptrj(
     path: str | os.PathLike,
     *,
@@ -197,65 +269,13 @@ def iter_mptrj(
     Truncated or malformed JSON always raises :class:`FrameError` (reason ``malformed``) naming the
     file and the last complete material: the stream cannot be resumed past it.
     """
-    import ijson
-
-    if label not in ENERGY_LABELS:
-        raise ValueError(f"unknown energy label {label!r}; choose one of {list(ENERGY_LABELS)}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if label not in ENERGY_LABELS:
+        raise ValueError(f"unknown energy label {label!r}; choose one of {list(ENERGY_LABELS)}")
     stats = ReadStats() if stats is None else stats
-    source = os.fspath(path)
-    last_material: str | None = None
-    with open(path, "rb") as fh:
-        items = ijson.kvitems(fh, "", use_float=True)
-        while True:
-            try:
-                item = next(items)
-            except StopIteration:
-                break
-            except ijson.JSONError as e:
-                where = (
-                    f"after material {last_material!r}" if last_material else "before any material"
-                )
-                raise FrameError(
-                    f"truncated or malformed JSON {where} ({e}); {stats.read} frames read so far",
-                    reason="malformed",
-                    source=source,
-                    material_id=last_material,
-                ) from None
-            material_id, frames = item
-            last_material = material_id
-            if not isinstance(frames, dict) or not frames:
-                stats.read += 1
-                err = FrameError(
-                    "material entry is not a non-empty object of frames",
-                    reason="malformed",
-                    source=source,
-                    material_id=material_id,
-                )
-                if on_error == "raise":
-                    raise err
-                stats.skip(err)
-                continue
-            for frame_id, raw in frames.items():
-                stats.read += 1
-                try:
-                    frame = frame_from_mptrj(
-                        raw,
-                        material_id=material_id,
-                        frame_id=frame_id,
-                        source=source,
-                        label=label,
-                        min_distance=min_distance,
-                        use_pymatgen=use_pymatgen,
-                    )
-                except FrameError as err:
-                    if on_error == "raise":
-                        raise
-                    stats.skip(err)
-                    continue
-                stats.kept += 1
-                yield frame
+    tasks = mptrj_tasks(path, label=label, min_distance=min_distance, use_pymatgen=use_pymatgen)
+    yield from run_tasks(tasks, on_error=on_error, stats=stats)
 
 
 def structure_to_dict(frame: Frame) -> dict:

@@ -15,17 +15,28 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import itertools
 import json
 import os
 import platform
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
-from .frames import DEFAULT_MIN_DISTANCE, FrameError, OnError, ReadStats, check_min_distance
+from .batch import Graph
+from .frames import (
+    DEFAULT_MIN_DISTANCE,
+    FrameError,
+    FrameTask,
+    OnError,
+    ReadStats,
+    check_min_distance,
+)
 from .neighbors import graph_from_frame
 from .shards import SHARD_FORMAT_VERSION, write_shard
-from .sources import detect_format, read_frames, sha256_file
+from .sources import detect_format, frame_tasks, sha256_file
 from .stats import DatasetStats
 
 __all__ = ["PreprocessConfig", "preprocess", "split_of", "MANIFEST", "SPLITS"]
@@ -77,6 +88,30 @@ def split_of(material_id: str, *, seed: int, val_fraction: float) -> str:
     return "val" if int(h[:16], 16) / 2.0**64 < val_fraction else "train"
 
 
+def _graph_task(task: FrameTask, *, cutoff: float, min_distance: float) -> Graph | FrameError:
+    """Read one frame and build its graph; a bad frame is returned (not raised) as FrameError so
+    that the caller applies the error policy in order, whichever process ran the task."""
+    if isinstance(task, FrameError):
+        return task
+    try:
+        frame = task()
+        graph = graph_from_frame(frame, cutoff)
+        if min_distance > 0:
+            check_min_distance(frame, min_distance, edges=(graph.senders, graph.receivers,
+                                                           graph.shifts))  # fmt: skip
+    except FrameError as err:
+        return err
+    return graph
+
+
+def _bounded_map(pool, fn, items: Iterable, *, window: int, chunksize: int) -> Iterator:
+    """``pool.map`` in windows of ``window`` items, in order: ``map`` alone would submit a whole
+    streaming source (the 11 GB MPTrj) at once."""
+    it = iter(items)
+    while block := list(itertools.islice(it, window)):
+        yield from pool.map(fn, block, chunksize=chunksize)
+
+
 class _SplitWriter:
     def __init__(self, out: Path, split: str, cfg: PreprocessConfig):
         self.out, self.split, self.cfg = out, split, cfg
@@ -84,9 +119,9 @@ class _SplitWriter:
         self.shards: list[dict] = []
         self.stats = DatasetStats()
 
-    def add(self, graph, frame) -> None:
+    def add(self, graph) -> None:
         self.buffer.append(graph)
-        self.stats.add(frame, n_edges=graph.n_edge)
+        self.stats.add(graph, n_edges=graph.n_edge)
         if len(self.buffer) >= self.cfg.shard_size:
             self.flush()
 
@@ -126,6 +161,7 @@ def preprocess(
     *,
     progress: bool = True,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> dict:
     """Read ``source``, build neighbour lists, split by material, write shards and a manifest.
 
@@ -171,28 +207,42 @@ def preprocess(
     # The minimum-distance check needs a neighbour list; when the cutoff covers it, check it on
     # the graph's edges instead of building a second list in the reader (same error, same count).
     late_check = config.min_distance > 0 and config.cutoff >= config.min_distance
-    frames = read_frames(
-        source, format=fmt, label=config.label, keys=config.keys, on_error=config.on_error,
-        stats=stats, min_distance=0.0 if late_check else config.min_distance,
+    tasks = frame_tasks(
+        source, format=fmt, label=config.label, keys=config.keys,
+        min_distance=0.0 if late_check else config.min_distance,
     )  # fmt: skip
-    bar = tqdm(frames, disable=not progress, unit="frame", desc=f"preprocess {Path(source).name}")
-    for frame in bar:
-        graph = graph_from_frame(frame, config.cutoff)
-        if late_check:
-            try:
-                check_min_distance(
-                    frame, config.min_distance, edges=(graph.senders, graph.receivers, graph.shifts)
-                )
-            except FrameError as err:
+    work = partial(
+        _graph_task, cutoff=config.cutoff, min_distance=config.min_distance if late_check else 0.0
+    )
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent may hold JAX or other threads that fork would copy badly.
+        # An executor (not multiprocessing.Pool) so that a worker that dies raises
+        # BrokenProcessPool instead of being respawned forever.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = _bounded_map(pool, work, tasks, window=workers * 512, chunksize=64)
+    else:
+        results = map(work, tasks)
+    bar = tqdm(results, disable=not progress, unit="frame", desc=f"preprocess {Path(source).name}")
+    try:
+        for result in bar:
+            stats.read += 1
+            if isinstance(result, FrameError):
                 if config.on_error == "raise":
-                    raise
-                stats.kept -= 1  # the reader counted it as kept; it is skipped after all
-                stats.skip(err)
+                    raise result
+                stats.skip(result)
+                bar.set_postfix(skipped=stats.n_skipped, refresh=False)
                 continue
-        split = split_of(frame.material_id, seed=config.seed, val_fraction=config.val_fraction)
-        writers[split].add(graph, frame)
-        if stats.n_skipped:
-            bar.set_postfix(skipped=stats.n_skipped, refresh=False)
+            stats.kept += 1
+            material_id = result.key.rpartition("/")[0]
+            split = split_of(material_id, seed=config.seed, val_fraction=config.val_fraction)
+            writers[split].add(result)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     bar.close()
     stats.check()
     splits = {s: w.finish() for s, w in writers.items()}

@@ -14,35 +14,45 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .frames import DEFAULT_MIN_DISTANCE, Frame, OnError, ReadStats
+from .frames import DEFAULT_MIN_DISTANCE, Frame, FrameTask, OnError, ReadStats, run_tasks
 
-__all__ = ["SOURCE_FORMATS", "SourceFormat", "detect_format", "read_frames", "sha256_file"]
+__all__ = [
+    "SOURCE_FORMATS",
+    "SourceFormat",
+    "detect_format",
+    "frame_tasks",
+    "read_frames",
+    "sha256_file",
+]
 
 
 @dataclass(frozen=True)
 class SourceFormat:
+    """A source format: ``tasks(path, *, label, keys, min_distance)`` splits a file into
+    picklable per-frame reading tasks (:data:`facet.data.frames.FrameTask`)."""
+
     name: str
     suffixes: tuple[str, ...]
     description: str
-    open: Callable[..., Iterator[Frame]]
+    tasks: Callable[..., Iterator[FrameTask]]
 
 
-def _mptrj(path, *, label, keys, on_error, stats, min_distance):
-    from .mptrj import iter_mptrj
+def _mptrj(path, *, label, keys, min_distance):
+    from .mptrj import mptrj_tasks
 
-    return iter_mptrj(path, label=label, on_error=on_error, stats=stats, min_distance=min_distance)
-
-
-def _extxyz(path, *, label, keys, on_error, stats, min_distance):
-    from .extxyz import iter_extxyz
-
-    return iter_extxyz(path, keys=keys, on_error=on_error, stats=stats, min_distance=min_distance)
+    return mptrj_tasks(path, label=label, min_distance=min_distance)
 
 
-def _asedb(path, *, label, keys, on_error, stats, min_distance):
-    from .extxyz import iter_ase_db
+def _extxyz(path, *, label, keys, min_distance):
+    from .extxyz import extxyz_tasks
 
-    return iter_ase_db(path, keys=keys, on_error=on_error, stats=stats, min_distance=min_distance)
+    return extxyz_tasks(path, keys=keys, min_distance=min_distance)
+
+
+def _asedb(path, *, label, keys, min_distance):
+    from .extxyz import ase_db_tasks
+
+    return ase_db_tasks(path, keys=keys, min_distance=min_distance)
 
 
 SOURCE_FORMATS: dict[str, SourceFormat] = {
@@ -82,15 +92,29 @@ def read_frames(
     ``label`` selects the MPTrj energy (ignored for other formats, whose energy is whatever the
     file calls energy under ``keys``); ``keys`` selects the extxyz/ASE-db label convention.
     """
+    stats = ReadStats() if stats is None else stats
+    return run_tasks(
+        frame_tasks(path, format=format, label=label, keys=keys, min_distance=min_distance),
+        on_error=on_error,
+        stats=stats,
+    )
+
+
+def frame_tasks(
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    label: str = "uncorrected_total_energy",
+    keys: str = "auto",
+    min_distance: float = DEFAULT_MIN_DISTANCE,
+) -> Iterator[FrameTask]:
+    """The per-frame reading tasks of a source (for :func:`read_frames` or worker processes)."""
     if not Path(path).exists():
         raise FileNotFoundError(f"source {os.fspath(path)!r} does not exist")
     name = format or detect_format(path)
     if name not in SOURCE_FORMATS:
         raise ValueError(f"unknown format {name!r}; choose one of {list(SOURCE_FORMATS)}")
-    stats = ReadStats() if stats is None else stats
-    return SOURCE_FORMATS[name].open(
-        path, label=label, keys=keys, on_error=on_error, stats=stats, min_distance=min_distance
-    )
+    return SOURCE_FORMATS[name].tasks(path, label=label, keys=keys, min_distance=min_distance)
 
 
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:

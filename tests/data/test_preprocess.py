@@ -276,3 +276,20 @@ def test_shard_storage_is_narrow_and_graphs_are_wide(prepared):
     assert g.senders.dtype == g.receivers.dtype == g.shifts.dtype == g.numbers.dtype == np.int64
     # Offsetting by a large node count (as collate does) must not wrap around.
     assert (g.senders + 70000).min() >= 70000
+
+
+def test_worker_processes_give_identical_output(source, prepared, tmp_path):
+    out, m = prepared
+    cfg = PreprocessConfig(cutoff=CUTOFF, val_fraction=0.3, seed=7, shard_size=8)
+    m2 = preprocess(source, tmp_path / "w", cfg, progress=False, workers=2)
+    assert m2["counts"] == m["counts"]
+    for split in ("train", "val"):
+        assert m2["splits"][split]["stats"] == m["splits"][split]["stats"]
+        a = list(PreprocessedDataset(out, split).graphs())
+        b = list(PreprocessedDataset(tmp_path / "w", split).graphs())
+        assert [g.key for g in a] == [g.key for g in b]
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x.positions, y.positions)
+            np.testing.assert_array_equal(x.senders, y.senders)
+            np.testing.assert_array_equal(x.shifts, y.shifts)
+            assert x.energy == y.energy
