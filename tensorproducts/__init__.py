@@ -9,5 +9,6 @@ from . import gaunt_fourier  # "gaunt-fourier"
 from . import gaunt_grid  # "gaunt-grid"
 from . import matrix  # "matrix"
 from . import so2  # "so2"
+from . import vector_gaunt_grid  # "vector-gaunt-grid"
 
 __all__ = ["REGISTRY", "TensorProductSpec", "get", "register"]
