@@ -145,6 +145,18 @@ def bench_source(source: Path, label: str, args, env: dict) -> list[dict]:
             lambda: preprocess(source, out, cfg, progress=False, overwrite=True), args.repeats
         )
         rows.append(_row("preprocess", label, m["counts"]["kept"], times, cutoff=args.cutoff))
+        if args.workers > 1:
+            times, m = _timed(
+                lambda: preprocess(
+                    source, Path(tmp) / "w", cfg, progress=False, overwrite=True,
+                    workers=args.workers,
+                ),
+                args.repeats,
+            )  # fmt: skip
+            rows.append(
+                _row("preprocess", label, m["counts"]["kept"], times, cutoff=args.cutoff,
+                     workers=args.workers)  # CPU time here is the parent's only
+            )  # fmt: skip
 
         ds = PreprocessedDataset(out, "train")
         budget = ds.suggest_budget(args.graphs_per_batch)
@@ -178,6 +190,7 @@ def main(argv=None) -> int:
     p.add_argument("--cutoff", type=float, default=5.0)
     p.add_argument("--shard-size", type=int, default=2000)
     p.add_argument("--graphs-per-batch", type=int, default=16)
+    p.add_argument("--workers", type=int, default=1, help="also time preprocess --workers N")
     args = p.parse_args(argv)
     env = _env()
     sources = []
