@@ -1,0 +1,68 @@
+"""A run killed with SIGKILL at random moments (including during checkpoint writes) and resumed
+each time ends with the same parameters as an uninterrupted run (slow: many process starts)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facet.train import checkpoint as ck
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume(tmp_path, toy_data):
+    from conftest import toy_config, toy_factory
+    from toymodel import toy_predict
+
+    from facet.train.loop import train
+
+    data = tmp_path / "data.pkl"
+    data.write_bytes(pickle.dumps(toy_data))
+    ref_dir = tmp_path / "ref"
+    cfg = toy_config(ref_dir, run={"epochs": 3, "checkpoint_every": 1, "keep_checkpoints": 3})
+    ref = train(cfg, model_factory=toy_factory, predict_fn=toy_predict, data=toy_data,
+                report=lambda m: None)
+
+    worker = Path(__file__).with_name("kill_worker.py")
+    run_dir = tmp_path / "killed"
+    rng = np.random.default_rng(int(time.time()))
+    kills = 0
+    for _attempt in range(30):
+        proc = subprocess.Popen([sys.executable, str(worker), str(data), str(run_dir)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if kills < 4:
+            # wait until training has started (a checkpoint exists beyond the last one seen),
+            # then kill at a random moment of the next second
+            start = len(ck.list_checkpoints(run_dir / "checkpoints"))
+            t0 = time.time()
+            while proc.poll() is None and time.time() - t0 < 300:
+                cks = ck.list_checkpoints(run_dir / "checkpoints")
+                if cks and (len(cks) != start or int(cks[-1].name[5:]) > kills):
+                    break
+                time.sleep(0.05)
+            time.sleep(float(rng.uniform(0.0, 1.0)))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                continue
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+        break
+    assert kills >= 1
+    last = ck.latest_checkpoint(run_dir / "checkpoints")
+    assert int(last.name[5:]) == ref["total_steps"]
+    ref_last = ck.latest_checkpoint(ref_dir / "checkpoints")
+    for tree in ("params", "ema", "opt_state", "counters"):
+        a, b = ck.read_arrays(last, tree), ck.read_arrays(ref_last, tree)
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=f"{tree}/{k}")
