@@ -22,8 +22,8 @@ Edges follow :mod:`facet.data.batch`: ``r_ij = x[senders] + shifts @ cell - x[re
 Why HDF5: one self-describing file per shard with typed, named arrays, readable from C, Julia or
 h5py without Facet; contiguous flat arrays load in a few large reads (no per-frame objects, no
 pickle); the local indices and small shift dtypes keep the edge arrays (the bulk of the data) at
-7-11 bytes per edge. No compression: decompression would cost more CPU than the I/O it saves on
-a local disk.
+7 bytes per edge in the common case (``uint16`` indices, ``int8`` shifts). No compression:
+decompression would cost more CPU than the I/O it saves on a local disk.
 """
 
 from __future__ import annotations

@@ -127,3 +127,13 @@ def test_read_stats_accounting():
     assert s.as_dict()["skipped_by_reason"] == {"non_finite": 2}
     with pytest.raises(ValueError, match="unknown FrameError reason"):
         FrameError("z", reason="because")
+    # Errors travel back from worker processes intact.
+    import pickle
+
+    e = pickle.loads(pickle.dumps(FrameError("w", reason="malformed", source="f", frame_id="3")))
+    assert (e.reason, e.source, e.frame_id, str(e)) == (
+        "malformed",
+        "f",
+        "3",
+        "f: material ?, frame 3: w [malformed]",
+    )
