@@ -103,3 +103,32 @@ def _plot(data: dict, groups: dict, folder: str) -> None:
     fig.savefig(os.path.join(folder, "distill_elements.png"), dpi=100,
                 metadata={"Software": None})
     plt.close(fig)
+
+
+def stats_markdown(stats: dict) -> str:
+    """Markdown tables of :func:`dataset_statistics` output (for docs/datasets.md)."""
+    names = list(stats)
+    rows = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in (("materials", "materials"), ("frames", "frames"), ("atoms", "atoms"),
+                       ("n_elements", "elements"),
+                       ("corrected_energy_null_frames", "frames with null corrected energy")):
+        rows.append(f"| {label} | " + " | ".join(str(stats[n].get(key, "")) for n in names) + " |")
+    for key, label, fmt in (("n_atoms", "atoms per frame", ".0f"),
+                            ("energy_per_atom", "energy per atom (eV/atom)", ".3f"),
+                            ("force_component", "force component (eV/A)", ".2f"),
+                            ("force_norm", "force norm per atom (eV/A)", ".2f"),
+                            ("pressure_kbar", "pressure (kBar, + compressive)", ".0f"),
+                            ("stress_component_kbar", "stress component (kBar)", ".0f")):
+        cells = []
+        for n in names:
+            s = stats[n].get(key)
+            cells.append("" if s is None else
+                         f"{s['min']:{fmt}} / {s['p01']:{fmt}} / {s['median']:{fmt}} / "
+                         f"{s['p99']:{fmt}} / {s['max']:{fmt}}")
+        rows.append(f"| {label}: min / 1% / median / 99% / max | " + " | ".join(cells) + " |")
+    atoms = stats[names[0]]["elements_atoms"]
+    frames = stats[names[0]]["elements_frames"]
+    elems = sorted(atoms, key=lambda el: -atoms[el])
+    rows += ["", f"Elements ({len(elems)}; atoms over all frames / frames containing it):", ""]
+    rows.append(", ".join(f"{el} {atoms[el]}/{frames[el]}" for el in elems))
+    return "\n".join(rows) + "\n"

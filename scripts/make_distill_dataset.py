@@ -13,7 +13,7 @@ steps, Langevin MD at two of 300/800/1500 K). ``--n-frames N`` keeps the shortes
 material order with at least N frames, so a small run is a prefix of the full one.
 
 Outputs in ``--out``: ``mptrj_distill.json.gz`` (gzip, mtime 0), ``splits.json`` (train/val/
-test material ids, 90/5/5 by a seeded permutation of the materials), ``manifest.json``,
+test material ids, 90/5/5 by material, see :func:`split_materials`), ``manifest.json``,
 ``PROVENANCE.md``, ``stats.json``; with ``--figures DIR`` also the histograms as PNG.
 
 Workers: each material is generated independently (own RNG seeded by seed and material name,
@@ -86,6 +86,8 @@ def _work(task):
             return out
     from _teacher_sampling import generate_material
 
+    if "calc" not in _WORKER:  # loaded on the first material that is not cached
+        _init_worker()
     t0 = time.time()
     out = generate_material(spec, mp_id, DISTILL_PROFILE, seed, _WORKER["calc"],
                             _WORKER["mp2020"])
@@ -99,16 +101,34 @@ def _work(task):
     return out
 
 
-def split_materials(mp_ids: list[str], seed: int) -> dict[str, list[str]]:
-    """90/5/5 by a seeded permutation of the material ids (at least one each when >= 3)."""
+def split_materials(data: dict, seed: int) -> dict[str, list[str]]:
+    """90/5/5 train/val/test by material, never leaving an element without training materials.
+
+    Materials are visited in a seeded random order and fill test, then val; a material is sent to
+    train instead if one of its elements would otherwise have no training material left.
+    """
     import numpy as np
 
-    order = [mp_ids[i] for i in np.random.default_rng([seed, 11]).permutation(len(mp_ids))]
-    n = len(order)
-    n_test = max(1, round(SPLIT_FRACTIONS["test"] * n)) if n >= 3 else 0
-    n_val = max(1, round(SPLIT_FRACTIONS["val"] * n)) if n >= 3 else 0
-    return {"train": sorted(order[n_test + n_val:]), "val": sorted(order[n_test:n_test + n_val]),
-            "test": sorted(order[:n_test])}
+    mp_ids = list(data)
+    elements = {m: {s["species"][0]["element"]
+                    for s in next(iter(data[m].values()))["structure"]["sites"]} for m in mp_ids}
+    in_train = {}
+    for m in mp_ids:
+        for el in elements[m]:
+            in_train[el] = in_train.get(el, 0) + 1
+    n = len(mp_ids)
+    want = {"test": round(SPLIT_FRACTIONS["test"] * n), "val": round(SPLIT_FRACTIONS["val"] * n)}
+    out = {"train": [], "val": [], "test": []}
+    for i in np.random.default_rng([seed, 11]).permutation(n):
+        m = mp_ids[i]
+        target = next((k for k in ("test", "val") if len(out[k]) < want[k]), "train")
+        if target != "train" and all(in_train[el] > 1 for el in elements[m]):
+            for el in elements[m]:
+                in_train[el] -= 1
+        else:
+            target = "train"
+        out[target].append(m)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def main(argv=None) -> int:
@@ -135,10 +155,9 @@ def main(argv=None) -> int:
 
     t0, results = time.time(), []
     if args.workers == 1:
-        _init_worker()
         it = map(_work, tasks)
     else:
-        pool = mp.get_context("spawn").Pool(args.workers, initializer=_init_worker)
+        pool = mp.get_context("spawn").Pool(args.workers)
         it = pool.imap(_work, tasks, chunksize=1)
     for i, out in enumerate(it):
         results.append(out)
@@ -152,7 +171,7 @@ def main(argv=None) -> int:
 
     data = {r["meta"]["mp_id"]: r["frames"] for r in results if r["frames"]}
     metas = [r["meta"] for r in results]
-    splits = split_materials(list(data), args.seed)
+    splits = split_materials(data, args.seed)
     json_path = os.path.join(args.out, "mptrj_distill.json.gz")
     write_json(json_path, data, compress=True)
     with open(os.path.join(args.out, "splits.json"), "w") as f:

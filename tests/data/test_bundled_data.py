@@ -230,6 +230,13 @@ def test_distill_checksums_splits_and_counts(distill):
         assert c["frames"] == sum(len(data[m]) for m in splits[name])
         assert c["materials"] == len(splits[name])
 
+    def elements(ids):
+        return {site["species"][0]["element"] for m in ids for fr in data[m].values()
+                for site in fr["structure"]["sites"]}
+
+    held_out = elements(splits["val"]) | elements(splits["test"])
+    assert held_out <= elements(splits["train"]), held_out - elements(splits["train"])
+
 
 def test_distill_frames_layout_and_physics(distill):
     _, _, data = distill
