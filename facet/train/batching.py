@@ -15,7 +15,6 @@ with empty (all-padding) batches, which contribute nothing to sums: no structure
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,11 +33,12 @@ class Budget:
     max_edges: int
     max_graphs: int
 
-    def check(self, graphs: Sequence[Graph]) -> None:
+    def check(self, graphs: Sequence[Graph], n_nodes: np.ndarray, n_edges: np.ndarray) -> None:
         """Raise naming the first structure that cannot fit a batch on its own."""
-        for g in graphs:
-            if g.n_node + 1 > self.max_nodes or g.n_edge > self.max_edges:
-                raise ValueError(
+        bad = np.flatnonzero((n_nodes + 1 > self.max_nodes) | (n_edges > self.max_edges))
+        if bad.size:
+            g = graphs[int(bad[0])]
+            raise ValueError(
                     f"structure {g.key or '?'} ({g.n_node} atoms, {g.n_edge} edges) does not fit "
                     f"the batch budget data.max_nodes={self.max_nodes} (one node is padding), "
                     f"data.max_edges={self.max_edges}; raise the budget"
@@ -109,7 +109,12 @@ class EpochBatcher:
                  device_slots: Sequence[int] | None = None, dtype=np.float64):
         if len(graphs) == 0:
             raise ValueError("no structures to batch")
-        budget.check(graphs)
+        # Lazy sources (facet.train.data.ShardedGraphs) provide sizes and a shard-blocked order.
+        sizes = getattr(graphs, "n_nodes", None)
+        self._n_nodes = np.asarray(sizes if sizes is not None else [g.n_node for g in graphs])
+        sizes = getattr(graphs, "n_edges", None)
+        self._n_edges = np.asarray(sizes if sizes is not None else [g.n_edge for g in graphs])
+        budget.check(graphs, self._n_nodes, self._n_edges)
         self.graphs = graphs
         self.budget = budget
         self.seed = int(seed)
@@ -117,14 +122,14 @@ class EpochBatcher:
         self.n_devices = int(n_devices)
         self.device_slots = list(range(n_devices) if device_slots is None else device_slots)
         self.dtype = dtype
-        self._n_nodes = np.array([g.n_node for g in graphs])
-        self._n_edges = np.array([g.n_edge for g in graphs])
         self._plans: dict[int, list[np.ndarray]] = {}
 
     def order(self, epoch: int) -> np.ndarray:
         n = len(self.graphs)
         if not self.shuffle:
             return np.arange(n)
+        if hasattr(self.graphs, "order"):
+            return self.graphs.order(self.seed, int(epoch))
         return np.random.default_rng([self.seed, int(epoch)]).permutation(n)
 
     def plan(self, epoch: int) -> list[np.ndarray]:
@@ -138,6 +143,10 @@ class EpochBatcher:
                 self._plans.pop(min(self._plans))
             self._plans[epoch] = packs
         return self._plans[epoch]
+
+    def sizes(self, idx: np.ndarray) -> tuple[int, int]:
+        """Real structures and atoms of a set of structure indices."""
+        return int(idx.size), int(self._n_nodes[idx].sum()) if idx.size else 0
 
     def steps_in_epoch(self, epoch: int) -> int:
         return len(self.plan(epoch)) // self.n_devices
@@ -179,7 +188,3 @@ def fixed_batches(graphs: Sequence[Graph], budget: Budget, *, n_devices: int = 1
                            device_slots=device_slots, dtype=dtype)
     for s in range(batcher.steps_in_epoch(0)):
         yield batcher.local_batch(0, s)
-
-
-def steps_for(n_packs: int, n_devices: int) -> int:
-    return math.ceil(n_packs / n_devices)

@@ -67,7 +67,10 @@ class DataSection:
     Attributes:
         train: paths (MPTrj JSON, extxyz, or a preprocessed dataset directory).
         val: validation paths; when empty, ``val_fraction`` of ``train`` is held out.
-        val_fraction: fraction of training structures held out (grouped by material id).
+        val_fraction: fraction of training structures held out.
+        split_by: ``material`` (hold out whole materials: measures transfer to new
+            chemistry) or ``frame`` (hold out single frames: interpolation within the
+            materials seen, the only meaningful choice for a set of a few materials).
         energy_label: which energy label a reader takes (``uncorrected_total_energy`` or
             ``corrected_total_energy`` for MPTrj; ignored by formats with one energy).
         cutoff: neighbour-list cutoff in Angstrom; None takes the model's ``cutoff``.
@@ -80,6 +83,7 @@ class DataSection:
     train: list = field(default_factory=list)
     val: list = field(default_factory=list)
     val_fraction: float = 0.1
+    split_by: str = "material"
     energy_label: str = "uncorrected_total_energy"
     cutoff: float | None = None
     max_nodes: int = 512
@@ -333,6 +337,7 @@ def _check_semantics(cfg: TrainConfig) -> None:
         need(getattr(cfg.loss, f"{term}_weight") >= 0, f"loss.{term}_weight", "must be >= 0")
     need(cfg.loss.huber_delta > 0, "loss.huber_delta", "must be positive")
     need(0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
+    need(cfg.data.split_by in ("material", "frame"), "data.split_by", "must be material or frame")
     need(cfg.data.max_graphs >= 2, "data.max_graphs", "must be >= 2 (one slot is padding)")
     need(cfg.data.max_nodes >= 2, "data.max_nodes", "must be >= 2 (one node is padding)")
     need(cfg.data.max_edges >= 1, "data.max_edges", "must be >= 1")

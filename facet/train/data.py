@@ -20,7 +20,8 @@ import numpy as np
 
 from facet.data.batch import Graph
 
-__all__ = ["READERS", "read_graphs", "split_by_group", "elements_missing"]
+__all__ = ["READERS", "read_graphs", "split_by_group", "elements_missing", "ShardedGraphs",
+           "open_preprocessed", "load_training_data"]
 
 
 def _read_mptrj(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
@@ -40,18 +41,57 @@ def _read_extxyz(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
     return [graph_from_frame(f, cutoff) for f in iter_extxyz(path)]
 
 
-def _read_preprocessed(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
-    try:
-        from facet.data.dataset import open_dataset
-    except ImportError as exc:
-        raise RuntimeError(f"cannot read {path}: facet.data.dataset is not available") from exc
-    ds = open_dataset(path, "all")
+class ShardedGraphs(Sequence):
+    """A split of a preprocessed directory as a lazy sequence of graphs (nothing but the sizes
+    is held in memory; one shard is cached at a time by the dataset).
+
+    ``n_nodes`` / ``n_edges`` come from the shard offsets (one read of every shard at start).
+    :meth:`order` is *shard-blocked*: shards are permuted, then the frames inside each shard,
+    so that an epoch reads every shard once in sequence rather than jumping between shards at
+    every structure (the scheme of :meth:`facet.data.dataset.PreprocessedDataset.graphs`).
+    """
+
+    def __init__(self, dataset):
+        self.ds = dataset
+        nn, ne = [], []
+        for i in range(len(dataset.shards)):
+            a = dataset.load_shard(i)
+            nn.append(np.diff(a.node_offsets))
+            ne.append(np.diff(a.edge_offsets))
+        self.n_nodes = np.concatenate(nn) if nn else np.zeros(0, int)
+        self.n_edges = np.concatenate(ne) if ne else np.zeros(0, int)
+        self._offsets = np.cumsum([0] + [len(x) for x in nn])
+
+    def __len__(self) -> int:
+        return int(self.n_nodes.size)
+
+    def __getitem__(self, i):
+        return self.ds[int(i)]
+
+    def order(self, seed: int, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, epoch])
+        parts = []
+        for k in rng.permutation(len(self._offsets) - 1):
+            lo, hi = self._offsets[k], self._offsets[k + 1]
+            parts.append(lo + rng.permutation(hi - lo))
+        return np.concatenate(parts) if parts else np.zeros(0, int)
+
+
+def open_preprocessed(path: Path, cutoff: float, split: str) -> ShardedGraphs:
+    from facet.data.dataset import open_dataset
+
+    ds = open_dataset(path, split)
     if ds.cutoff < cutoff - 1e-9:
         raise ValueError(
             f"preprocessed dataset {path} was built with cutoff {ds.cutoff} A but the model needs "
             f"{cutoff} A; preprocess again with at least that cutoff"
         )
-    return [ds[i] for i in range(len(ds))]
+    return ShardedGraphs(ds)
+
+
+def _read_preprocessed(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
+    src = open_preprocessed(path, cutoff, "all")
+    return [src[i] for i in range(len(src))]
 
 
 #: suffix -> reader(path, cutoff, energy_label) -> list of graphs; "/" marks a directory.
@@ -80,13 +120,16 @@ def read_graphs(paths: Sequence[str], cutoff: float, energy_label: str) -> list[
     return graphs
 
 
-def split_by_group(graphs: Sequence[Graph], val_fraction: float, seed: int):
-    """``(train, val)`` lists; every structure lands in exactly one of them."""
+def split_by_group(graphs: Sequence[Graph], val_fraction: float, seed: int, *,
+                   by: str = "material"):
+    """``(train, val)`` lists; every structure lands in exactly one of them. ``by="frame"``
+    makes every structure its own group."""
     if val_fraction <= 0:
         return list(graphs), []
     groups: dict[str, list[int]] = {}
     for i, g in enumerate(graphs):
-        groups.setdefault((g.key or str(i)).split("/")[0], []).append(i)
+        name = (g.key or str(i)).split("/")[0] if by == "material" else f"{i}"
+        groups.setdefault(name, []).append(i)
     names = sorted(groups)
     elements = {name: set().union(*(set(np.unique(graphs[i].numbers).tolist())
                                     for i in groups[name])) for name in names}
@@ -126,3 +169,21 @@ def elements_missing(train: Sequence[Graph], other: Sequence[Graph]) -> list[int
     for g in other:
         missing.update(set(np.unique(g.numbers).tolist()) - seen)
     return sorted(missing)
+
+
+def load_training_data(data_cfg, cutoff: float) -> tuple[Sequence[Graph], Sequence[Graph]]:
+    """``(train, val)`` for a :class:`facet.train.config.DataSection`.
+
+    * one preprocessed directory in ``train`` and no ``val``: its own ``train`` / ``val``
+      splits, read lazily (:class:`ShardedGraphs`; the way to train on the full MPTrj);
+    * ``val`` given: everything in ``train`` trains, everything in ``val`` validates;
+    * otherwise: ``val_fraction`` of ``train`` is held out by material (:func:`split_by_group`).
+    """
+    train = list(data_cfg.train)
+    if len(train) == 1 and Path(train[0]).is_dir() and not data_cfg.val:
+        return (open_preprocessed(Path(train[0]), cutoff, "train"),
+                open_preprocessed(Path(train[0]), cutoff, "val"))
+    graphs = read_graphs(train, cutoff, data_cfg.energy_label)
+    if data_cfg.val:
+        return graphs, read_graphs(data_cfg.val, cutoff, data_cfg.energy_label)
+    return split_by_group(graphs, data_cfg.val_fraction, data_cfg.seed, by=data_cfg.split_by)

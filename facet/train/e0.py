@@ -43,36 +43,54 @@ def composition_matrix(graphs: Sequence) -> np.ndarray:
 
 
 def fit_atomic_energies(graphs: Sequence) -> np.ndarray:
-    """Least-squares E0s (eV) from the structures with an energy label; ``(119,)``."""
-    labelled = [g for g in graphs if g.energy is not None]
-    if not labelled:
+    """Least-squares E0s (eV) from the structures with an energy label; ``(119,)``.
+
+    One streaming pass: the normal equations ``C^T C`` (119 x 119) and ``C^T E`` are
+    accumulated structure by structure, so memory does not grow with the data set, and solved
+    with ``lstsq`` restricted to the elements present (minimum norm if they are collinear).
+    """
+    ctc = np.zeros((N_ELEMENTS, N_ELEMENTS))
+    cte = np.zeros(N_ELEMENTS)
+    n = 0
+    for s, g in enumerate(graphs):
+        if g.energy is None:
+            continue
+        z = np.asarray(g.numbers)
+        if z.size and (z.min() < 1 or z.max() >= N_ELEMENTS):
+            raise ValueError(f"structure {g.key or s}: atomic numbers outside 1..118: {z}")
+        e = float(g.energy)
+        if not np.isfinite(e):
+            raise ValueError(f"cannot fit E0s: non-finite energy in structure {g.key or s}")
+        c = np.bincount(z, minlength=N_ELEMENTS).astype(float)
+        nz = np.flatnonzero(c)
+        ctc[np.ix_(nz, nz)] += np.outer(c[nz], c[nz])
+        cte[nz] += c[nz] * e
+        n += 1
+    if n == 0:
         raise ValueError("cannot fit E0s: no training structure has an energy label")
-    c = composition_matrix(labelled)
-    e = np.array([float(g.energy) for g in labelled])
-    if not np.all(np.isfinite(e)):
-        bad = [g.key for g, v in zip(labelled, e, strict=True) if not np.isfinite(v)][:3]
-        raise ValueError(f"cannot fit E0s: non-finite energies in structures {bad}")
-    present = np.flatnonzero(c.sum(axis=0) > 0)
-    sol, *_ = np.linalg.lstsq(c[:, present], e, rcond=None)
+    present = np.flatnonzero(np.diag(ctc) > 0)
+    sol, *_ = np.linalg.lstsq(ctc[np.ix_(present, present)], cte[present], rcond=None)
     e0 = np.zeros(N_ELEMENTS)
     e0[present] = sol
     return e0
 
 
 def fit_scale_shift(graphs: Sequence, e0: np.ndarray) -> tuple[float, float]:
-    """``(scale, shift)`` as documented in the module docstring."""
-    residual = []
+    """``(scale, shift)`` as documented in the module docstring (one streaming pass)."""
+    n_e = sum_r = sum_r2 = 0.0
+    n_f = sum_f2 = 0.0
     for g in graphs:
-        if g.energy is None:
-            continue
-        residual.append((float(g.energy) - float(np.sum(e0[np.asarray(g.numbers)]))) / g.n_node)
-    shift = float(np.mean(residual)) if residual else 0.0
-    forces = [np.asarray(g.forces).ravel() for g in graphs if g.forces is not None]
-    if forces:
-        f = np.concatenate(forces)
-        scale = float(np.sqrt(np.mean(f * f)))
-    elif len(residual) > 1:
-        scale = float(np.std(residual))
+        if g.energy is not None:
+            r = (float(g.energy) - float(np.sum(e0[np.asarray(g.numbers)]))) / g.n_node
+            n_e, sum_r, sum_r2 = n_e + 1, sum_r + r, sum_r2 + r * r
+        if g.forces is not None:
+            f = np.asarray(g.forces, np.float64)
+            n_f, sum_f2 = n_f + f.size, sum_f2 + float(np.sum(f * f))
+    shift = sum_r / n_e if n_e else 0.0
+    if n_f:
+        scale = float(np.sqrt(sum_f2 / n_f))
+    elif n_e > 1:
+        scale = float(np.sqrt(max(sum_r2 / n_e - shift * shift, 0.0)))
     else:
         scale = 1.0
     if not np.isfinite(scale) or scale <= 0:

@@ -61,10 +61,11 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradients became NaN/inf; the last good checkpoint is kept."""
 
 
-def _fingerprint(graphs: Sequence) -> str:
+def _fingerprint(batcher: EpochBatcher) -> str:
+    """Identifies the training set by its structure sizes (cheap for lazy sources)."""
     h = hashlib.sha256()
-    for g in graphs:
-        h.update(f"{g.key}:{g.n_node}:{g.n_edge};".encode())
+    h.update(np.ascontiguousarray(batcher._n_nodes, np.int64).tobytes())
+    h.update(np.ascontiguousarray(batcher._n_edges, np.int64).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -126,13 +127,9 @@ def train(
     model = create_model_from_section(cfg.model, model_factory)
     cutoff = float(cfg.data.cutoff if cfg.data.cutoff is not None else model.cutoff)
     if data is None:
-        from .data import read_graphs, split_by_group
+        from .data import load_training_data
 
-        graphs = read_graphs(cfg.data.train, cutoff, cfg.data.energy_label)
-        if cfg.data.val:
-            train_g, val_g = graphs, read_graphs(cfg.data.val, cutoff, cfg.data.energy_label)
-        else:
-            train_g, val_g = split_by_group(graphs, cfg.data.val_fraction, cfg.data.seed)
+        train_g, val_g = load_training_data(cfg.data, cutoff)
     else:
         train_g, val_g = list(data[0]), list(data[1])
     say(f"data: {len(train_g)} training and {len(val_g)} validation structures, cutoff {cutoff} A")
@@ -166,7 +163,7 @@ def train(
 
     graphdef, params, rest = split_model(model)
     state = init_state(params, tx, seed=cfg.model.seed)
-    fingerprint = _fingerprint(train_g)
+    fingerprint = _fingerprint(batcher)
     best = {"loss": float("inf"), "step": -1}
     if resume:
         ckpt = latest_checkpoint(ckpt_root, report=say)
@@ -177,7 +174,7 @@ def train(
         if st.get("data_fingerprint") != fingerprint:
             raise ConfigError(
                 f"--resume: the training data differ from those of the checkpointed run {ckpt} "
-                "(structure keys or sizes changed); the data position cannot be restored"
+                "(structure sizes changed); the data position cannot be restored"
             )
         state = TrainState(loaded["counters"]["step"], loaded["params"], loaded["opt_state"],
                            loaded["ema"], loaded["counters"]["rng"])
@@ -237,8 +234,8 @@ def train(
                 epoch, k = epoch + 1, 0
                 continue
             for idx in batcher.global_indices(epoch, k):
-                n_struct += idx.size
-                n_atoms += int(batcher._n_nodes[idx].sum()) if idx.size else 0
+                ns, na = batcher.sizes(idx)
+                n_struct, n_atoms = n_struct + ns, n_atoms + na
             state, m = train_j(state, rest, put_batch(batcher.local_batch(epoch, k), mesh))
             step, k = step + 1, k + 1
             window.append(m)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facet.data.batch import Graph
 from facet.train.data import elements_missing, split_by_group
@@ -29,3 +30,39 @@ def test_split_by_material_keeps_every_element_in_training():
         assert all(g.key.split("/")[0] != "mp-29" for g in val)
         assert 0.3 * len(graphs) <= len(val) < 0.3 * len(graphs) + 6
     assert elements_missing([_g("a/0", [1])], [_g("b/0", [1, 3])]) == [3]
+
+
+def test_split_by_frame_mixes_materials():
+    graphs = [_g(f"mp-{m}/{f}", [1, 8]) for m in range(3) for f in range(10)]
+    train, val = split_by_group(graphs, 0.2, 0, by="frame")
+    assert len(val) == 6 and len(train) == 24
+    assert len({g.key.split("/")[0] for g in val}) > 1
+    assert sorted(g.key for g in train + val) == sorted(g.key for g in graphs)
+
+
+def test_preprocessed_directory_is_read_lazily_with_its_splits(tmp_path):
+    """A preprocessed directory trains on its own train/val splits through a lazy source whose
+    sizes match the graphs and whose epoch order is a shard-blocked permutation."""
+    from pathlib import Path
+
+    from facet.data.preprocess import PreprocessConfig, preprocess
+    from facet.train.batching import Budget, EpochBatcher
+    from facet.train.config import DataSection
+    from facet.train.data import ShardedGraphs, load_training_data
+
+    src = Path(__file__).parents[2] / "data" / "sample" / "mptrj_sample.json"
+    preprocess(src, tmp_path / "pp", PreprocessConfig(cutoff=4.0, val_fraction=0.2,
+                                                      shard_size=40), progress=False)
+    train, val = load_training_data(DataSection(train=[str(tmp_path / "pp")]), 4.0)
+    assert isinstance(train, ShardedGraphs) and len(train) + len(val) == 286 and len(val)
+    k = len(train) // 2
+    assert train[k].n_node == train.n_nodes[k] and train[k].n_edge == train.n_edges[k]
+    order = train.order(0, 1)
+    assert sorted(order.tolist()) == list(range(len(train)))
+    # shard-blocked: the order switches shard (40 frames each) only a few times
+    assert np.count_nonzero(np.diff(order // 40)) == len(train._offsets) - 2
+    b = EpochBatcher(train, Budget(200, 20000, 9), seed=0)
+    seen = np.concatenate([i for s in range(b.steps_in_epoch(0)) for i in b.global_indices(0, s)])
+    assert sorted(seen.tolist()) == list(range(len(train)))
+    with pytest.raises(ValueError, match="cutoff 4.0 A but the model needs 5.0"):
+        load_training_data(DataSection(train=[str(tmp_path / "pp")]), 5.0)
