@@ -108,7 +108,9 @@ class Frame:
 
     @property
     def key(self) -> str:
-        return f"{self.material_id}/{self.frame_id}"
+        """``"<material_id>/<frame_id>"``; a ``/`` inside the frame id is written ``%2F`` so
+        that the material is always everything before the last ``/``."""
+        return f"{self.material_id}/{self.frame_id.replace('/', '%2F')}"
 
 
 def _err(frame_or_loc, detail, reason):

@@ -362,7 +362,8 @@ def write_mptrj(
                 raise ValueError(f"duplicate frame id {frame.frame_id!r} in material {mid}")
             seen_frames.add(frame.frame_id)
             fh.write(f"\n  {json.dumps(frame.frame_id)}: ")
-            fh.write(json.dumps(_frame_to_mptrj(frame, energy_key)))
+            # allow_nan=False: NaN/Infinity literals are not JSON and no reader should meet them.
+            fh.write(json.dumps(_frame_to_mptrj(frame, energy_key), allow_nan=False))
             n += 1
         fh.write("}\n}\n" if current is not None else "}\n")
     return n

@@ -267,9 +267,9 @@ def graph_from_frame(frame: Any, cutoff: float, *, weight: float = 1.0) -> Graph
     """Build a :class:`~facet.data.Graph` from a validated :class:`facet.data.frames.Frame`.
 
     Units and signs are already internal (eV, eV/A, eV/A^3 ASE sign); nothing is converted here.
-    The graph key is ``"<material_id>/<frame_id>"``.
+    The graph key is ``frame.key`` (``"<material_id>/<frame_id>"``, see :class:`Frame`).
     """
-    key = f"{frame.material_id}/{frame.frame_id}"
+    key = frame.key
     return _make_graph(
         frame.positions,
         frame.numbers,

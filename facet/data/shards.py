@@ -88,7 +88,7 @@ def write_shard(path: str | os.PathLike, graphs: Sequence[Graph], *, cutoff: flo
             magmom[sl], has["magmom"][f] = g.magmom, True
     mids, fids = [], []
     for g in graphs:
-        mid, _, fid = g.key.rpartition("/")
+        mid, _, fid = g.key.rpartition("/")  # frame ids carry "/" as "%2F" (Frame.key)
         mids.append(mid)
         fids.append(fid)
     index_dtype = _smallest_int(np.concatenate([[0], n_node]), (np.uint16, np.int32))

@@ -293,3 +293,32 @@ def test_worker_processes_give_identical_output(source, prepared, tmp_path):
             np.testing.assert_array_equal(x.senders, y.senders)
             np.testing.assert_array_equal(x.shifts, y.shifts)
             assert x.energy == y.energy
+
+
+def test_slash_in_frame_id_keeps_the_material(tmp_path):
+    from facet.data.extxyz import write_extxyz
+    from facet.data.frames import make_frame
+
+    frames = [
+        make_frame(
+            [[0, 0, 0], [1.5, 1.5, 1.5]],
+            [11, 17],
+            np.eye(3) * 3.0,
+            True,
+            energy=-1.0 - k,
+            forces=np.zeros((2, 3)),
+            material_id="mp-7/a",
+            frame_id=fid,
+        )  # fmt: skip
+        for k, fid in enumerate(["relax/0", "relax/1", "md"])
+    ]
+    assert frames[0].key == "mp-7/a/relax%2F0"
+    src = tmp_path / "slash.extxyz"
+    write_extxyz(src, frames)
+    m = preprocess(src, tmp_path / "o", PreprocessConfig(cutoff=3.0, val_fraction=0.5, seed=3),
+                   progress=False)  # fmt: skip
+    counts = {s: m["splits"][s]["stats"] for s in ("train", "val")}
+    assert sorted(c["frames"] for c in counts.values()) == [0, 3]  # one material, one split
+    assert max(c["materials"] for c in counts.values()) == 1
+    g = PreprocessedDataset(tmp_path / "o", "all")[0]
+    assert g.key == "mp-7/a/relax%2F0" and g.energy == -1.0
