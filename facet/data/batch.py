@@ -192,9 +192,9 @@ def collate(
     e_tot = sum(g.n_edge for g in graphs)
     if n_tot + 1 > n_node_pad or e_tot > n_edge_pad or len(graphs) + 1 > n_graph_pad:
         raise ValueError(
-            f"{len(graphs)} graphs with {n_tot} nodes and {e_tot} edges do not fit a batch padded to "
-            f"{n_node_pad} nodes (one kept for padding), {n_edge_pad} edges and {n_graph_pad} graph "
-            "slots (one kept for padding)"
+            f"{len(graphs)} graphs with {n_tot} nodes and {e_tot} edges do not fit a batch "
+            f"padded to {n_node_pad} nodes (one kept for padding), {n_edge_pad} edges and "
+            f"{n_graph_pad} graph slots (one kept for padding)"
         )
     N, E, G = n_node_pad, n_edge_pad, n_graph_pad
     pad_node, pad_graph = N - 1, G - 1
@@ -276,12 +276,11 @@ def batches_by_budget(
         if g.n_node + 1 > max_nodes or g.n_edge > max_edges or max_graphs < 2:
             raise ValueError(
                 f"structure {g.key or '?'} ({g.n_node} atoms, {g.n_edge} edges) does not fit the "
-                f"batch budget of {max_nodes} nodes / {max_edges} edges / {max_graphs} graph slots; "
-                "raise the budget"
+                f"batch budget of {max_nodes} nodes / {max_edges} edges / {max_graphs} graph "
+                "slots; raise the budget"
             )
-        if current and (
-            n + g.n_node + 1 > max_nodes or e + g.n_edge > max_edges or len(current) + 2 > max_graphs
-        ):
+        full = n + g.n_node + 1 > max_nodes or e + g.n_edge > max_edges
+        if current and (full or len(current) + 2 > max_graphs):
             yield collate(current, max_nodes, max_edges, max_graphs, dtype=dtype)
             current, n, e = [], 0, 0
         current.append(g)
