@@ -129,20 +129,21 @@ def projection_table(lmax_out: int, lmax_in: int) -> np.ndarray:
 
 @functools.cache
 def _forward_plan(lmax: int):
-    """Per-v gather plan for SH -> Fourier: ``idx (V, K)`` into the dense coefficients
-    (``(lmax+1)^2`` means the zero slot) and the table ``A (V, K, U)``."""
+    r"""Per-v plan for SH -> Fourier on the half plane ``v >= 0`` (a real signal has
+    :math:`F_{-u,-v} = \overline{F_{uv}}`): ``idx (V, K)`` into the dense coefficients
+    (``(lmax+1)^2`` is the zero slot) and the table ``[Re A | Im A]`` of shape ``(V, K, 2U)``."""
     c = sh_fourier_table(lmax)
-    nv = 2 * lmax + 1
+    nu = 2 * lmax + 1
     kmax = max(lmax + 1, 2 * lmax)
-    idx = np.full((nv, kmax), (lmax + 1) ** 2, dtype=np.int32)
-    a = np.zeros((nv, kmax, nv), dtype=np.complex128)
-    for v in range(-lmax, lmax + 1):
+    idx = np.full((lmax + 1, kmax), (lmax + 1) ** 2, dtype=np.int32)
+    a = np.zeros((lmax + 1, kmax, nu), dtype=np.complex128)
+    for v in range(lmax + 1):
         k = 0
-        for l in range(abs(v), lmax + 1):
-            for m in sorted({abs(v), -abs(v)}):
+        for l in range(v, lmax + 1):
+            for m in sorted({v, -v}):
                 lm = l * l + l + m
-                idx[v + lmax, k] = lm
-                a[v + lmax, k] = c[lm, :, v + lmax]
+                idx[v, k] = lm
+                a[v, k] = c[lm, :, v + lmax]
                 k += 1
     # The sparsity |v| = |m| is a property of e3nn's basis (y polar axis); verify it once.
     leak = c.copy()
@@ -151,72 +152,101 @@ def _forward_plan(lmax: int):
             leak[l * l + l + m, :, [lmax + m, lmax - m]] = 0
     if np.abs(leak).max() > 1e-12:
         raise AssertionError("SH Fourier table is not sparse in |v| = |m|: basis convention?")
-    return idx, a
+    return idx, np.concatenate([a.real, a.imag], axis=-1)
 
 
 @functools.cache
 def _backward_plan(lmax_out: int, lmax_in: int):
-    """Per-v plan for Fourier -> SH: ``B (V, U, K)``, ``idx (V, K)`` and the two gather positions
-    per output ``lm`` into the flattened ``(V, K)`` result (the last slot is zero)."""
+    r"""Plan for Fourier -> SH from the half plane: with :math:`Z_{-u,-v} = \overline{Z_{uv}}`,
+    :math:`x_{lm} = \mathrm{Re}\sum_u [G_{u0} Z_{u0} + 2\sum_{v>0} G_{uv} Z_{uv}]`. Returns the
+    table ``[Re B ; -Im B]`` ``(V, 2U, K)`` (factor 2 folded in) and one position per output
+    ``lm`` into the flattened ``(V, K)`` result."""
     z = projection_table(lmax_out, lmax_in)
-    nv = 2 * lmax_out + 1
+    lo = min(lmax_out, lmax_in)
     kmax = max(lmax_out + 1, 2 * lmax_out)
-    b = np.zeros((nv, 2 * lmax_in + 1, kmax), dtype=np.complex128)
-    zero_slot = nv * kmax
-    pos = np.full((2, (lmax_out + 1) ** 2), zero_slot, dtype=np.int32)
-    for v in range(-lmax_out, lmax_out + 1):
+    b = np.zeros((lo + 1, 2 * lmax_in + 1, kmax), dtype=np.complex128)
+    pos = np.full((lmax_out + 1) ** 2, (lo + 1) * kmax, dtype=np.int32)  # default: zero slot
+    for v in range(lo + 1):
         k = 0
-        for l in range(abs(v), lmax_out + 1):
-            for m in sorted({abs(v), -abs(v)}):
+        for l in range(v, lmax_out + 1):
+            for m in sorted({v, -v}):
                 lm = l * l + l + m
-                if abs(v) <= lmax_in:
-                    b[v + lmax_out, :, k] = z[lm, :, v + lmax_in]
-                slot = 0 if pos[0, lm] == zero_slot else 1
-                pos[slot, lm] = (v + lmax_out) * kmax + k
+                b[v, :, k] = (1.0 if v == 0 else 2.0) * z[lm, :, v + lmax_in]
+                pos[lm] = v * kmax + k
                 k += 1
-    return b, pos
+    return np.concatenate([b.real, -b.imag], axis=1), pos
 
 
 def _to_fourier(dense: jnp.ndarray, lmax: int) -> jnp.ndarray:
-    """Dense SH coefficients ``(..., (lmax+1)^2)`` -> complex ``(..., 2lmax+1, 2lmax+1)``."""
+    """Dense SH coefficients ``(..., (lmax+1)^2)`` -> complex half plane ``(..., 2lmax+1, lmax+1)``
+    (``u`` centred, ``v = 0..lmax``)."""
     idx, a = _forward_plan(lmax)
     ext = jnp.concatenate([dense, jnp.zeros(dense.shape[:-1] + (1,), dense.dtype)], axis=-1)
     xg = ext[..., idx]  # (..., V, K)
-    re = jnp.einsum("...vk,vku->...uv", xg, jnp.asarray(a.real, dense.dtype))
-    im = jnp.einsum("...vk,vku->...uv", xg, jnp.asarray(a.imag, dense.dtype))
-    return re + 1j * im
+    ri = jnp.einsum("...vk,vku->...uv", xg, jnp.asarray(a, dense.dtype))
+    nu = 2 * lmax + 1
+    return ri[..., :nu, :] + 1j * ri[..., nu:, :]
 
 
-def _from_fourier(g: jnp.ndarray, lmax_out: int, lmax_in: int, dtype) -> jnp.ndarray:
-    """Complex ``(..., 2lmax_in+1, 2lmax_in+1)`` series -> real ``(..., (lmax_out+1)^2)``."""
+def _full_plane(fh: jnp.ndarray) -> jnp.ndarray:
+    """Half plane ``(..., U, L+1)`` -> full ``(..., U, 2L+1)`` by Hermitian symmetry."""
+    neg = jnp.conj(fh[..., ::-1, 1:])[..., :, ::-1]
+    return jnp.concatenate([neg, fh], axis=-1)
+
+
+def _from_fourier(gh: jnp.ndarray, lmax_out: int, lmax_in: int, dtype) -> jnp.ndarray:
+    """Half plane ``(..., 2lmax_in+1, lmax_in+1)`` -> real ``(..., (lmax_out+1)^2)``."""
     b, pos = _backward_plan(lmax_out, lmax_in)
     lo = min(lmax_out, lmax_in)
-    g = g[..., :, lmax_in - lo : lmax_in + lo + 1]  # only |v| <= lmax_out meets the table
-    b = b[lmax_out - lo : lmax_out + lo + 1]
-    out = jnp.einsum("...uv,vuk->...vk", g.real, jnp.asarray(b.real, dtype)) - jnp.einsum(
-        "...uv,vuk->...vk", g.imag, jnp.asarray(b.imag, dtype)
-    )
-    if lo < lmax_out:  # rows |v| > lmax_in are exactly zero
-        pad = [(0, 0)] * (out.ndim - 2) + [(lmax_out - lo, lmax_out - lo), (0, 0)]
-        out = jnp.pad(out, pad)
+    g = gh[..., : lo + 1]  # only v <= lmax_out meets the table
+    g = jnp.concatenate([g.real, g.imag], axis=-2).astype(dtype)  # (..., 2U, V)
+    out = jnp.einsum("...uv,vuk->...vk", g, jnp.asarray(b, dtype))
     flat = out.reshape(out.shape[:-2] + (-1,))
     flat = jnp.concatenate([flat, jnp.zeros(flat.shape[:-1] + (1,), flat.dtype)], axis=-1)
-    return flat[..., pos[0]] + flat[..., pos[1]]
+    return flat[..., pos]
+
+
+def _fft_size(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (sizes the FFT libraries handle fastest)."""
+    m = n
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
 
 
 def convolve_fft(f1: jnp.ndarray, f2: jnp.ndarray) -> jnp.ndarray:
-    """Full 2D linear convolution of centred coefficient arrays over the last two axes, by FFT."""
-    n1, n2 = f1.shape[-1], f2.shape[-1]
-    n = n1 + n2 - 1
-    p1 = jnp.fft.fft2(f1, s=(n, n))
-    p2 = jnp.fft.fft2(f2, s=(n, n))
-    return jnp.fft.ifft2(p1 * p2)
+    r"""Linear convolution of two half-plane series, by real FFTs.
+
+    ``f1`` ``(..., 2L_1+1, L_1+1)``, ``f2`` likewise; returns the half plane
+    ``(..., 2(L_1+L_2)+1, L_1+L_2+1)``. The inverse real FFT of a half plane gives the signal's
+    samples on an :math:`n \times n` torus grid (:math:`n \ge 2(L_1+L_2)+1`, so nothing aliases),
+    their product's forward real FFT is the convolution.
+    """
+    l1, l2 = f1.shape[-1] - 1, f2.shape[-1] - 1
+    lin = l1 + l2
+    n = _fft_size(2 * lin + 1)
+
+    def place(fh, lmax):
+        rows = np.arange(-lmax, lmax + 1) % n
+        pad = jnp.zeros(fh.shape[:-2] + (n, n // 2 + 1), fh.dtype)
+        return pad.at[..., rows, : lmax + 1].set(fh)
+
+    s1 = jnp.fft.irfft2(place(f1, l1), s=(n, n))
+    s2 = jnp.fft.irfft2(place(f2, l2), s=(n, n))
+    g = jnp.fft.rfft2(s1 * s2) * (n * n)
+    return g[..., np.arange(-lin, lin + 1) % n, : lin + 1]
 
 
 @functools.cache
 def _direct_plan(n1: int, n2: int):
     n = n1 + n2 - 1
-    b = np.arange(n)[:, None] - np.arange(n2)[None, :]  # (n, n2): index b - w into f1's axis
+    half = np.arange((n - 1) // 2, n)  # output columns v >= 0 only
+    b = half[:, None] - np.arange(n2)[None, :]  # (n_half, n2): index b - w into f1's axis
     valid_v = (b >= 0) & (b < n1)
     k = np.arange(n)[None, :] - np.arange(n1)[:, None]  # (n1, n): index a - i into h's k axis
     valid_u = (k >= 0) & (k < n2)
@@ -224,12 +254,14 @@ def _direct_plan(n1: int, n2: int):
 
 
 def convolve_direct(f1: jnp.ndarray, f2: jnp.ndarray) -> jnp.ndarray:
-    r"""Full 2D linear convolution without FFT.
+    r"""Linear convolution of two half-plane series without FFT (same shapes as
+    :func:`convolve_fft`).
 
-    Along :math:`v` a Toeplitz matrix product, :math:`H_{i k b} = \sum_w F^{(1)}_{i, b-w}
-    F^{(2)}_{k w}`, then along :math:`u` the skewed sum :math:`G_{ab} = \sum_i H_{i, a-i, b}`:
-    :math:`O(n_1 n_2^2 (n_1+n_2))` multiply-adds per sample.
+    Along :math:`v` a Toeplitz matrix product (output :math:`v \ge 0` only),
+    :math:`H_{i k b} = \sum_w F^{(1)}_{i, b-w} F^{(2)}_{k w}`, then along :math:`u` the skewed sum
+    :math:`G_{ab} = \sum_i H_{i, a-i, b}`: :math:`O(L^4)` multiply-adds per sample.
     """
+    f1, f2 = _full_plane(f1), _full_plane(f2)
     n1, n2 = f1.shape[-1], f2.shape[-1]
     bidx, vmask, kidx, umask = _direct_plan(n1, n2)
     t = f1[..., :, bidx] * jnp.asarray(vmask, f1.real.dtype)  # (..., i, b, w)
