@@ -79,6 +79,7 @@ class PreprocessedDataset:
         self._verified: set[str] = set()
         self._offsets = np.cumsum([0] + [int(s["frames"]) for s in self.shards])
         self._cached: tuple[int, ShardArrays] | None = None
+        self._sizes: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
@@ -133,6 +134,25 @@ class PreprocessedDataset:
                 f"shard {path} holds {len(arrays)} frames, manifest {info['frames']}"
             )
         return arrays
+
+    def sizes(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(n_nodes, n_edges)`` of every frame, in dataset order, reading only the offset
+        arrays of each shard (a partial HDF5 read: cheap even for MPTrj-sized datasets). Shards
+        are checked for existence and size here; the sha256 check happens on first full load."""
+        import h5py
+
+        if self._sizes is None:
+            nn, ne = [], []
+            for info in self.shards:
+                path = self.root / info["file"]
+                if not path.exists() or path.stat().st_size != info["bytes"]:
+                    self._check(info)  # raises the precise DatasetError
+                with h5py.File(path, "r") as h:
+                    nn.append(np.diff(h["node_offsets"][...]))
+                    ne.append(np.diff(h["edge_offsets"][...]))
+            empty = np.zeros(0, np.int64)
+            self._sizes = (np.concatenate(nn) if nn else empty, np.concatenate(ne) if ne else empty)
+        return self._sizes
 
     def graphs(
         self,

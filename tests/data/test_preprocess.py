@@ -261,6 +261,9 @@ def test_random_access_matches_streaming(prepared):
     streamed = [g.key for g in train.graphs()] + [g.key for g in val.graphs()]
     assert [both[i].key for i in range(len(both))] == streamed
     assert both[-1].key == streamed[-1] and both.cutoff == CUTOFF
+    n_nodes, n_edges = both.sizes()
+    assert n_nodes.tolist() == [both[i].n_node for i in range(len(both))]
+    assert n_edges.tolist() == [both[i].n_edge for i in range(len(both))]
     with pytest.raises(IndexError, match="out of range"):
         both[len(both)]
 
