@@ -325,3 +325,17 @@ def test_slash_in_frame_id_keeps_the_material(tmp_path):
     assert max(c["materials"] for c in counts.values()) == 1
     g = PreprocessedDataset(tmp_path / "o", "all")[0]
     assert g.key == "mp-7/a/relax%2F0" and g.energy == -1.0
+
+
+def test_info_sections_are_extensible(capsys):
+    from facet.cli import info
+
+    before = list(info.SECTIONS)
+    try:
+        info.register_section("model presets", lambda args: ["facet-s  252,989 parameters"])
+        assert facet_main(["info"]) == 0
+        out = capsys.readouterr().out
+        assert out.index("== versions") < out.index("== model presets")
+        assert "facet-s  252,989 parameters" in out and "== dataset" not in out  # no path given
+    finally:
+        info.SECTIONS[:] = before
