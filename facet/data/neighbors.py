@@ -196,21 +196,25 @@ def brute_force_neighbor_list(
             ranges.append(range(-r, r + 1))
         else:
             ranges.append(range(0, 1))
+    all_shifts = np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, 3)
     out_s, out_r, out_sh = [], [], []
-    for shift in itertools.product(*ranges):
-        sv = np.asarray(shift, dtype=np.float64) @ cell
-        # d[i, j] = |x_j + S C - x_i|
-        d = np.linalg.norm(positions[None, :, :] + sv - positions[:, None, :], axis=-1)
-        mask = d < cutoff
-        if shift == (0, 0, 0):
-            np.fill_diagonal(mask, self_interaction)
-        r, s = np.nonzero(mask)
+    # Every (shift, i, j) triple, in blocks of shifts to bound memory:
+    # d[k, i, j] = |x_j + S_k C - x_i|.
+    block = max(1, 2_000_000 // max(n * n, 1))
+    for k0 in range(0, len(all_shifts), block):
+        sh = all_shifts[k0 : k0 + block]
+        vec = positions[None, None, :, :] + (sh @ cell)[:, None, None, :] - positions[None, :, None]
+        mask = np.sqrt((vec * vec).sum(axis=-1)) < cutoff
+        zero = np.flatnonzero(~sh.any(axis=1))
+        for z in zero:  # the zero shift: an atom is its own neighbour only if asked
+            np.fill_diagonal(mask[z], self_interaction)
+        k, r, s_ = np.nonzero(mask)
         out_r.append(r)
-        out_s.append(s)
-        out_sh.append(np.tile(np.asarray(shift, np.int64), (len(r), 1)))
-    senders = np.concatenate(out_s).astype(np.int64) if out_s else np.zeros(0, np.int64)
-    receivers = np.concatenate(out_r).astype(np.int64) if out_r else np.zeros(0, np.int64)
-    shifts = np.concatenate(out_sh).reshape(-1, 3) if out_sh else np.zeros((0, 3), np.int64)
+        out_s.append(s_)
+        out_sh.append(sh[k])
+    senders = np.concatenate(out_s).astype(np.int64)
+    receivers = np.concatenate(out_r).astype(np.int64)
+    shifts = np.concatenate(out_sh).reshape(-1, 3)
     return _sort_edges(senders, receivers, shifts)
 
 
