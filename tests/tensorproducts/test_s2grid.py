@@ -11,7 +11,9 @@ import pytest
 from tensorproducts import s2grid
 
 
-@pytest.mark.parametrize("lmax,res", [(3, (4, 7)), (10, (21, 41))])
+@pytest.mark.parametrize(
+    "lmax,res", [(3, (4, 7)), pytest.param(10, (21, 41), marks=pytest.mark.slow)]
+)
 def test_matches_e3nn_transforms(lmax, res, x64):
     c = jax.random.normal(jax.random.PRNGKey(lmax), (2, 3, (lmax + 1) ** 2), dtype=jnp.float64)
     ref = e3nn.to_s2grid(
