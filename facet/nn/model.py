@@ -57,7 +57,7 @@ class FacetModel(nnx.Module):
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         dtype = jnp.dtype(config.dtype)
-        if jnp.zeros((), dtype).dtype != dtype:
+        if dtype == jnp.float64 and not jax.config.jax_enable_x64:
             raise ValueError(
                 f"dtype={config.dtype!r} needs JAX's 64-bit mode; build and call the model inside "
                 "`with jax.enable_x64(True):` (Facet never changes global JAX flags)"

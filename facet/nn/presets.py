@@ -1,7 +1,7 @@
 """Named model configurations (a registry) and parameter counting.
 
 * ``facet-s``: the paper's small model size (~250k parameters; the authors' Facet-S has 252,989):
-  3 blocks, 64 channels of ``0e + 1o + 2e``, CG message product, exact quadratic grid MLP.
+  3 blocks, 72 channels of ``0e + 1o + 2e``, CG message product, exact quadratic grid MLP.
 * ``facet-m``: larger: 3 blocks, 96 channels of ``l <= 3`` with pseudo-parity irreps.
 """
 
@@ -13,7 +13,7 @@ __all__ = ["PRESETS", "get_preset", "count_parameters", "describe_presets", "cre
 
 PRESETS: dict[str, ModelConfig] = {
     "facet-s": ModelConfig(
-        channels=64, lmax=2, pseudo=False, num_layers=3, mixer_hidden=64, num_radial=10
+        channels=72, lmax=2, pseudo=False, num_layers=3, mixer_hidden=72, num_radial=10
     ),
     "facet-m": ModelConfig(
         channels=96, lmax=3, pseudo=True, num_layers=3, mixer_hidden=64, num_radial=12
