@@ -1,0 +1,95 @@
+"""``facet relax``: relax structures (CIF, POSCAR, extxyz, ASE db) with FIRE + FrechetCellFilter.
+
+One structure at a time through ASE (default), or all at once in one compiled loop with
+``--batched``. Writes the relaxed structures with their energies to an extxyz file and, on
+request, one ASE trajectory per structure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "relax"
+HELP = "relax structures with FIRE and the Frechet cell filter (ASE or batched in JAX)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="structure files: CIF, POSCAR, extxyz, *.db")
+    parser.add_argument(
+        "--model",
+        default="default",
+        help="a checkpoint path, a registered model name or a preset (random weights)",
+    )
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/A")
+    parser.add_argument("--steps", type=int, default=500, help="maximum FIRE steps")
+    parser.add_argument("--fixed-cell", action="store_true", help="relax positions only")
+    parser.add_argument("--pressure", type=float, default=0.0, help="external pressure, GPa")
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        help="relax all structures together in one compiled JAX loop (facet.batched)",
+    )
+    parser.add_argument("-o", "--output", default="relaxed.extxyz", help="output extxyz file")
+    parser.add_argument("--trajectory-dir", help="write one ASE .traj per structure here")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ase import units
+
+    from ..calculator import FacetCalculator
+    from ..relax import RelaxResult, read_structures, relax_many, write_relaxed
+
+    items = read_structures(args.inputs)
+    calc = FacetCalculator(model=args.model, dtype=args.dtype)
+    pressure = args.pressure * units.GPa
+    if args.batched:
+        if args.trajectory_dir:
+            print("--trajectory-dir is not available with --batched", file=sys.stderr)
+            return 2
+        if args.dtype == "float64":
+            print("--batched runs in float32 here; use the Python API for float64", file=sys.stderr)
+            return 2
+        from ..batched import BatchedFIRE, FireConfig
+
+        fire = BatchedFIRE(calc.model, FireConfig(scalar_pressure=pressure))
+        res = fire.relax(
+            [a for _, a in items],
+            fmax=args.fmax,
+            max_steps=args.steps,
+            relax_cell=not args.fixed_cell,
+        )
+        initial = [float("nan")] * len(items)
+        results = [
+            RelaxResult(key, a, float(e), bool(c), int(s), float(f), e0)
+            for (key, _), a, e, c, s, f, e0 in zip(
+                items,
+                res.atoms,
+                res.energies,
+                res.converged,
+                res.steps,
+                res.fmax,
+                initial,
+                strict=True,
+            )
+        ]
+    else:
+        results = relax_many(
+            items,
+            calc,
+            fmax=args.fmax,
+            steps=args.steps,
+            relax_cell=not args.fixed_cell,
+            scalar_pressure=pressure,
+            trajectory_dir=args.trajectory_dir,
+            progress=not args.no_progress,
+        )
+    write_relaxed(results, args.output)
+    n_conv = sum(r.converged for r in results)
+    for r in results:
+        flag = "" if r.converged else "  (NOT converged)"
+        print(f"{r.key}: E = {r.energy:.6f} eV after {r.steps} steps, fmax {r.fmax:.4f}{flag}")
+    print(f"{n_conv}/{len(results)} converged; wrote {args.output}")
+    return 0 if n_conv == len(results) else 1

@@ -1,0 +1,376 @@
+"""Relaxation and MD speed of Facet against peers, side by side in one run (not a test).
+
+Every model runs in its own long-lived subprocess (``scripts/peers/run_*.py`` under the peer's
+own Python), so the repeats of all models interleave: ``for repeat: for task: for size: for
+model``. The first call of every (model, task, size) is a warm-up (compilation, caches) and is
+reported separately; medians and spread (min, max) are over the timed repeats. Every process gets
+``OMP_NUM_THREADS=MKL_NUM_THREADS=OPENBLAS_NUM_THREADS=1``; JAX processes also get single-threaded
+XLA (``--jax-threads default`` keeps XLA's own thread pool); the settings are recorded.
+
+Tasks:
+
+* ``md``: ASE velocity-Verlet steps/s on Si diamond cells of 8, 64 and 216 atoms (300 K, 1 fs),
+  Facet presets (random weights) vs MACE at the MACE-MP-0 small/medium sizes (random weights);
+  plus Facet's compiled jax-md loop.
+* ``relax``: time per FIRE + FrechetCellFilter step on the same cells (strained 2 %, rattled),
+  a fixed number of steps (fmax = 0, never converges);
+  time to convergence (fmax 0.05, <= 500 steps) on six strained/rattled Materials Project
+  structures for the trained peers (SevenNet-0, CHGNet, Nequix-MP-1); Facet without a trained
+  default model runs a fixed number of steps instead (stated in the report);
+  batched FIRE of many small structures in one compiled loop vs one-at-a-time ASE relaxation.
+
+Usage::
+
+    python scripts/bench_dynamics.py --venvs-dir DIR [--nequix-model PATH] [--quick]
+
+``DIR/<peer>/bin/python`` is each peer's interpreter (``mace``, ``sevenn``, ``chgnet``,
+``nequix``); ``--python peer=PATH`` overrides one. Missing peers are reported as skipped with the
+reason. Output: ``docs/benchmarks/dynamics/`` (``--quick``: ``docs/benchmarks/quick/``) with
+``results.json`` (rows), ``report.md`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+PEER_DIR = Path(__file__).resolve().parent / "peers"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dynamics_report import write_report  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str  # row label
+    venv: str  # "self" = this interpreter, else the peer's venv name
+    runner: str
+    variant: str
+    trained: bool  # real weights (time to convergence is meaningful)
+    tasks: tuple[str, ...]
+    options: dict = field(default_factory=dict, hash=False)
+
+
+MODELS = [
+    Model(
+        "facet-s",
+        "self",
+        "run_facet.py",
+        "facet-s",
+        False,
+        ("md", "md_jax", "relax_step", "converge", "batched"),
+    ),
+    Model("facet-m", "self", "run_facet.py", "facet-m", False, ("md", "relax_step")),
+    Model("mace-mp0-small", "mace", "run_mace.py", "mace-mp0-small", False, ("md", "relax_step")),
+    Model("mace-mp0-medium", "mace", "run_mace.py", "mace-mp0-medium", False, ("md", "relax_step")),
+    Model("sevennet-0", "sevenn", "run_sevenn.py", "7net-0", True, ("converge",)),
+    Model("chgnet-0.3.0", "chgnet", "run_chgnet.py", "chgnet", True, ("converge",)),
+    Model("nequix-mp-1", "nequix", "run_nequix.py", "nequix-mp-1", True, ("converge",)),
+]
+
+#: ``--only`` selections (also used by ``facet bench md`` / ``facet bench relax``).
+SELECTIONS = {
+    "md": ("md", "md_jax"),
+    "relax": ("relax_step", "converge", "batched"),
+    "all": ("md", "md_jax", "relax_step", "converge", "batched"),
+}
+
+
+class Runner:
+    """A model's subprocess speaking the JSON-lines protocol of ``scripts/peers/_protocol.py``."""
+
+    def __init__(self, model: Model, python: str, env: dict, log):
+        self.model = model
+        self.proc = subprocess.Popen(
+            [python, str(PEER_DIR / model.runner), model.variant, json.dumps(model.options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+            cwd=str(PEER_DIR),
+        )
+
+    def ask(self, msg: dict) -> dict:
+        if self.proc.poll() is not None:
+            return {"error": f"runner exited with code {self.proc.returncode}"}
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        return {"error": f"runner exited with code {self.proc.wait()}"}
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('{"cmd": "quit"}\n')
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+
+
+def si_cells(rattle: float, strain: float, seed: int = 0):
+    from ase.build import bulk
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in (1, 2, 3):
+        a = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
+        a.set_cell(a.cell[:] @ (np.eye(3) + strain * rng.standard_normal((3, 3))), scale_atoms=True)
+        a.rattle(rattle, seed=seed + n)
+        out.append(a)
+    return out  # 8, 64, 216 atoms
+
+
+def mp_structures(n: int, seed: int = 0):
+    """Small Materials Project structures bundled with pymatgen, strained 2 % and rattled."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from pymatgen.util.testing import PymatgenTest
+
+    rng = np.random.default_rng(seed)
+    names = ["Si", "LiFePO4", "CsCl", "SrTiO3", "NaFePO4", "TiO2", "Li2O", "K2O2", "Graphite"]
+    out = []
+    for name in names:
+        try:
+            s = PymatgenTest.get_structure(name)
+        except Exception:  # noqa: BLE001 - a name missing in this pymatgen version
+            continue
+        if len(s) > 30:
+            continue
+        a = AseAtomsAdaptor.get_atoms(s)
+        a.set_cell(a.cell[:] @ (np.eye(3) + 0.02 * rng.standard_normal((3, 3))), scale_atoms=True)
+        a.rattle(0.05, seed=len(out))
+        a.info["name"] = name
+        out.append(a)
+        if len(out) == n:
+            break
+    return out
+
+
+def small_structures(n: int, seed: int = 0):
+    """``n`` strained and rattled small cells (2-8 atoms) of Si, Cu, NaCl and MgO."""
+    from ase.build import bulk
+
+    rng = np.random.default_rng(seed)
+    protos = [
+        bulk("Si", "diamond", a=5.43),
+        bulk("Cu", "fcc", a=3.6),
+        bulk("NaCl", "rocksalt", a=5.64),
+        bulk("MgO", "rocksalt", a=4.21),
+        bulk("Si", "diamond", a=5.43, cubic=True),
+    ]
+    out = []
+    for k in range(n):
+        a = protos[k % len(protos)].copy()
+        a.set_cell(a.cell[:] @ (np.eye(3) + 0.02 * rng.standard_normal((3, 3))), scale_atoms=True)
+        a.rattle(0.05, seed=k)
+        out.append(a)
+    return out
+
+
+def machine_info() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--venvs-dir", help="directory holding one venv per peer (DIR/<peer>/bin/python)"
+    )
+    p.add_argument("--python", action="append", default=[], metavar="PEER=PATH")
+    p.add_argument("--nequix-model", help="path of nequix-mp-1.nqx (not part of the repository)")
+    p.add_argument("--only", choices=sorted(SELECTIONS), default="all")
+    p.add_argument("--models", help="comma-separated subset of model names")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="small sizes, few steps, one repeat")
+    p.add_argument("--jax-threads", choices=["single", "default"], default="single")
+    p.add_argument("--facet-model", help="trained Facet model (path or name) instead of random")
+    p.add_argument("--out", help="output directory (default docs/benchmarks/dynamics or quick)")
+    args = p.parse_args(argv)
+
+    quick = args.quick
+    repeats = 1 if quick else args.repeats
+    md_steps, relax_steps = (5, 5) if quick else (20, 20)
+    conv_n, conv_steps, facet_conv_steps = (2, 100, 20) if quick else (6, 500, 100)
+    batch_n, batch_steps = (16, 10) if quick else (100, 50)
+    sizes = [0] if quick else [0, 1, 2]
+    out = Path(args.out or REPO / "docs" / "benchmarks" / ("quick" if quick else "dynamics"))
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = SELECTIONS[args.only]
+
+    pythons = dict(kv.split("=", 1) for kv in args.python)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    if args.jax_threads == "single":
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+
+    selected = [m for m in MODELS if set(m.tasks) & set(tasks)]
+    if args.models:
+        keep = set(args.models.split(","))
+        selected = [m for m in selected if m.name in keep]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_dyn_"))
+    from ase.io import write
+
+    files = {
+        "cells": tmp / "si_cells.extxyz",
+        "conv": tmp / "mp_structures.extxyz",
+        "small": tmp / "small.extxyz",
+    }
+    write(files["cells"], si_cells(0.03, 0.02))
+    write(files["conv"], mp_structures(conv_n))
+    write(files["small"], small_structures(batch_n))
+    natoms = [8, 64, 216]
+
+    rows, skipped, meta = [], {}, {}
+    runners: dict[str, Runner] = {}
+    log = open(out / "runners.log", "w")  # noqa: SIM115 - closed at the end
+    for m in selected:
+        opts = dict(m.options)
+        if m.name == "nequix-mp-1":
+            # Runners work in scripts/peers: pass an absolute path resolved from here.
+            opts["model_path"] = str(Path(args.nequix_model).resolve()) if args.nequix_model else ""
+        if m.venv == "self" and args.facet_model:
+            opts["model"] = args.facet_model
+        m = Model(m.name, m.venv, m.runner, m.variant, m.trained, m.tasks, opts)
+        if m.venv == "self":
+            python = sys.executable
+        else:
+            python = pythons.get(m.venv) or (
+                str(Path(args.venvs_dir) / m.venv / "bin" / "python") if args.venvs_dir else ""
+            )
+            if not python or not Path(python).exists():
+                skipped[m.name] = f"no python for peer {m.venv!r} (--venvs-dir/--python)"
+                print(f"[bench] {m.name}: skipped ({skipped[m.name]})", flush=True)
+                continue
+        r = Runner(m, python, env, log)
+        hello = r.ask({"cmd": "hello"})
+        if "error" in hello:
+            skipped[m.name] = hello["error"]
+            print(f"[bench] {m.name}: skipped ({hello['error']})", flush=True)
+            r.close()
+            continue
+        runners[m.name], meta[m.name] = r, hello
+        print(f"[bench] {m.name}: ready ({hello.get('setup_s', 0):.1f} s set-up)", flush=True)
+
+    def run(m: Runner, task: str, size: int | None, msg: dict, rep: int):
+        t0 = time.perf_counter()
+        reply = m.ask(msg)
+        row = {
+            "task": task,
+            "model": m.model.name,
+            "size": size,
+            "rep": rep,
+            "warmup": rep == 0,
+            "wall_s": time.perf_counter() - t0,
+            **reply,
+        }
+        rows.append(row)
+        print(f"[bench] rep {rep} {m.model.name} {task} {size}: {row['wall_s']:.1f} s", flush=True)
+        if "error" in reply:
+            print(f"[bench] {m.model.name} {task} {size}: {reply['error']}", flush=True)
+
+    for rep in range(repeats + 1):  # rep 0 is the warm-up
+        for task in tasks:
+            for r in runners.values():
+                if task not in r.model.tasks:
+                    continue
+                if task in ("md", "md_jax", "relax_step"):
+                    for s in sizes:
+                        msg = {
+                            "cmd": "relax" if task == "relax_step" else task,
+                            "file": str(files["cells"]),
+                            "index": s,
+                        }
+                        if task == "relax_step":
+                            msg.update(steps=relax_steps, fmax=0.0)
+                        else:
+                            msg.update(steps=md_steps, dt_fs=1.0, temperature_K=300.0)
+                        run(r, task, natoms[s], msg, rep)
+                elif task == "converge":
+                    steps = conv_steps if r.model.trained else facet_conv_steps
+                    fmax = 0.05 if r.model.trained else 0.0
+                    for k in range(conv_n):
+                        msg = {
+                            "cmd": "relax",
+                            "file": str(files["conv"]),
+                            "index": k,
+                            "steps": steps,
+                            "fmax": fmax,
+                        }
+                        run(r, task, k, msg, rep)
+                elif task == "batched":
+                    for mode in ("batched", "sequential"):
+                        msg = {
+                            "cmd": "batched_relax",
+                            "file": str(files["small"]),
+                            "steps": batch_steps,
+                            "fmax": 0.0,
+                            "mode": mode,
+                        }
+                        run(r, f"batched_{mode}", batch_n, msg, rep)
+        print(f"[bench] repeat {rep} done", flush=True)
+    for r in runners.values():
+        r.close()
+    log.close()
+    info = {
+        "machine": {**machine_info(), "loadavg_end": os.getloadavg()},
+        "threads": {
+            k: env.get(k)
+            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
+        },
+        "jax_threads": args.jax_threads,
+        "models": meta,
+        "skipped": skipped,
+        "settings": {
+            "quick": quick,
+            "repeats": repeats,
+            "md_steps": md_steps,
+            "relax_steps": relax_steps,
+            "converge_steps_trained": conv_steps,
+            "converge_steps_random": facet_conv_steps,
+            "batched_structures": batch_n,
+            "batched_steps": batch_steps,
+            "sizes": [natoms[s] for s in sizes],
+            "facet_model": args.facet_model or "random weights",
+        },
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    (out / "results.json").write_text(json.dumps({"info": info, "rows": rows}, indent=1))
+    write_report(out, info, rows)
+    print(f"[bench] wrote {out}", flush=True)
+    return 0
+
+
+def median_spread(values):
+    v = sorted(values)
+    return statistics.median(v), v[0], v[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

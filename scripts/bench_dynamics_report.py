@@ -1,0 +1,194 @@
+"""Markdown report and plots for scripts/bench_dynamics.py (rows in results.json)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+
+def _stats(values):
+    v = sorted(values)
+    return statistics.median(v), v[0], v[-1]
+
+
+def summarise(rows):
+    """``{(task, model, size): {...}}`` with medians and spread over the timed repeats."""
+    groups = defaultdict(list)
+    warm = {}
+    for r in rows:
+        if "error" in r or "time_s" not in r:
+            continue
+        key = (r["task"], r["model"], r["size"])
+        if r["warmup"]:
+            warm[key] = r["time_s"]
+        else:
+            groups[key].append(r)
+    out = {}
+    for key, rs in groups.items():
+        task = key[0]
+        t = [r["time_s"] for r in rs]
+        s = {"n": len(rs), "time": _stats(t), "warmup_s": warm.get(key)}
+        if task in ("md", "md_jax"):
+            s["steps_per_s"] = _stats([r["steps"] / r["time_s"] for r in rs])
+        if task in ("relax_step", "converge"):
+            s["per_step"] = _stats([r["time_s"] / max(r["steps"], 1) for r in rs])
+            s["steps"] = _stats([r["steps"] for r in rs])
+            s["converged"] = all(r.get("converged") for r in rs)
+        if task.startswith("batched"):
+            s["per_structure"] = _stats([r["time_s"] / r["structures"] for r in rs])
+        out[key] = s
+    return out
+
+
+def _fmt(stat, scale=1.0, digits=3):
+    med, lo, hi = (x * scale for x in stat)
+    return f"{med:.{digits}g} ({lo:.{digits}g}-{hi:.{digits}g})"
+
+
+def write_report(out: Path, info: dict, rows: list) -> None:
+    summ = summarise(rows)
+    lines = ["# Relaxation and MD speed: Facet vs peers", ""]
+    st = info["settings"]
+    m = info["machine"]
+    lines += [
+        f"Run {info['date']} on {m['cpu']} ({m['cpu_count']} cores; load average at start "
+        f"{m['loadavg_start'][0]:.1f}, end {m['loadavg_end'][0]:.1f}: a shared machine, so "
+        "absolute times are inflated; ratios come from interleaved repeats in the same run).",
+        f"Threads: {info['threads']} (JAX: {info['jax_threads']}). Facet weights: "
+        f"{st['facet_model']}. Medians over {st['repeats']} timed repeats, (min-max) in "
+        "brackets; warm-up (compilation) times are separate.",
+        "",
+    ]
+    errors = [r for r in rows if "error" in r]
+    if info["skipped"] or errors:
+        lines += ["## Skipped", ""]
+        for k, v in info["skipped"].items():
+            lines.append(f"- {k}: {v}")
+        for r in errors[:20]:
+            lines.append(f"- {r['model']} {r['task']} size {r['size']}: {r['error']}")
+        lines.append("")
+    lines += ["## Models", "", "| model | parameters | versions | set-up s |", "|---|---|---|---|"]
+    for name, h in info["models"].items():
+        lines.append(
+            f"| {name} | {h.get('parameters') or '-'} | {h.get('versions')} | "
+            f"{h.get('setup_s', 0):.1f} |"
+        )
+    lines.append("")
+
+    def table(task, value_key, header, scale=1.0):
+        keys = sorted(k for k in summ if k[0] == task)
+        if not keys:
+            return []
+        res = [f"| model | size | {header} | warm-up s |", "|---|---|---|---|"]
+        for k in keys:
+            s = summ[k]
+            w = s["warmup_s"]
+            res.append(
+                f"| {k[1]} | {k[2]} | {_fmt(s[value_key], scale)} | "
+                f"{'-' if w is None else f'{w:.2f}'} |"
+            )
+        return res + [""]
+
+    lines += [f"## MD (ASE velocity Verlet, {st['md_steps']} steps, 1 fs, 300 K, Si)", ""]
+    lines += table("md", "steps_per_s", "steps/s")
+    lines += ["Facet's compiled jax-md loop (same cells, steps/s):", ""]
+    lines += table("md_jax", "steps_per_s", "steps/s")
+    lines += [
+        f"## Time per relaxation step (FIRE + FrechetCellFilter, {st['relax_steps']} "
+        "steps, Si, strained 2 %, rattled)",
+        "",
+    ]
+    lines += table("relax_step", "per_step", "ms/step", 1e3)
+    ratio_lines = []
+    for size in st["sizes"]:
+        f = summ.get(("relax_step", "facet-s", size))
+        ms = summ.get(("relax_step", "mace-mp0-small", size))
+        if f and ms:
+            ratio_lines.append(f"| {size} | {f['per_step'][0] / ms['per_step'][0]:.2f} |")
+    if ratio_lines:
+        lines += [
+            "Facet-S / MACE-MP-0-small time per relaxation step (goal <= 0.5):",
+            "",
+            "| atoms | ratio |",
+            "|---|---|",
+            *ratio_lines,
+            "",
+        ]
+    lines += [
+        "## Time to convergence (fmax 0.05 eV/A, <= "
+        f"{st['converge_steps_trained']} steps; MP structures strained 2 %, rattled)",
+        "",
+    ]
+    conv = sorted(k for k in summ if k[0] == "converge")
+    if conv:
+        lines += [
+            "| model | structure | total s | steps | ms/step | converged |",
+            "|---|---|---|---|---|---|",
+        ]
+        for k in conv:
+            s = summ[k]
+            lines.append(
+                f"| {k[1]} | {k[2]} | {_fmt(s['time'])} | {s['steps'][0]:.0f} | "
+                f"{_fmt(s['per_step'], 1e3)} | {s['converged']} |"
+            )
+        lines += [
+            "",
+            f"Facet with random weights cannot converge: it runs a fixed "
+            f"{st['converge_steps_random']} steps (fmax 0) and its row gives the time per "
+            "step only.",
+            "",
+        ]
+    b = summ.get(("batched_batched", "facet-s", st["batched_structures"]))
+    q = summ.get(("batched_sequential", "facet-s", st["batched_structures"]))
+    if b and q:
+        lines += [
+            f"## Batched relaxation ({st['batched_structures']} small structures, "
+            f"{st['batched_steps']} FIRE steps each)",
+            "",
+            "| path | s per structure | warm-up s |",
+            "|---|---|---|",
+            f"| one compiled loop (facet.batched) | {_fmt(b['per_structure'])} | "
+            f"{b['warmup_s']:.1f} |",
+            f"| one at a time through ASE | {_fmt(q['per_structure'])} | {q['warmup_s']:.1f} |",
+            "",
+            f"Speed-up per structure: {q['per_structure'][0] / b['per_structure'][0]:.1f}x "
+            "(goal >= 5x).",
+            "",
+        ]
+    lines += ["Plots: `md_steps_per_s.png`, `relax_time_per_step.png`.", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    _plots(out, summ)
+
+
+def _plots(out: Path, summ: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for task, key, ylabel, fname, scale in [
+        ("md", "steps_per_s", "MD steps / s", "md_steps_per_s.png", 1.0),
+        ("relax_step", "per_step", "ms per FIRE step", "relax_time_per_step.png", 1e3),
+    ]:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        models = sorted({k[1] for k in summ if k[0] in (task, task + "_jax")})
+        for model in models:
+            for t in (task, task + "_jax"):
+                pts = sorted((k[2], summ[k][key]) for k in summ if k[0] == t and k[1] == model)
+                if not pts:
+                    continue
+                x = [p[0] for p in pts]
+                y = [p[1][0] * scale for p in pts]
+                lo = [(p[1][0] - p[1][1]) * scale for p in pts]
+                hi = [(p[1][2] - p[1][0]) * scale for p in pts]
+                label = model + (" (jax-md)" if t.endswith("_jax") else "")
+                ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("atoms")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=120)
+        plt.close(fig)
