@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``facet --help`` lists them.
-SUBCOMMANDS = ["info", "preprocess", "train", "evaluate", "relax", "md"]
+SUBCOMMANDS = ["info", "preprocess", "train", "evaluate", "relax", "md", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

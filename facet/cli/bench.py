@@ -1,0 +1,175 @@
+"""``facet bench <selection>``: benchmarks, one registered selection per subject.
+
+Selections live in :data:`SELECTIONS` (name -> :class:`Selection`); ``tp`` (tensor-product
+microbenchmarks) is registered here. Later selections (model, md, relax, train, accuracy,
+scaling, all) register the same way with :func:`register_selection`; this module only parses
+arguments and calls library functions.
+
+    facet bench tp [--quick] [--out DIR] [--pof PATH]
+
+A full ``tp`` run writes ``docs/benchmarks/tp/``; ``--quick`` writes ``docs/benchmarks/quick/tp``
+and refuses to write over the full report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+NAME = "bench"
+HELP = "run benchmarks (tensor products, ...) and write reports under docs/benchmarks/"
+
+FULL_TP_DIR = Path("docs/benchmarks/tp")
+QUICK_TP_DIR = Path("docs/benchmarks/quick/tp")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One ``facet bench`` subject: its help, its argparse setup and its runner."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SELECTIONS: dict[str, Selection] = {}
+
+
+def register_selection(sel: Selection) -> Selection:
+    if sel.name in SELECTIONS:
+        raise ValueError(f"benchmark selection {sel.name!r} is already registered")
+    SELECTIONS[sel.name] = sel
+    return sel
+
+
+# ---------------------------------------------------------------------------- tp
+
+
+def _tp_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="small run (L <= 3, small batches)")
+    p.add_argument("--out", type=Path, help=f"output folder (default {FULL_TP_DIR}, "
+                   f"or {QUICK_TP_DIR} with --quick)")  # fmt: skip
+    p.add_argument("--pof", help="path of a PriceofFreedom checkout to run beside ours")
+    p.add_argument("--pof-budget-s", type=float, default=None, help="time budget of that run")
+    p.add_argument("--variants", help="comma-separated subset of variants")
+    p.add_argument("--no-expressivity", action="store_true", help="skip the expressivity table")
+    p.add_argument("--from-json", type=Path, help="only rewrite the report from a results.json")
+
+
+def _load_pof_script():
+    """``scripts/pof_bench.py`` of this source checkout (it is not part of the package)."""
+    import tensorproducts
+
+    path = Path(tensorproducts.__file__).resolve().parent.parent / "scripts" / "pof_bench.py"
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location("facet_pof_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def tp_config(quick: bool, variants=None):
+    """The :class:`tensorproducts.bench.BenchConfig` of a full or ``--quick`` run."""
+    from tensorproducts.bench import BenchConfig
+
+    if not quick:
+        return BenchConfig(variants=variants)
+    return BenchConfig(
+        lmaxes={"siso": (1, 2, 3), "simo": (1, 2, 3), "mimo": (1, 2, 3)},
+        bwd_lmaxes=(2, 3),
+        batch={1: 256, 2: 256, 3: 256},
+        channel_counts=(16,),
+        channel_lmaxes=(2,),
+        bwd_channel_counts=(16,),
+        edges=128,
+        warmup=2,
+        repeats=5,
+        variants=variants,
+    )
+
+
+def _save(result: dict, out: Path) -> None:
+    """Keep the raw rows on disk at each stage (a later failure loses nothing measured)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
+
+
+def _tp_run(args: argparse.Namespace) -> int:
+    import jax
+
+    from tensorproducts import bench, bench_report, expressivity
+
+    out = args.out or (QUICK_TP_DIR if args.quick else FULL_TP_DIR)
+    if args.quick and out.resolve() == FULL_TP_DIR.resolve():
+        print(f"error: --quick never writes over the full report in {FULL_TP_DIR}", file=sys.stderr)
+        return 2
+    command = (
+        "facet bench tp" + (" --quick" if args.quick else "") + (" --pof PATH" if args.pof else "")
+    )
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        print(f"wrote {bench_report.write_report(result, out, command=result.get('command', ''))}")
+        return 0
+    variants = tuple(args.variants.split(",")) if args.variants else None
+    cfg = tp_config(args.quick, variants)
+    print(f"facet bench tp: {'quick' if args.quick else 'full'} run -> {out}")
+    result = bench.run(cfg)
+    result["command"] = command
+    _save(result, out)
+    pof_rows, pof_meta = [], {"pof": "not requested (--pof PATH)"}
+    if args.pof:
+        mod = _load_pof_script()
+        if mod is None:
+            pof_meta = {"pof": "skipped: scripts/pof_bench.py not found (run from a checkout)"}
+        else:
+            pcfg = {
+                "settings": ["siso", "simo", "mimo"],
+                "lmaxes": {s: list(cfg.lmaxes[s]) for s in ("siso", "simo", "mimo")},
+                "batch": {str(k): v for k, v in cfg.batch.items()},
+                "warmup": cfg.warmup,
+                "repeats": cfg.repeats,
+                "max_call_s": cfg.max_call_s,
+                "dtype": cfg.dtype,
+            }
+            budget = args.pof_budget_s or (120.0 if args.quick else 420.0)
+            pof_rows, pof_meta = mod.run_pof(args.pof, pcfg, budget_s=budget)
+    result["pof"] = {"meta": pof_meta, "rows": pof_rows}
+    _save(result, out)
+    if not args.no_expressivity:
+        names = [n for n in (variants or sorted(bench.REGISTRY)) if n in bench.REGISTRY]
+        lmaxes = (1, 2) if args.quick else (1, 2, 3, 10)
+        with jax.enable_x64(True):  # exact ranks; scoped, restored afterwards
+            result["expressivity"] = expressivity.expressivity_rows(names, lmaxes, interact_lmax=2)
+    path = bench_report.write_report(result, out, command=command)
+    print(f"wrote {path}")
+    return 0
+
+
+register_selection(
+    Selection("tp", "tensor-product microbenchmarks (tensorproducts.bench)", _tp_arguments, _tp_run)
+)
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="selection", metavar="SELECTION")
+    for sel in SELECTIONS.values():
+        p = sub.add_parser(sel.name, help=sel.help, description=sel.help)
+        sel.add_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    sel = SELECTIONS.get(getattr(args, "selection", None))
+    if sel is None:
+        print(f"choose a benchmark selection: {', '.join(SELECTIONS)}", file=sys.stderr)
+        return 2
+    return sel.run(args)
