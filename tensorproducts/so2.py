@@ -54,7 +54,15 @@ from . import _irreps_io as io
 from .clebsch_gordan import clebsch_gordan, triangle
 from .registry import TensorProductSpec, register
 
-__all__ = ["so2_product", "weight_slots", "cg_weights", "wigner_j", "edge_angles", "rotate"]
+__all__ = [
+    "so2_product",
+    "weight_slots",
+    "cg_weights",
+    "frame_m0",
+    "wigner_j",
+    "edge_angles",
+    "rotate",
+]
 
 NAME = "so2"
 _SWAP = np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
@@ -170,39 +178,61 @@ def weight_slots(irreps1: e3nn.Irreps, irreps2: e3nn.Irreps, irreps_out: e3nn.Ir
 
 
 @functools.cache
-def _cg_table(irreps1: e3nn.Irreps, irreps2: e3nn.Irreps, irreps_out: e3nn.Irreps) -> np.ndarray:
-    """``(num_irreps(y), num_slots)``: slot weight per unit ``y'_{l2, 0}`` (cg-dense's scale)."""
+def _cg_table(irreps1: e3nn.Irreps, irreps2: e3nn.Irreps, irreps_out: e3nn.Irreps):
+    """``(T, j)``: ``T[p, k]`` is slot ``k``'s weight per unit ``y'_{l2, 0}`` from CG path ``p``
+    (``_irreps.cg_paths`` order, cg-dense's scale), ``j[p]`` the index of that path's irrep of y."""
     ir1s = [ir for _, ir in irreps1]
     ir2s = [ir for _, ir in irreps2]
     outs = [ir for _, ir in irreps_out]
+    paths = _irreps.cg_paths(irreps1, irreps2, irreps_out)
     slots = weight_slots(irreps1, irreps2, irreps_out)
-    t = np.zeros((len(ir2s), len(slots)))
-    for k, (i1, i3, m, kind) in enumerate(slots):
-        l1, l3 = ir1s[i1].l, outs[i3].l
-        for j, ir2 in enumerate(ir2s):
-            l2 = ir2.l
-            if not triangle(l1, l2, l3) or ir1s[i1].p * ir2.p != outs[i3].p:
+    t = np.zeros((len(paths), len(slots)))
+    jdx = np.zeros(len(paths), dtype=np.int32)
+    for p, (l1, p1, l2, p2, l3, p3) in enumerate(paths):
+        i1 = ir1s.index(e3nn.Irrep(l1, p1))
+        i3 = outs.index(e3nn.Irrep(l3, p3))
+        jdx[p] = ir2s.index(e3nn.Irrep(l2, p2))
+        c = math.sqrt(2 * l3 + 1) * clebsch_gordan(l1, l2, l3)[:, l2, :]  # m2 = 0
+        for k, (s1, s3, m, kind) in enumerate(slots):
+            if (s1, s3) != (i1, i3):
                 continue
-            c = math.sqrt(2 * l3 + 1) * clebsch_gordan(l1, l2, l3)[:, l2, :]  # m2 = 0
-            t[j, k] = c[l1 + m, l3 + m] if kind == "a" else c[l1 - m, l3 + m]
+            t[p, k] = c[l1 + m, l3 + m] if kind == "a" else c[l1 - m, l3 + m]
             if m > 0:  # the eSCN block structure this module relies on
-                if kind == "a":
-                    assert (
-                        abs(c[l1 - m, l3 - m] - t[j, k]) < 1e-12 and abs(c[l1 + m, l3 - m]) < 1e-12
-                    )
-                else:
-                    assert (
-                        abs(c[l1 + m, l3 - m] + t[j, k]) < 1e-12 and abs(c[l1 + m, l3 + m]) < 1e-12
-                    )
-    return t
+                ok = (
+                    abs(c[l1 - m, l3 - m] - t[p, k]) < 1e-12 and abs(c[l1 + m, l3 - m]) < 1e-12
+                    if kind == "a"
+                    else abs(c[l1 + m, l3 - m] + t[p, k]) < 1e-12 and abs(c[l1 + m, l3 + m]) < 1e-12
+                )
+                if not ok:
+                    raise AssertionError(f"CG({l1},{l2},{l3}) at m2=0 lacks the eSCN structure")
+    return t, jdx
 
 
-def cg_weights(irreps1, irreps2, irreps_out, y_frame: jnp.ndarray) -> jnp.ndarray:
-    """Slot weights reproducing cg-dense: ``y_frame`` is ``(..., num_irreps(y))``, the ``m = 0``
-    components of ``y`` in its edge frame (for unit-vector SH with ``"component"``
-    normalisation these are :math:`\\sqrt{2l_2+1}`)."""
-    t = _cg_table(*(e3nn.Irreps(i) for i in (irreps1, irreps2, irreps_out)))
-    return y_frame @ jnp.asarray(t, y_frame.dtype)
+def frame_m0(y: e3nn.IrrepsArray) -> jnp.ndarray:
+    """``(..., num_irreps(y))``: the ``m = 0`` component of each irrep of ``y`` in its own edge
+    frame (all other components vanish there when ``y`` is SH of a direction)."""
+    alpha, beta = edge_angles(y)
+    y_rot = rotate(y.array, y.irreps, alpha, beta, inverse=True)
+    offs = np.cumsum([0] + [ir.dim for _, ir in y.irreps])[:-1]
+    return y_rot[..., offs + np.array([ir.l for _, ir in y.irreps])]
+
+
+def cg_weights(
+    irreps1, irreps2, irreps_out, y_frame: jnp.ndarray, path_weights=None
+) -> jnp.ndarray:
+    r"""Slot weights that make :func:`so2_product` equal cg-dense with ``path_weights``.
+
+    Args:
+        y_frame: ``(..., num_irreps(y))``, the ``m = 0`` components of ``y`` in its edge frame
+            (for unit-vector SH with ``"component"`` normalisation, :math:`\sqrt{2l_2+1}`).
+        path_weights: optional ``(..., num_paths)`` per-path weights in ``_irreps.cg_paths``
+            order (cg-dense's ``weights``); ``None`` means all ones.
+    """
+    t, jdx = _cg_table(*(e3nn.Irreps(i) for i in (irreps1, irreps2, irreps_out)))
+    per_path = y_frame[..., jdx]
+    if path_weights is not None:
+        per_path = per_path * jnp.asarray(path_weights, y_frame.dtype)
+    return per_path @ jnp.asarray(t, y_frame.dtype)
 
 
 @functools.cache
@@ -252,10 +282,7 @@ def so2_product(
     dtype = jnp.result_type(x.dtype, y.dtype)
     alpha, beta = edge_angles(y.astype(dtype))
     if weights is None:
-        y_rot = rotate(y.array.astype(dtype), ir2, alpha, beta, inverse=True)
-        offs = np.cumsum([0] + [ir.dim for _, ir in ir2])[:-1]
-        y0 = y_rot[..., offs + np.array([ir.l for _, ir in ir2])]  # m = 0 entries
-        w = cg_weights(ir1, ir2, out_ir, y0)
+        w = cg_weights(ir1, ir2, out_ir, frame_m0(y.astype(dtype)))
     else:
         w = _irreps.check_weights(weights, len(slots), NAME).astype(dtype)
     lead = tuple(np.broadcast_shapes(x.shape[:-1], y.shape[:-1], w.shape[:-1]))
