@@ -290,6 +290,11 @@ def run(args) -> int:
                         valid_structures=args.valid_structures, seed=args.seed)
     print(f"data: {prep['structures']} structures -> {prep['bench']}", flush=True)
     rows = []
+    command = ("python scripts/bench_train_peers.py " + " ".join(args.argv)).strip()
+
+    def report():  # after every block, so that an interrupted run still leaves its blocks
+        write_report(rows, summarise(rows), prep, out_dir, command, time.perf_counter() - t_start)
+
     for rnd in range(args.rounds):
         for preset in args.presets:
             size = PAIRS[preset]
@@ -297,6 +302,7 @@ def run(args) -> int:
                               warmup=args.warmup)
             row["round"] = rnd
             rows.append(row)
+            report()
             print(f"round {rnd} {preset}: {row['structures_per_s']:.2f} structures/s "
                   f"(cpu share {_fmt(row.get('cpu_share'))})", flush=True)
             if args.no_mace:
@@ -305,12 +311,11 @@ def run(args) -> int:
                              batch_size=args.batch_size, venv=args.venv)
             row["round"] = rnd
             rows.append(row)
+            report()
             print(f"round {rnd} mace-{size}: "
                   f"{_fmt(row.get('structures_per_s'))} structures/s ({row['status']})",
                   flush=True)
-    summary = summarise(rows)
-    command = "python scripts/bench_train_peers.py " + " ".join(args.argv)
-    write_report(rows, summary, prep, out_dir, command.strip(), time.perf_counter() - t_start)
+    report()
     print(f"wrote {out_dir}")
     return 0
 

@@ -222,7 +222,8 @@ def train(run: MaceRun, *, venv: str | None = None, threads: int = 1, name: str 
     """Run ``mace_run_train`` for ``run`` and return the parsed row (or a skipped row).
 
     With ``run.budget_s`` the process is stopped (SIGTERM, then SIGKILL) when the budget has
-    elapsed since the first optimiser step; a second, training-free invocation
+    elapsed since its launch (start-up, data loading and statistics count, as Facet's compilation
+    does in its budget); a second, training-free invocation
     (``--restart_latest`` with ``--max_num_epochs`` set to the epoch of the last checkpoint, i.e.
     the best validation so far, EMA weights) then makes MACE write its ``.model`` and error tables.
     """
@@ -237,34 +238,13 @@ def train(run: MaceRun, *, venv: str | None = None, threads: int = 1, name: str 
     log_path = Path(log_to or Path(run.work_dir) / "stdout.txt")
     results = Path(run.work_dir) / "results"
     t0 = time.perf_counter()
-    stopped = False
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=run.work_dir, start_new_session=True)
-        t_first = None
-        samples = []  # (wall s, process CPU s, optimiser steps logged so far)
-        while proc.poll() is None:
-            time.sleep(0.5)
-            steps = _count_opt_lines(results)
-            if steps:
-                samples.append((time.perf_counter(), _cpu_seconds(proc.pid), steps))
-            if run.budget_s is None:
-                continue
-            if t_first is None and steps:
-                t_first = time.perf_counter()
-            if t_first is not None and time.perf_counter() - t_first > run.budget_s:
-                stopped = True
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+    rc, stopped, samples = _supervise(cmd, log_path, env, run.work_dir, budget_s=run.budget_s,
+                                      results=results)
     wall = time.perf_counter() - t0
     text = log_path.read_text(errors="replace")
-    if proc.returncode != 0 and not stopped:
+    if rc != 0 and not stopped:
         tail = "\n".join(text.splitlines()[-15:])
-        raise RuntimeError(f"mace_run_train failed (exit {proc.returncode}); see {log_path}:\n"
+        raise RuntimeError(f"mace_run_train failed (exit {rc}); see {log_path}:\n"
                            f"{tail}")
     files = sorted(results.glob("*_train.txt"))
     if not files:
@@ -289,13 +269,58 @@ def train(run: MaceRun, *, venv: str | None = None, threads: int = 1, name: str 
         epoch = max(int(re.search(r"_epoch-(\d+)", c.name).group(1)) for c in ckpts)
         final = MaceRun(**{**asdict(run), "epochs": epoch, "budget_s": None,
                            "extra": (*run.extra, "--restart_latest")})
-        with open(Path(run.work_dir) / "finalise.txt", "w") as log:
-            subprocess.run(command(final, exe, name), stdout=log, stderr=subprocess.STDOUT,
-                           env=env, cwd=run.work_dir, check=True)
+        flog = Path(run.work_dir) / "finalise.txt"
+        rc, _, _ = _supervise(command(final, exe, name), flog, env, run.work_dir, budget_s=None,
+                              results=results)
+        if rc != 0 and _DONE_MARK not in flog.read_text(errors="replace"):
+            raise RuntimeError(f"MACE could not write its model from the last checkpoint; see "
+                               f"{flog}")
         row["checkpoint_epoch"] = epoch
     models = sorted(Path(run.work_dir).glob(f"{name}*.model"))
     row["model_file"] = str(models[0]) if models else None
     return row
+
+
+#: MACE logs this after saving ``<name>.model``; what follows (error tables on the whole
+#: training set) is not needed here and is skipped by stopping the process.
+_DONE_MARK = "Computing metrics for training, validation, and test sets"
+
+
+def _supervise(cmd, log_path: Path, env: dict, cwd: str, *, budget_s: float | None,
+               results: Path) -> tuple[int, bool, list]:
+    """Run ``cmd``, polling every 0.5 s; returns ``(exit code, stopped at budget, samples)``.
+
+    Stops the process group at ``budget_s`` after launch (SIGTERM, SIGKILL after 30 s), or once
+    MACE has saved its model (:data:`_DONE_MARK` in the log). ``samples`` are the
+    ``(wall, CPU, steps)`` polls used by :func:`cpu_share`.
+    """
+    t0 = time.perf_counter()
+    stopped = False
+    samples = []
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                start_new_session=True)
+        while proc.poll() is None:
+            time.sleep(0.5)
+            steps = _count_opt_lines(results)
+            if steps:
+                samples.append((time.perf_counter(), _cpu_seconds(proc.pid), steps))
+            over = budget_s is not None and time.perf_counter() - t0 > budget_s
+            done = _DONE_MARK in log_path.read_text(errors="replace")
+            if over or done:
+                stopped = stopped or over
+                _stop(proc)
+                return (0 if done and not over else proc.returncode), stopped, samples
+    return proc.returncode, stopped, samples
+
+
+def _stop(proc) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _count_opt_lines(results: Path) -> int:
