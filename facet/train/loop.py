@@ -199,8 +199,11 @@ def train(
     if lead:
         from .logs import CsvLog, EventWriter
 
+        if not resume and (run_dir / "log.csv").exists():
+            say(f"note: {run_dir} holds a log but no checkpoint (an earlier run stopped before "
+                "its first checkpoint); starting afresh and replacing its log")
         csv_log = CsvLog(run_dir / "log.csv", LOG_COLUMNS,
-                         truncate_after=step if resume else None)
+                         truncate_after=step if resume else -1)
         tb = EventWriter(run_dir / "tb")
 
     def validate() -> tuple[float, dict]:
