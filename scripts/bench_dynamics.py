@@ -207,7 +207,8 @@ def main(argv=None) -> int:
     p.add_argument("--nequix-model", help="path of nequix-mp-1.nqx (not part of the repository)")
     p.add_argument("--only", choices=sorted(SELECTIONS), default="all")
     p.add_argument("--models", help="comma-separated subset of model names")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--steps", type=int, default=10, help="timed MD / FIRE steps per call")
     p.add_argument("--quick", action="store_true", help="small sizes, few steps, one repeat")
     p.add_argument("--jax-threads", choices=["single", "default"], default="single")
     p.add_argument("--facet-model", help="trained Facet model (path or name) instead of random")
@@ -216,9 +217,9 @@ def main(argv=None) -> int:
 
     quick = args.quick
     repeats = 1 if quick else args.repeats
-    md_steps, relax_steps = (5, 5) if quick else (20, 20)
-    conv_n, conv_steps, facet_conv_steps = (2, 100, 20) if quick else (6, 500, 100)
-    batch_n, batch_steps = (16, 10) if quick else (100, 50)
+    md_steps, relax_steps = (5, 5) if quick else (args.steps, args.steps)
+    conv_n, conv_steps, facet_conv_steps = (2, 100, 20) if quick else (4, 500, 50)
+    batch_n, batch_steps = (16, 10) if quick else (100, 30)
     sizes = [0] if quick else [0, 1, 2]
     out = Path(args.out or REPO / "docs" / "benchmarks" / ("quick" if quick else "dynamics"))
     out.mkdir(parents=True, exist_ok=True)
@@ -228,6 +229,7 @@ def main(argv=None) -> int:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     if args.jax_threads == "single":
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    env["JAX_PLATFORMS"] = "cpu"  # no accelerator probing (and the same backend for all)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
 
     selected = [m for m in MODELS if set(m.tasks) & set(tasks)]
@@ -315,7 +317,8 @@ def main(argv=None) -> int:
                 elif task == "converge":
                     steps = conv_steps if r.model.trained else facet_conv_steps
                     fmax = 0.05 if r.model.trained else 0.0
-                    for k in range(conv_n):
+                    # Warm-up on the first structure only (long relaxations are costly).
+                    for k in range(1 if rep == 0 else conv_n):
                         msg = {
                             "cmd": "relax",
                             "file": str(files["conv"]),

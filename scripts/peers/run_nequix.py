@@ -12,7 +12,8 @@ def make(variant: str, options: dict):
     path = options.get("model_path")
     if not path:
         raise FileNotFoundError("Nequix needs --nequix-model PATH (nequix-mp-1.nqx)")
-    return NequixCalculator(model_path=path, backend="jax")
+    # use_kernel=False: the OpenEquivariance kernels are GPU-only and not installed here.
+    return NequixCalculator(model_path=path, backend="jax", use_kernel=False)
 
 
 def versions() -> dict:
