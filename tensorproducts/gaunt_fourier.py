@@ -73,13 +73,14 @@ KAPPA = 1.0  # overall scale; see "Normalisation" in the module docstring
 
 
 @functools.cache
-def sh_fourier_table(lmax: int) -> np.ndarray:
+def sh_fourier_table(lmax: int, n: int | None = None) -> np.ndarray:
     r"""Exact :math:`C^{lm}_{uv}`, complex ``((lmax+1)^2, 2lmax+1, 2lmax+1)``, index ``u+lmax``.
 
     DFT of :math:`Y_{lm}(\beta, \alpha)` on the uniform :math:`N \times N` torus grid with
     :math:`N = 2 l_{max} + 1`: exact for trigonometric polynomials of degree :math:`\le l_{max}`.
+    A smaller ``n`` aliases (kept as a parameter for the negative control in the tests).
     """
-    n = 2 * lmax + 1
+    n = 2 * lmax + 1 if n is None else n
     t = 2 * np.pi * np.arange(n) / n
     beta, alpha = np.meshgrid(t, t, indexing="ij")
     xyz = np.stack(
@@ -89,7 +90,9 @@ def sh_fourier_table(lmax: int) -> np.ndarray:
     # exactly the trigonometric-polynomial extension we want.
     y = io.real_sh(lmax, xyz)  # (n, n, D)
     coef = np.fft.fft2(np.moveaxis(y, -1, 0), axes=(-2, -1)) / (n * n)  # index (u mod n, v mod n)
-    coef = np.fft.fftshift(coef, axes=(-2, -1))  # index u + lmax
+    # reorder frequencies to u = -lmax..lmax (index u + lmax), wrapping as the DFT does
+    freqs = np.arange(-lmax, lmax + 1) % n
+    coef = coef[:, freqs][:, :, freqs]
     coef[np.abs(coef) < 1e-15] = 0.0
     coef.setflags(write=False)
     return coef
