@@ -9,8 +9,9 @@ Materials: pymatgen's bundled MP structures (<= 32 sites, ordered), ASE's 71 dcd
 crystals and ~300 prototype substitutions over 64 elements (``_teacher_structures``), put in one
 seeded random order and numbered ``facet-distill-NNNNNN`` in that order. Each material gets the
 frames of ``DISTILL_PROFILE`` (``_teacher_sampling``: volume search, strains, rattles, FIRE
-steps, Langevin MD at two of 300/800/1500 K). ``--n-frames N`` keeps the shortest prefix of the
-material order with at least N frames, so a small run is a prefix of the full one.
+steps, Langevin MD at two of 300/800/1500 K). ``--n-frames N`` keeps the first
+ceil(N / planned frames per material) materials of that order, so a small run is a prefix of the
+full one (a material can fall short of its plan, e.g. when FIRE converges at step 0).
 
 Outputs in ``--out``: ``mptrj_distill.json.gz`` (gzip, mtime 0), ``splits.json`` (train/val/
 test material ids, 90/5/5 by material, see :func:`split_materials`), ``manifest.json``,
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="data/distill")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-frames", type=int, default=None,
-                    help="keep the shortest prefix of materials with at least this many frames "
+                    help="keep the first ceil(N / planned frames per material) materials "
                          "(default: all materials)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--cache", default=None, help="folder for per-material results (resume)")

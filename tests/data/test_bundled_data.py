@@ -215,6 +215,11 @@ def distill():
     return manifest, splits, data
 
 
+def _asked_frames(manifest) -> int | None:
+    asked = re.search(r"--n-frames (\d+)", manifest["command"])
+    return int(asked.group(1)) if asked else None
+
+
 def test_distill_checksums_splits_and_counts(distill):
     manifest, splits, data = distill
     for name, entry in manifest["files"].items():
@@ -226,9 +231,18 @@ def test_distill_checksums_splits_and_counts(distill):
     assert min(len(splits["val"]), len(splits["test"])) >= 0.04 * len(data)
     n_frames = sum(len(v) for v in data.values())
     assert n_frames == manifest["counts"]["frames"]
-    # the full run (no --n-frames) has >= 10,000 frames; a prefix run at least what it asked for
-    asked = re.search(r"--n-frames (\d+)", manifest["command"])
-    assert n_frames >= (int(asked.group(1)) if asked else 10_000)
+    # The full run (no --n-frames) has >= 10,000 frames; a prefix run --n-frames N has the first
+    # ceil(N / planned frames per material) materials (a material may fall short of the plan).
+    asked = _asked_frames(manifest)
+    if asked is None:
+        assert n_frames >= 10_000
+    else:
+        prof = manifest["profile"]
+        per = (prof["n_volume_steps"] + 2 + prof["n_strain"] + prof["n_rattle"]
+               + prof["n_strain_rattle"] + prof["relax_steps"]
+               + prof["md_per_material"] * (prof["md_steps"] // prof["md_stride"]))
+        assert len(manifest["materials"]) == -(-asked // per)
+        assert n_frames >= 0.95 * asked
     for name, c in manifest["counts"]["splits"].items():
         assert c["frames"] == sum(len(data[m]) for m in splits[name])
         assert c["materials"] == len(splits[name])
@@ -242,7 +256,7 @@ def test_distill_checksums_splits_and_counts(distill):
 
 
 def test_distill_frames_layout_and_physics(distill):
-    _, _, data = distill
+    manifest, _, data = distill
     elements = set()
     for mid, mat in data.items():
         assert re.fullmatch(r"facet-distill-\d{6}", mid), mid
@@ -258,7 +272,10 @@ def test_distill_frames_layout_and_physics(distill):
             e = fr["uncorrected_total_energy"] / len(sites)
             assert -14.0 < e < 0.5, (fid, e)
             elements.update(site["species"][0]["element"] for site in sites)
-    assert len(elements) >= 60
+    stats = json.loads((DISTILL / "stats.json").read_text())
+    assert elements == set(stats["all"]["elements_atoms"])
+    if _asked_frames(manifest) is None:  # the full run spans >= 60 elements
+        assert len(elements) >= 60
 
 
 def test_generator_prototypes_cover_60_elements_at_covalent_contact():
