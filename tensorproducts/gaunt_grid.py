@@ -70,25 +70,25 @@ def class_layout(irreps: str) -> tuple[tuple[int, int, np.ndarray | None], ...]:
     return tuple(out)
 
 
-def split_classes(a, irreps) -> dict[int, tuple[int, jnp.ndarray]]:
-    """``{p_val: (lmax, coeffs [N, (lmax+1)^2])}`` of a flat ``[N, irreps.dim]`` array."""
+def split_classes(a_t, irreps) -> dict[int, tuple[int, jnp.ndarray]]:
+    """``{p_val: (lmax, coeffs [(lmax+1)^2, N])}`` of a feature-major ``[irreps.dim, N]`` array."""
     out = {}
     for pv, lmax, index in class_layout(str(irreps)):
         if index is None:
-            out[pv] = (lmax, a)
+            out[pv] = (lmax, a_t)
         else:
-            padded = jnp.concatenate([a, jnp.zeros_like(a[:, :1])], axis=1)
-            out[pv] = (lmax, padded[:, index])
+            padded = jnp.concatenate([a_t, jnp.zeros_like(a_t[:1])], axis=0)
+            out[pv] = (lmax, padded[index])  # whole-row gather
     return out
 
 
 def out_blocks(coeffs: dict[int, jnp.ndarray], irreps_out) -> dict:
-    """``{ir: [N, 2l+1]}`` read from class coefficients ``{p_val: [N, (L+1)^2]}``."""
+    """``{ir: [N, 2l+1]}`` from feature-major class coefficients ``{p_val: [(L+1)^2, N]}``."""
     blocks = {}
     for _, ir in irreps_out:
         pv = ir.p * (-1) ** ir.l
         if pv in coeffs:
-            blocks[ir] = coeffs[pv][:, ir.l**2 : (ir.l + 1) ** 2]
+            blocks[ir] = coeffs[pv][ir.l**2 : (ir.l + 1) ** 2].T
     return blocks
 
 
@@ -116,19 +116,16 @@ def gaunt_grid(
     if out.dim == 0:
         return _irreps.assemble(out, {}, lead, dtype)
     res_beta, res_alpha = resolution or product_grid(ir1, ir2, out)
-    sx = {
-        pv: s2grid.to_grid(c, res_beta, res_alpha) for pv, (_, c) in split_classes(xa, ir1).items()
-    }
-    sy = {
-        pv: s2grid.to_grid(c, res_beta, res_alpha) for pv, (_, c) in split_classes(ya, ir2).items()
-    }
+    grid = (res_beta, res_alpha)
+    sx = {pv: s2grid.to_grid_fm(c, *grid) for pv, (_, c) in split_classes(xa.T, ir1).items()}
+    sy = {pv: s2grid.to_grid_fm(c, *grid) for pv, (_, c) in split_classes(ya.T, ir2).items()}
     out_classes = s2grid.parity_classes(out)
     prods: dict = {}
     for p1, f1 in sx.items():
         for p2, f2 in sy.items():
             if p1 * p2 in out_classes:
                 prods[p1 * p2] = f1 * f2 if p1 * p2 not in prods else prods[p1 * p2] + f1 * f2
-    coeffs = {pv: s2grid.from_grid(f, max(out_classes[pv])) for pv, f in prods.items()}
+    coeffs = {pv: s2grid.from_grid_fm(f, max(out_classes[pv])) for pv, f in prods.items()}
     return _irreps.assemble(out, out_blocks(coeffs, out), lead, dtype)
 
 

@@ -55,6 +55,8 @@ __all__ = [
     "legendre_table",
     "to_grid",
     "from_grid",
+    "to_grid_fm",
+    "from_grid_fm",
     "irreps_to_grid",
     "grid_to_irreps",
     "parity_classes",
@@ -155,23 +157,51 @@ def _layout(lmax: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _to_grid_tables(lmax: int, res_beta: int, res_alpha: int):
+    """``(leg [m, b, l], dft [a, m])`` for :func:`to_grid_fm` (float64 NumPy)."""
     p = legendre_table(lmax, res_beta)  # [|m|, b, l]
     m = np.abs(np.arange(-lmax, lmax + 1))
-    leg = np.sqrt(4 * np.pi) * p[m]  # [m, b, l]; sqrt(4 pi): e3nn "integral" normalisation
-    return leg, _alpha_table(lmax, res_alpha)
+    leg = np.sqrt(4 * np.pi) * p[m]  # sqrt(4 pi): e3nn "integral" normalisation
+    return np.ascontiguousarray(leg), np.ascontiguousarray(_alpha_table(lmax, res_alpha).T)
 
 
 @functools.cache
 def _from_grid_tables(lmax: int, res_beta: int, res_alpha: int):
-    leg, alpha_tab = _to_grid_tables(lmax, res_beta, res_alpha)
+    """``(leg_w [m, l, b], dft [m, a])`` for :func:`from_grid_fm` (quadrature folded in)."""
+    leg, dft = _to_grid_tables(lmax, res_beta, res_alpha)
     _, _, w = grid_points(res_beta, res_alpha)
     # c = (1/4pi) int f sqrt(4pi) Y = sum_{b,a} w_b/(2 n_a) f(b,a) sqrt(4pi) Y(b,a)
-    return leg * w[None, :, None], alpha_tab
+    leg_w = (leg * w[None, :, None]).transpose(0, 2, 1)
+    return np.ascontiguousarray(leg_w), np.ascontiguousarray(dft.T)
 
 
-def _flat_leading(x: jax.Array, trailing: int) -> tuple[jax.Array, tuple[int, ...]]:
-    lead = x.shape[: x.ndim - trailing]
-    return x.reshape((-1,) + x.shape[x.ndim - trailing :]), lead
+def to_grid_fm(coeffs_t: jax.Array, res_beta: int, res_alpha: int) -> jax.Array:
+    """Feature-major :func:`to_grid`: ``[(L+1)^2, N] -> [res_alpha, res_beta, N]``.
+
+    The layout the products use internally: the gather copies whole rows of N values, the
+    Legendre step is a batched matmul ``[m, b, l] @ [m, l, N]`` and the alpha step one matmul
+    ``[a, m] @ [m, b N]``; no transposes in between.
+    """
+    lmax = math.isqrt(coeffs_t.shape[0]) - 1
+    if (lmax + 1) ** 2 != coeffs_t.shape[0]:
+        raise ValueError(f"first axis must have (L+1)^2 entries, got {coeffs_t.shape[0]}")
+    leg, dft = _to_grid_tables(lmax, res_beta, res_alpha)
+    to_padded, _ = _layout(lmax)
+    n, dt = coeffs_t.shape[1], coeffs_t.dtype
+    x = jnp.concatenate([coeffs_t, jnp.zeros((1, n), dt)], axis=0)[to_padded]  # [m, l, N]
+    sig_b = jnp.matmul(jnp.asarray(leg, dt), x)  # [m, b, N]: per-m Legendre
+    sig = jnp.asarray(dft, dt) @ sig_b.reshape(2 * lmax + 1, -1)  # [a, b N]: real DFT
+    return sig.reshape(res_alpha, res_beta, n)
+
+
+def from_grid_fm(signal: jax.Array, lmax: int) -> jax.Array:
+    """Feature-major :func:`from_grid`: ``[res_alpha, res_beta, N] -> [(lmax+1)^2, N]``."""
+    res_alpha, res_beta, n = signal.shape
+    leg_w, dft = _from_grid_tables(lmax, res_beta, res_alpha)
+    _, to_flat = _layout(lmax)
+    dt = signal.dtype
+    fa = jnp.asarray(dft, dt) @ signal.reshape(res_alpha, -1)  # [m, b N]: alpha projection
+    c = jnp.matmul(jnp.asarray(leg_w, dt), fa.reshape(2 * lmax + 1, res_beta, n))  # [m, l, N]
+    return c.reshape(-1, n)[to_flat]
 
 
 def to_grid(coeffs: jax.Array, res_beta: int, res_alpha: int) -> jax.Array:
@@ -182,18 +212,9 @@ def to_grid(coeffs: jax.Array, res_beta: int, res_alpha: int) -> jax.Array:
     quadrature="gausslegendre").grid_values``.
     """
     coeffs = jnp.asarray(coeffs)
-    lmax = math.isqrt(coeffs.shape[-1]) - 1
-    if (lmax + 1) ** 2 != coeffs.shape[-1]:
-        raise ValueError(f"last axis must have (L+1)^2 entries, got {coeffs.shape[-1]}")
-    leg, alpha_tab = _to_grid_tables(lmax, res_beta, res_alpha)
-    to_padded, _ = _layout(lmax)
-    x, lead = _flat_leading(coeffs, 1)
-    x = jnp.concatenate([x, jnp.zeros_like(x[:, :1])], axis=1)
-    x = x[:, to_padded]  # [n, m, l]
-    dt = x.dtype
-    sig_b = jnp.einsum("nml,mbl->nbm", x, jnp.asarray(leg, dt))  # per-m Legendre, batched over m
-    sig = jnp.einsum("nbm,ma->nba", sig_b, jnp.asarray(alpha_tab, dt))  # real DFT along alpha
-    return sig.reshape(lead + (res_beta, res_alpha))
+    lead = coeffs.shape[:-1]
+    sig = to_grid_fm(coeffs.reshape(-1, coeffs.shape[-1]).T, res_beta, res_alpha)
+    return jnp.transpose(sig, (2, 1, 0)).reshape(lead + (res_beta, res_alpha))
 
 
 def from_grid(signal: jax.Array, lmax: int) -> jax.Array:
@@ -204,14 +225,9 @@ def from_grid(signal: jax.Array, lmax: int) -> jax.Array:
     """
     signal = jnp.asarray(signal)
     res_beta, res_alpha = signal.shape[-2:]
-    leg_w, alpha_tab = _from_grid_tables(lmax, res_beta, res_alpha)
-    _, to_flat = _layout(lmax)
-    f, lead = _flat_leading(signal, 2)
-    dt = f.dtype
-    fa = jnp.einsum("nba,ma->nbm", f, jnp.asarray(alpha_tab, dt))  # alpha projection
-    c = jnp.einsum("nbm,mbl->nml", fa, jnp.asarray(leg_w, dt))  # per-m Legendre projection
-    c = c.reshape(c.shape[0], -1)[:, to_flat]
-    return c.reshape(lead + ((lmax + 1) ** 2,))
+    lead = signal.shape[:-2]
+    f = jnp.transpose(signal.reshape(-1, res_beta, res_alpha), (2, 1, 0))
+    return from_grid_fm(f, lmax).T.reshape(lead + ((lmax + 1) ** 2,))
 
 
 def parity_classes(irreps: e3nn.Irreps) -> dict[int, list[int]]:

@@ -94,17 +94,21 @@ def derivative_tables(lmax: int, res_beta: int, res_alpha: int):
     return dleg, sleg, a_tab, da_tab
 
 
-def tangent_components(coeffs, res_beta: int, res_alpha: int):
-    r"""``(d_beta f, d_alpha f / sin beta)`` on the grid, each ``[N, res_beta, res_alpha]``."""
-    lmax = math.isqrt(coeffs.shape[-1]) - 1
+def tangent_components(coeffs_t, res_beta: int, res_alpha: int):
+    r"""``(d_beta f, d_alpha f / sin beta)``, each ``[res_alpha, res_beta, N]`` (feature-major).
+
+    ``coeffs_t`` is ``[(L+1)^2, N]``; same per-m scheme as :func:`tensorproducts.s2grid.
+    to_grid_fm` with the derivative tables.
+    """
+    lmax = math.isqrt(coeffs_t.shape[0]) - 1
     dleg, sleg, a_tab, da_tab = derivative_tables(lmax, res_beta, res_alpha)
     to_padded, _ = s2grid._layout(lmax)
-    dt = coeffs.dtype
-    x = jnp.concatenate([coeffs, jnp.zeros_like(coeffs[:, :1])], axis=1)[:, to_padded]
-    gb = jnp.einsum("nml,mbl->nbm", x, jnp.asarray(dleg, dt))
-    ga = jnp.einsum("nml,mbl->nbm", x, jnp.asarray(sleg, dt))
-    f_beta = jnp.einsum("nbm,ma->nba", gb, jnp.asarray(a_tab, dt))
-    f_alpha = jnp.einsum("nbm,ma->nba", ga, jnp.asarray(da_tab, dt))
+    n, dt = coeffs_t.shape[1], coeffs_t.dtype
+    x = jnp.concatenate([coeffs_t, jnp.zeros((1, n), dt)], axis=0)[to_padded]  # [m, l, N]
+    gb = jnp.matmul(jnp.asarray(dleg, dt), x).reshape(2 * lmax + 1, -1)  # [m, b N]
+    ga = jnp.matmul(jnp.asarray(sleg, dt), x).reshape(2 * lmax + 1, -1)
+    f_beta = (jnp.asarray(a_tab.T, dt) @ gb).reshape(res_alpha, res_beta, n)
+    f_alpha = (jnp.asarray(da_tab.T, dt) @ ga).reshape(res_alpha, res_beta, n)
     return f_beta, f_alpha
 
 
@@ -130,11 +134,11 @@ def vector_gaunt_grid(
     res_beta, res_alpha = resolution or product_grid(ir1, ir2, out)
     tx = {
         pv: tangent_components(c, res_beta, res_alpha)
-        for pv, (_, c) in split_classes(xa, ir1).items()
+        for pv, (_, c) in split_classes(xa.T, ir1).items()
     }
     ty = {
         pv: tangent_components(c, res_beta, res_alpha)
-        for pv, (_, c) in split_classes(ya, ir2).items()
+        for pv, (_, c) in split_classes(ya.T, ir2).items()
     }
     out_classes = s2grid.parity_classes(out)
     prods: dict = {}
@@ -144,7 +148,7 @@ def vector_gaunt_grid(
             if pv in out_classes:
                 h = xb * yal - xal * yb
                 prods[pv] = h if pv not in prods else prods[pv] + h
-    coeffs = {pv: s2grid.from_grid(h, max(out_classes[pv])) for pv, h in prods.items()}
+    coeffs = {pv: s2grid.from_grid_fm(h, max(out_classes[pv])) for pv, h in prods.items()}
     return _irreps.assemble(out, out_blocks(coeffs, out), lead, dtype)
 
 
