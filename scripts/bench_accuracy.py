@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "peers"))
 
 import mace_train  # noqa: E402
-from bench_train_peers import THREAD_ENV, read_frames, write_mace_extxyz  # noqa: E402
+from bench_train_peers import THREAD_ENV, read_frames, scrub, write_mace_extxyz  # noqa: E402
 
 DEFAULT_FACET_CONFIG = "facet/train/configs/quickstart.yaml"
 
@@ -241,8 +241,9 @@ def predict_mace(model_file: str, test_file: str, work: Path, venv: str | None) 
 
 
 # ------------------------------------------------------------------ report
-def write_report(result: dict, out_dir: Path) -> None:
+def write_report(result: dict, out_dir: Path, work: str | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    result = scrub(result, work)
     (out_dir / "accuracy.json").write_text(json.dumps(result, indent=1, default=str))
     s = result["splits"]
     lines = [
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
               "note": ("Smoke run: minutes of training on a shared 2-core machine; the numbers "
                        "show that the harness works, not which model is more accurate.")
               if args.quick else ""}
-    write_report(result, out_dir)
+    write_report(result, out_dir, str(work))
     print(f"wrote {out_dir}")
     return 0
 

@@ -186,9 +186,10 @@ def summarise(rows: list[dict]) -> list[dict]:
             for k in ("structures_per_s", "atoms_per_s", "structures_per_cpu_s",
                       "atoms_per_cpu_s", "cpu_share"):
                 vals = [r[k] for r in ok if r.get(k) is not None]
-                if vals:
+                if vals:  # spread: over blocks and, where a row has one, within it
                     s[k] = statistics.median(vals)
-                    s[k + "_min"], s[k + "_max"] = min(vals), max(vals)
+                    s[k + "_min"] = min(r.get(k + "_min", r[k]) for r in ok if r.get(k))
+                    s[k + "_max"] = max(r.get(k + "_max", r[k]) for r in ok if r.get(k))
         out.append(s)
     index = {s["model"]: s for s in out}
     for preset, size in PAIRS.items():
@@ -204,12 +205,33 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def scrub(obj, work: str | None = None):
+    """``obj`` with this machine's paths made neutral (the scratch directory becomes
+    ``<work>``, the repository ``.``, the home directory ``~``), for files committed to docs/."""
+    import re
+
+    if isinstance(obj, dict):
+        return {k: scrub(v, work) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [scrub(v, work) for v in obj]
+    if not isinstance(obj, str):
+        return obj
+    if work:
+        obj = obj.replace(str(work), "<work>")
+    obj = obj.replace(str(HERE.parent), ".")
+    obj = re.sub(r"/tmp/[^/\s\"']+", "<work>", obj)
+    return obj.replace(os.path.expanduser("~"), "~")
+
+
 def _fmt(x, spec=".2f"):
     return "n/a" if x is None else format(x, spec)
 
 
-def write_report(rows, summary, prep, out_dir: Path, command: str, elapsed_s: float) -> None:
+def write_report(rows, summary, prep, out_dir: Path, command: str, elapsed_s: float,
+                 work: str | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    rows, summary, prep = scrub(rows, work), scrub(summary, work), scrub(prep, work)
+    command = scrub(command, work)
     (out_dir / "train_peers.json").write_text(json.dumps(
         {"command": command, "data": prep, "blocks": rows, "summary": summary,
          "elapsed_s": elapsed_s}, indent=1))
@@ -293,7 +315,8 @@ def run(args) -> int:
     command = ("python scripts/bench_train_peers.py " + " ".join(args.argv)).strip()
 
     def report():  # after every block, so that an interrupted run still leaves its blocks
-        write_report(rows, summarise(rows), prep, out_dir, command, time.perf_counter() - t_start)
+        write_report(rows, summarise(rows), prep, out_dir, command, time.perf_counter() - t_start,
+                     str(work))
 
     for rnd in range(args.rounds):
         for preset in args.presets:
@@ -326,6 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         data, preset, steps, repeats, warmup = argv[1:6]
         row = facet_worker(data, preset, int(steps), int(repeats), int(warmup))
         print(json.dumps(row))
+        return 0
+    if argv[:1] == ["--rewrite"]:  # regenerate README/plot from a train_peers.json
+        path = Path(argv[1])
+        d = json.loads(path.read_text())
+        write_report(d["blocks"], summarise(d["blocks"]), d["data"], path.parent, d["command"],
+                     d["elapsed_s"])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["data/sample/mptrj_sample.json"])

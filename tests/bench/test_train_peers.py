@@ -180,3 +180,14 @@ def test_summary_medians_and_ratio():
     assert m["structures_per_s"] == 6.0
     assert f["ratio_vs_mace_structures_per_s"] == pytest.approx(2.0 / 6.0)
     assert f["params_ratio_vs_mace"] == 0.25
+
+
+def test_scrub_removes_machine_paths(tmp_path):
+    home = str(Path("~").expanduser())
+    row = {"cmd": f"--work_dir {tmp_path}/m --train_file {tmp_path}/d/t.extxyz",
+           "venv": f"{home}/venvs/mace does not exist", "file": str(ROOT / "scripts" / "x.py"),
+           "n": [1.5, "/tmp/facet_bench_x/a.json"]}
+    out = btp.scrub(row, str(tmp_path))
+    assert out["cmd"] == "--work_dir <work>/m --train_file <work>/d/t.extxyz"
+    assert out["venv"] == "~/venvs/mace does not exist" and out["file"] == "./scripts/x.py"
+    assert out["n"] == [1.5, "<work>/a.json"]
