@@ -36,6 +36,13 @@ parity class ``p_val`` (:math:`p_l = p_{val}(-1)^l`: ``+1`` for ``0e+1o+2e..``, 
 ``0o+1e+2o..``); :func:`grid_to_irreps` maps such signals back to requested irreps. Under the
 inversion :math:`\hat r \to -\hat r` a class-``p_val`` signal picks up :math:`p_{val}`, so
 grid-pointwise maps that respect the class are parity-equivariant.
+
+**API.** ``to_grid(c [..., (L+1)^2], res_beta, res_alpha) -> [..., res_beta, res_alpha]`` and
+``from_grid(f, lmax)`` on plain arrays (any leading axes: batch, channels); ``to_grid_fm`` /
+``from_grid_fm`` are the same transforms in the feature-major layout ``[(L+1)^2, N]`` /
+``[res_alpha, res_beta, N]`` that the products use (no transposes inside jit);
+``irreps_to_grid`` / ``grid_to_irreps`` for ``IrrepsArray`` with channels and parities;
+``exact_resolution(degree)`` for the grid.
 """
 
 from __future__ import annotations
