@@ -281,8 +281,8 @@ def main(argv=None) -> int:
         type=Path,
         nargs="*",
         default=None,
-        help="extra held-out structures (extxyz/traj/MPTrj JSON), e.g. the "
-        "distillation test split; default: data/distill/*test* if present",
+        help="held-out structures (extxyz/traj/MPTrj JSON[.gz]) used instead of the default, "
+        "the test split of data/distill (its splits.json) when present",
     )
     ap.add_argument("--n-fit", type=int, default=16384, help="distances sampled per fit")
     ap.add_argument("--uniform-fraction", type=float, default=0.25)
@@ -298,7 +298,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--huber-delta", type=float, default=10.0, help="Huber threshold, meV units")
-    ap.add_argument("--max-eval", type=int, default=120)
+    ap.add_argument("--max-eval", type=int, default=40, help="held-out configs per source")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 

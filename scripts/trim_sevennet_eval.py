@@ -8,6 +8,7 @@ Discovery does (fmax 0.05 eV/A, at most 500 steps).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import platform
@@ -84,7 +85,8 @@ def mptrj_materials(path: Path) -> dict[str, list[Atoms]]:
     from pymatgen.core import Structure
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    with open(path) as fh:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as fh:
         raw = json.load(fh)
     out = {}
     for mp_id, frames in raw.items():
@@ -100,12 +102,33 @@ def mptrj_materials(path: Path) -> dict[str, list[Atoms]]:
 
 
 def read_any(path: Path) -> list[Atoms]:
-    """Held-out structures from extxyz/traj (ASE) or MPTrj-format JSON."""
-    if path.suffix == ".json":
+    """Held-out structures from extxyz/traj (ASE) or MPTrj-format JSON (optionally .gz)."""
+    if path.name.endswith((".json", ".json.gz")):
         return [a for frames in mptrj_materials(path).values() for a in frames]
     from ase.io import read
 
     return list(read(path, index=":"))
+
+
+def distill_test_split(root: Path) -> list[Atoms]:
+    """Frames of the test materials of the distillation dataset (``splits.json`` + MPTrj JSON)."""
+    split = json.loads((root / "splits.json").read_text())
+    if "test" not in split:
+        raise KeyError(f"{root / 'splits.json'}: no 'test' split")
+    files = sorted(root.glob("*.json.gz")) + sorted(
+        p
+        for p in root.glob("*.json")
+        if p.name not in ("splits.json", "manifest.json", "stats.json")
+    )
+    if not files:
+        raise FileNotFoundError(f"{root}: no MPTrj-format data file")
+    mats = {}
+    for f in files:
+        mats.update(mptrj_materials(f))
+    missing = [m for m in split["test"] if m not in mats]
+    if missing:
+        raise KeyError(f"{root}: test materials {missing} not in {[f.name for f in files]}")
+    return [a for m in split["test"] for a in mats[m]]
 
 
 def _is_test(key: str) -> bool:
@@ -171,18 +194,30 @@ def build_structure_sets(args, cutoff: float, type_map) -> dict:
     else:
         summary["mptrj_sample"] = f"not found ({args.mptrj.name}); not used"
     extra = args.eval_data
+    by_source: dict[str, list[Atoms]] = {}
     if extra is None:
         root = Path(__file__).resolve().parents[1] / "data" / "distill"
-        extra = sorted(p for p in root.glob("*test*") if p.is_file()) if root.exists() else []
+        if (root / "splits.json").exists():
+            by_source["distillation test split"] = distill_test_split(root)
+        extra = []
     for p in extra:
-        frames = [a for i, a in enumerate(read_any(p)) if usable(f"{p.name}[{i}]", a)]
+        by_source[p.name] = read_any(p)
+    for name, frames in by_source.items():
+        frames = [a for i, a in enumerate(frames) if usable(f"{name}[{i}]", a)]
         ev_atoms += frames
-        ev_src += [f"{p.name}"] * len(frames)
-    if len(ev_atoms) > args.max_eval:
-        keep = np.sort(rng.choice(len(ev_atoms), args.max_eval, replace=False))
-        summary["eval_subsampled"] = f"{args.max_eval} of {len(ev_atoms)}"
-        ev_atoms = [ev_atoms[i] for i in keep]
-        ev_src = [ev_src[i] for i in keep]
+        ev_src += [name] * len(frames)
+    # Cap each source separately (--max-eval per source) so that no source crowds out another.
+    keep, sub = [], {}
+    for s_name in dict.fromkeys(ev_src):
+        idx = [i for i, s in enumerate(ev_src) if s == s_name]
+        if len(idx) > args.max_eval:
+            sub[s_name] = f"{args.max_eval} of {len(idx)}"
+            idx = sorted(rng.choice(idx, args.max_eval, replace=False).tolist())
+        keep += idx
+    if sub:
+        summary["eval_subsampled"] = sub
+    ev_atoms = [ev_atoms[i] for i in keep]
+    ev_src = [ev_src[i] for i in keep]
 
     noble = {2, 10, 18, 36, 54, 86}
     for n, a in pmg.items():
