@@ -1,0 +1,72 @@
+"""Expressivity measures reproduce the known values of Xie et al. (ICML 2025).
+
+Paths for s2_irreps(10) inputs and outputs of any parity: full CG 891, Gaunt 506.
+Interactability (Jacobian rank in the linear-product-linear setting): 4L+1 for Gaunt, matrix and
+vector-Gaunt products with s2_irreps(L) inputs and s2_irreps(2L) outputs.
+"""
+
+from __future__ import annotations
+
+import e3nn_jax as e3nn
+import pytest
+
+import tensorproducts
+from tensorproducts.expressivity import any_parity_irreps, interactability, path_ranks
+
+
+def _count(name, lmax):
+    s2 = e3nn.s2_irreps(lmax)
+    ranks = path_ranks(name, s2, s2, any_parity_irreps(2 * lmax))
+    return sum(1 for r in ranks.values() if r), len(ranks), ranks
+
+
+def test_gaunt_realises_506_of_891_paths_at_L10(x64):
+    got, total, ranks = _count("gaunt-fourier", 10)
+    assert (got, total) == (506, 891)
+    # exactly the l1 + l2 + l3 even paths, each with full rank 2 l3 + 1 (3 samples saturate
+    # at min(3, 2 l3 + 1))
+    for (l1, _, l2, _, l3, _), r in ranks.items():
+        assert (r > 0) == ((l1 + l2 + l3) % 2 == 0)
+        if r:
+            assert r == min(3, 2 * l3 + 1)
+
+
+@pytest.mark.slow
+def test_full_cg_realises_891_paths_at_L10(x64):
+    assert _count("cg-dense", 10)[:2] == (891, 891)
+
+
+def test_path_counts_at_L3(x64):
+    # closed forms: all CG paths sum_{l1,l2} (2 min(l1,l2) + 1) = 44; even ones 30
+    assert _count("cg-dense", 3)[:2] == (44, 44)
+    assert _count("gaunt-fourier", 3)[:2] == (30, 44)
+    assert _count("matrix", 3)[:2] == (44, 44)  # parity-aware matrix product: every CG path
+    assert _count("so2", 3)[:2] == (44, 44)
+
+
+@pytest.mark.parametrize("name", ["gaunt-fourier", "matrix", "vector-gaunt-grid"])
+def test_interactability_is_4L_plus_1_at_L2(name, x64):
+    if name not in tensorproducts.REGISTRY:
+        pytest.skip(f"{name} is not registered")
+    s2 = e3nn.s2_irreps(2)
+    res = interactability(name, s2, s2, e3nn.s2_irreps(4), include_internal=False)
+    assert res.rank == 4 * 2 + 1
+    assert res.num_weights == 3 + 3 + 5  # two rescaling symmetries remove 2
+    assert res.gap > 1e6  # a clear numerical rank
+
+
+def test_internal_path_weights_add_interactions(x64):
+    # control: CG with per-path weights is more expressive than 4L+1 (14 paths at L=2)
+    s2 = e3nn.s2_irreps(2)
+    res = interactability("cg-dense", s2, s2, e3nn.s2_irreps(4), include_internal=True)
+    assert res.rank > 4 * 2 + 1
+    assert res.gap > 1e6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["gaunt-fourier", "matrix", "gaunt-grid", "vector-gaunt-grid"])
+def test_interactability_is_4L_plus_1_at_L3_and_L4(name, x64):
+    for lmax in (3, 4):
+        s2 = e3nn.s2_irreps(lmax)
+        res = interactability(name, s2, s2, e3nn.s2_irreps(2 * lmax), include_internal=False)
+        assert res.rank == 4 * lmax + 1
