@@ -215,13 +215,14 @@ def predict_facet(ckpt_dir: str, test_file: str, frames) -> list[dict]:
 
 
 def train_mace(paths: dict, work: Path, *, size: str, budget_s: float, epochs: int,
-               batch_size: int, venv: str | None) -> dict:
+               batch_size: int, venv: str | None, elements: str = "data") -> dict:
     mwork = work / "mace_run"
     if mwork.exists():
         shutil.rmtree(mwork)
     run = mace_train.MaceRun(train_file=paths["train"], valid_file=paths["val"],
                              work_dir=str(mwork), size=size, batch_size=batch_size,
-                             epochs=epochs, budget_s=budget_s, eval_interval=1, ema=True)
+                             epochs=epochs, budget_s=budget_s, eval_interval=1, ema=True,
+                             atomic_numbers=mace_train.MPTRJ_Z if elements == "mptrj" else None)
     row = mace_train.train(run, venv=venv, threads=1)
     if row.get("status") == "ok" and row.get("model_file"):
         row["params"] = mace_train.count_model_parameters(row["model_file"], venv=venv)
@@ -284,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra key=value for facet train (default: the full preset)")
     ap.add_argument("--mace-size", choices=sorted(mace_train.SIZES), default="small")
     ap.add_argument("--mace-epochs", type=int, default=1000)
+    ap.add_argument("--mace-elements", choices=["data", "mptrj"], default="data",
+                    help="MACE's element embedding: the training file's elements, or MPTrj's 89 "
+                         "(MACE-MP-0's; Facet always embeds Z 1-118)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--venv")
     ap.add_argument("--work")
@@ -313,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     trainers.append(frow)
     print("facet", frow["test"], flush=True)
     mrow = train_mace(paths, work, size=args.mace_size, budget_s=budget_s,
-                      epochs=args.mace_epochs, batch_size=args.batch_size, venv=args.venv)
+                      epochs=args.mace_epochs, batch_size=args.batch_size, venv=args.venv,
+                      elements=args.mace_elements)
     if mrow.get("status") == "ok" and mrow.get("model_file"):
         mrow["test"] = score(splits["test"], predict_mace(mrow["model_file"], paths["test"],
                                                           work, args.venv))

@@ -267,7 +267,10 @@ def write_report(rows, summary, prep, out_dir: Path, command: str, elapsed_s: fl
             f"{_fmt(r_c)}x per CPU second: Facet is **{verdict}** at this size; parameters "
             f"{s.get('params')} vs {s.get('mace_params')} "
             f"({_fmt(s.get('params_ratio_vs_mace'))}x).")
-    lines += ["", "Each block is one fresh process; per-block rows (versions, commands, step "
+    lines += ["", "Parameters: MACE's element embedding covers only the elements of the "
+              "benchmark file (MACE infers them from the data), Facet's presets embed Z 1-118; "
+              "the count changes neither trainer's speed noticeably.",
+              "", "Each block is one fresh process; per-block rows (versions, commands, step "
               "counts, spreads) are in `train_peers.json`. The machine is shared (2 cores, many "
               "jobs): wall-clock rates depend on the load at the time, the per-CPU-second rates "
               "much less; the interleaving exposes both trainers to the same load."]

@@ -55,6 +55,8 @@ DEFAULT_VENV = os.path.join(os.path.expanduser("~"), "venvs", "mace")
 
 #: MACE-MP-0 sizes: name -> (hidden irreps, max_L).
 SIZES = {"small": ("128x0e", 0), "medium": ("128x0e+128x1o", 1)}
+#: The 89 elements of MPTrj / MACE-MP-0 (Z 1-83 and 89-94).
+MPTRJ_Z = (*range(1, 84), *range(89, 95))
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class MaceRun:
     test_file: str | None = None
     eval_interval: int = 1
     ema: bool = True
+    #: elements of the embedding; None lets MACE take those of the training file (its parameter
+    #: count then covers only them); MPTRJ_Z gives MACE-MP-0's 89 elements
+    atomic_numbers: tuple[int, ...] | None = None
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
@@ -120,6 +125,8 @@ def command(run: MaceRun, exe: str, name: str = "mace") -> list[str]:
         cmd += ["--ema", "--ema_decay", "0.99"]
     if run.test_file:
         cmd += ["--test_file", run.test_file]
+    if run.atomic_numbers:
+        cmd += ["--atomic_numbers", "[" + ",".join(str(z) for z in run.atomic_numbers) + "]"]
     return cmd + list(run.extra)
 
 

@@ -150,7 +150,12 @@ def test_command_is_mace_mp0_size_float32_offline():
     assert flags["--correlation"] == "3" and flags["--num_interactions"] == "2"
     assert (flags["--energy_key"], flags["--forces_key"], flags["--stress_key"]) == (
         "REF_energy", "REF_forces", "REF_stress")
-    assert not any("foundation" in c for c in cmd)
+    assert not any("foundation" in c for c in cmd) and "--atomic_numbers" not in cmd
+    run89 = mace_train.MaceRun(train_file="t", valid_file="v", work_dir="w",
+                               atomic_numbers=mace_train.MPTRJ_Z)
+    cmd89 = mace_train.command(run89, "mace_run_train")
+    zs = json.loads(cmd89[cmd89.index("--atomic_numbers") + 1])
+    assert len(zs) == 89 and zs[82] == 83 and zs[83] == 89 and zs[-1] == 94
     with pytest.raises(ValueError, match="large"):
         mace_train.MaceRun(train_file="t", valid_file="v", work_dir="w", size="large")
 
