@@ -39,14 +39,15 @@ def test_sigkill_at_random_points_then_resume(tmp_path, toy_data):
         proc = subprocess.Popen([sys.executable, str(worker), str(data), str(run_dir)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if kills < 4:
-            # wait until training has started (a checkpoint exists beyond the last one seen),
-            # then kill at a random moment of the next second
-            start = len(ck.list_checkpoints(run_dir / "checkpoints"))
-            t0 = time.time()
-            while proc.poll() is None and time.time() - t0 < 300:
+            # wait until this process has written a new checkpoint (it is training), then
+            # kill it at a random moment of the next second (often inside a checkpoint write)
+            def newest():
                 cks = ck.list_checkpoints(run_dir / "checkpoints")
-                if cks and (len(cks) != start or int(cks[-1].name[5:]) > kills):
-                    break
+                return int(cks[-1].name[5:]) if cks else -1
+
+            before = newest()
+            t0 = time.time()
+            while proc.poll() is None and newest() <= before and time.time() - t0 < 300:
                 time.sleep(0.05)
             time.sleep(float(rng.uniform(0.0, 1.0)))
             if proc.poll() is None:
