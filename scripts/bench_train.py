@@ -117,11 +117,13 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--out", default="docs/benchmarks/train_throughput.json")
     args = ap.parse_args()
-    rows = trainer_rows(args.data, args.presets, budget=tuple(args.budget), steps=args.steps,
-                        repeats=args.repeats, warmup=args.warmup)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
+    rows = []
+    for preset in args.presets:  # one preset at a time: rows measured so far survive a crash
+        rows += trainer_rows(args.data, [preset], budget=tuple(args.budget), steps=args.steps,
+                             repeats=args.repeats, warmup=args.warmup)
+        out.write_text(json.dumps(rows, indent=1))
     print(f"{'trainer':8s} {'model':8s} {'params':>9s} {'struct/s':>10s} {'atoms/s':>10s} "
           f"{'(min-max atoms/s)':>20s}")
     for r in rows:
