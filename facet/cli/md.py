@@ -121,3 +121,58 @@ def run(args: argparse.Namespace) -> int:
         + (f" and {args.trajectory}" if args.engine == "ase" else "")
     )
     return 0
+
+
+# -- `facet bench md` / `facet bench relax`: selections of scripts/bench_dynamics.py ------------
+
+
+def _bench_script():
+    """``scripts/bench_dynamics.py`` of this source checkout (scripts are not installed)."""
+    import importlib.util
+    from pathlib import Path
+
+    import facet
+
+    path = Path(facet.__file__).resolve().parent.parent / "scripts" / "bench_dynamics.py"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: `facet bench md/relax` runs from a source checkout of Facet"
+        )
+    import sys
+
+    name = "facet_bench_dynamics"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _register_bench_selections() -> None:
+    from .bench import SELECTIONS, Selection, register_selection
+
+    def make(name: str, what: str) -> Selection:
+        def add(p: argparse.ArgumentParser) -> None:
+            try:
+                _bench_script().add_arguments(p)
+            except FileNotFoundError:  # an installed copy without scripts/: run() explains
+                pass
+            p.set_defaults(only=name)
+
+        def run_selection(args: argparse.Namespace) -> int:
+            args.only = name
+            return int(_bench_script().run(args) or 0)
+
+        return Selection(name, what, add, run_selection)
+
+    for name, what in (
+        ("md", "MD steps/s of Facet vs MACE (ASE and jax-md), scripts/bench_dynamics.py"),
+        ("relax", "relaxation speed vs MACE, SevenNet-0, CHGNet, Nequix; batched vs ASE"),
+    ):
+        if name not in SELECTIONS:
+            register_selection(make(name, what))
+
+
+_register_bench_selections()
