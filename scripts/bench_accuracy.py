@@ -259,8 +259,10 @@ def write_report(result: dict, out_dir: Path, work: str | None = None) -> None:
         "|---" * 9 + "|"]
     for r in result["trainers"]:
         m = r.get("test", {})
+        over = r.get("model_overrides")
+        model = f"{r.get('model')} {over}" if over else r.get("model")
         lines.append(
-            f"| {r['trainer']} | {r.get('model')} | {r.get('params')} | "
+            f"| {r['trainer']} | {model} | {r.get('params')} | "
             f"{r.get('wall_s', 0) / 60:.1f} | {r.get('stopped_at_budget')} | "
             f"{r.get('steps', r.get('steps_total'))} | "
             + " | ".join(f"{m[k]:.1f}" if k in m else r.get("status", "n/a")
@@ -272,6 +274,10 @@ def write_report(result: dict, out_dir: Path, work: str | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--rewrite"]:  # regenerate README.md from an accuracy.json
+        path = Path(argv[1])
+        write_report(json.loads(path.read_text()), path.parent)
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="distillation directory or one data file")
     ap.add_argument("--budget-minutes", type=float)
