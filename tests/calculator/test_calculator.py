@@ -109,6 +109,7 @@ def test_cell_smaller_than_cutoff_is_extensive(net_calc64):
     assert np.abs(s1).max() > 1e-4
 
 
+@pytest.mark.slow
 def test_slab_and_molecule_with_the_network(net_calc64):
     """Non-periodic directions: translating a molecule anywhere, or a slab along its normal,
     changes nothing; a slab has no stress."""

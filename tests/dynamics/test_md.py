@@ -76,6 +76,7 @@ def test_jax_md_nve_conserves_energy_with_one_compilation(nve32):
     assert nve32.compile_count() == 1
 
 
+@pytest.mark.slow
 def test_jax_md_langevin_replicas_reach_temperature():
     target = 400.0
     md = JaxMD(
@@ -112,6 +113,7 @@ def test_ase_nve_writes_and_conserves(tmp_path):
     assert len(log) == 22 and "Etot" in log[0]
 
 
+@pytest.mark.slow
 def test_ase_npt_compresses_under_pressure():
     atoms = bulk("Cu", "fcc", a=3.6) * (2, 2, 2)
     v0 = atoms.get_volume()
