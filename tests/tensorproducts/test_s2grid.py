@@ -103,3 +103,23 @@ def test_irreps_round_trip_with_channels_and_parity_classes(x64):
     np.testing.assert_allclose(coeff_direct, coeff_expect, atol=1e-13)
     with pytest.raises(ValueError, match="same multiplicity"):
         s2grid.irreps_to_grid(e3nn.zeros("2x0e + 1x1o", ()), *res)
+
+
+def _xla_flops(fn, arg) -> float:
+    cost = jax.jit(fn).lower(arg).compile().cost_analysis()
+    return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+
+def test_transforms_cost_order_l3_not_dense_l4():
+    """XLA's FLOP count: doubling L multiplies the per-m transforms by about 2^3 (a dense
+    ((L+1)^2, n_beta n_alpha) matrix would give 2^4), and at L = 16 they cost under a third of
+    the dense matrix product."""
+    n = 8
+    flops, dense = {}, {}
+    for lmax in (8, 16):
+        res = s2grid.exact_resolution(4 * lmax)
+        coeffs = jnp.zeros((n, (lmax + 1) ** 2), jnp.float32)
+        flops[lmax] = _xla_flops(lambda c, r=res: s2grid.to_grid(c, *r), coeffs)
+        dense[lmax] = 2 * n * (lmax + 1) ** 2 * res[0] * res[1]
+    assert flops[16] / flops[8] < 9.0
+    assert flops[16] < dense[16] / 3
