@@ -246,11 +246,37 @@ def write_report(result: dict, out_dir, command: str = "") -> Path:
         f"{meta['flax']}, numpy {meta['numpy']}.",
         "",
     ]
+    load = meta.get("load_average_at_start") or meta.get("load_average")
+    if load:
+        md += [
+            f"**Machine load** at the start: load average {', '.join(f'{v:.1f}' for v in load)} "
+            f"(1/5/15 min) on {meta['cores']} cores: the machine was shared, so absolute times "
+            "and their spread (IQR) are inflated and noisy; variants were interleaved call by "
+            "call so that ratios within one case stay comparable.",
+            "",
+        ]
+    for sup in meta.get("supplementary", []):
+        md += [
+            f"**Supplementary invocation** ({sup.get('date_utc', '')}, "
+            f"{sup.get('wall_s', 0) / 60:.1f} min, same harness): cases "
+            f"`{json.dumps(sup.get('config', {}))}` measured after the main run's time budget "
+            "ran out; its rows replace the main run's skipped ones.",
+            "",
+        ]
+    if meta.get("expressivity_note"):
+        md += [meta["expressivity_note"] + ".", ""]
     pm = result.get("pof", {}).get("meta", {})
     md += [
         f"**Research implementation** (PriceofFreedom): {pm.get('pof', 'not run')}; "
         f"{pm.get('environment', '')} jax {pm.get('jax', '-')}, e3nn-jax "
-        f"{pm.get('e3nn_jax', '-')}.",
+        f"{pm.get('e3nn_jax', '-')}."
+        + (
+            f" Cases: {json.dumps(pm['config'].get('lmaxes'))}, time budget "
+            f"{pm.get('budget_s', 0):.0f} s split over its variants (run one subprocess each; "
+            "cases beyond the budget are listed as skipped)."
+            if pm.get("config")
+            else ""
+        ),
         "",
     ]
     md += [
