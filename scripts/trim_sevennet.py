@@ -377,7 +377,7 @@ def main(argv=None) -> int:
         a2.calc = trim_calc
         if abs(e_loaded - a2.get_potential_energy()) > 1e-5 * max(1.0, abs(e_loaded)):
             raise RuntimeError("reloaded trimmed model disagrees with the in-memory one")
-        saved = str(args.save)
+        saved = args.save.name  # only the file name: no machine paths in the report
 
     results = {
         "parameters": counts,
