@@ -232,7 +232,8 @@ def markdown(res: dict) -> str:
         f"structure: H(dE) + mean H(dF) + mean H(dsigma), H the Huber function with threshold "
         f"{ft['huber_delta']}, in meV/atom, meV/A, meV/A^3 against the "
         "original SevenNet-0's predictions. Training materials (ASE dcdft elemental crystals, "
-        "binary prototypes, MPTrj-sample training half) never appear in the evaluation set.",
+        "binary prototypes, MPTrj-sample materials not made from pymatgen structures) never "
+        "appear in the evaluation set.",
         "",
         "Loss per epoch: " + ", ".join(f"{h['mean_loss']:.2f}" for h in hist),
         "",
