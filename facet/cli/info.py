@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the dataset statistics as JSON")
     parser.add_argument(
+        "--presets", action="store_true", help="also list the model presets with parameter counts"
+    )
+    parser.add_argument(
         "--label", default="uncorrected_total_energy", help="MPTrj energy label for a raw file"
     )
 
@@ -123,7 +126,17 @@ def dataset_section(args) -> list[str] | None:
     return head + format_stats(st)
 
 
+def presets_section(args) -> list[str] | None:
+    """Parameter counts of the model presets (shapes only: no weights are materialised)."""
+    if not args.presets:
+        return None
+    from facet.nn.presets import describe_presets
+
+    return describe_presets().splitlines()
+
+
 register_section("versions", versions_section)
+register_section("presets", presets_section)
 register_section("dataset", dataset_section)
 
 
