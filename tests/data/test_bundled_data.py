@@ -270,7 +270,9 @@ def test_distill_frames_layout_and_physics(distill):
             s = np.asarray(fr["stress"])
             assert np.abs(s - s.T).max() < 1e-2, fid
             e = fr["uncorrected_total_energy"] / len(sites)
-            assert -14.0 < e < 0.5, (fid, e)
+            # eV/atom scale; the first volume-search point of a radius-scaled prototype can be
+            # strongly compressed (TlCl in CsCl: 25 % too small, +0.85 eV/atom)
+            assert -14.0 < e < 2.0, (fid, e)
             elements.update(site["species"][0]["element"] for site in sites)
     stats = json.loads((DISTILL / "stats.json").read_text())
     assert elements == set(stats["all"]["elements_atoms"])
