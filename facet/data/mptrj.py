@@ -68,6 +68,16 @@ INFO_KEYS = (
 )
 
 
+
+def open_maybe_gzip(path):
+    """Open ``path`` for binary reading, decompressing on the fly when it ends in ``.gz``
+    (the bundled distillation set is ``mptrj_distill.json.gz``); nothing is unpacked to disk."""
+    import gzip
+
+    if os.fspath(path).endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
 def _symbol_table() -> dict[str, int]:
     from ase.data import atomic_numbers
 
@@ -202,14 +212,14 @@ def mptrj_tasks(
     source = os.fspath(path)
     last_material: str | None = None
     n_frames = 0
-    with open(path, "rb") as fh:
+    with open_maybe_gzip(path) as fh:
         items = ijson.kvitems(fh, "", use_float=True)
         while True:
             try:
                 item = next(items)
             except StopIteration:
                 break
-            except ijson.JSONError as e:
+            except (ijson.JSONError, EOFError, OSError) as e:  # EOF/OSError: truncated gzip
                 where = (
                     f"after material {last_material!r}" if last_material else "before any material"
                 )

@@ -66,7 +66,9 @@ SOURCE_FORMATS: dict[str, SourceFormat] = {
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    suffix = Path(path).suffix.lower()
+    p = Path(path)
+    # "x.json.gz" is read as "x.json" through a decompressing stream (MPTrj JSON only).
+    suffix = Path(p.stem).suffix.lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     for f in SOURCE_FORMATS.values():
         if suffix in f.suffixes:
             return f.name
