@@ -1,7 +1,7 @@
 """Training data: read structures from the configured paths, build graphs, split train/val.
 
-Readers are chosen by a registry keyed by file suffix (a directory is a preprocessed dataset);
-units and signs are converted once by the data-pipeline readers (:mod:`facet.data`), never here.
+Files are read through :mod:`facet.data.sources` (its format registry; a directory is a
+preprocessed dataset); units and signs are converted once by those readers, never here.
 
 The validation split is drawn by *group* (the material id, the part of a graph key before the
 first ``/``) so that frames of one relaxation trajectory never sit on both sides: groups are
@@ -13,32 +13,24 @@ not the model).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from facet.data.batch import Graph
 
-__all__ = ["READERS", "read_graphs", "split_by_group", "elements_missing", "ShardedGraphs",
+__all__ = ["read_graphs", "split_by_group", "elements_missing", "ShardedGraphs",
            "open_preprocessed", "load_training_data"]
 
 
-def _read_mptrj(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
-    from facet.data.mptrj import iter_mptrj
+def _read_source(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
+    """Any file format that :mod:`facet.data.sources` knows (MPTrj JSON, also gzipped; extxyz;
+    ASE db), validated by its reader, with neighbour lists at ``cutoff``."""
     from facet.data.neighbors import graph_from_frame
+    from facet.data.sources import read_frames
 
-    return [graph_from_frame(f, cutoff) for f in iter_mptrj(path, label=energy_label)]
-
-
-def _read_extxyz(path: Path, cutoff: float, energy_label: str) -> list[Graph]:
-    from facet.data.neighbors import graph_from_frame
-
-    try:
-        from facet.data.extxyz import iter_extxyz
-    except ImportError as exc:  # the reader ships with the data pipeline
-        raise RuntimeError(f"cannot read {path}: facet.data.extxyz is not available") from exc
-    return [graph_from_frame(f, cutoff) for f in iter_extxyz(path)]
+    return [graph_from_frame(f, cutoff) for f in read_frames(path, label=energy_label)]
 
 
 class ShardedGraphs(Sequence):
@@ -94,26 +86,14 @@ def _read_preprocessed(path: Path, cutoff: float, energy_label: str) -> list[Gra
     return [src[i] for i in range(len(src))]
 
 
-#: suffix -> reader(path, cutoff, energy_label) -> list of graphs; "/" marks a directory.
-READERS: dict[str, Callable[[Path, float, str], list[Graph]]] = {
-    ".json": _read_mptrj,
-    ".extxyz": _read_extxyz,
-    ".xyz": _read_extxyz,
-    "/": _read_preprocessed,
-}
-
-
 def read_graphs(paths: Sequence[str], cutoff: float, energy_label: str) -> list[Graph]:
-    """Graphs of every structure in ``paths`` (in order)."""
+    """Graphs of every structure in ``paths`` (in order): files in any format of
+    :data:`facet.data.sources.SOURCE_FORMATS`, or preprocessed directories."""
     graphs: list[Graph] = []
     for p in paths:
         path = Path(p)
-        suffix = "/" if path.is_dir() else path.suffix.lower()
-        if suffix not in READERS:
-            raise ValueError(
-                f"don't know how to read {path}: suffix {suffix!r} is none of {sorted(READERS)}"
-            )
-        got = READERS[suffix](path, cutoff, energy_label)
+        reader = _read_preprocessed if path.is_dir() else _read_source
+        got = reader(path, cutoff, energy_label)
         if not got:
             raise ValueError(f"{path} holds no structures")
         graphs.extend(got)
