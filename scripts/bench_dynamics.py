@@ -263,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
     if args.models:
         keep = set(args.models.split(","))
         selected = [m for m in selected if m.name in keep]
+    machine = machine_info()  # load average at the start
     tmp = Path(tempfile.mkdtemp(prefix="bench_dyn_"))
     from ase.io import write
 
@@ -376,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
         r.close()
     log.close()
     info = {
-        "machine": {**machine_info(), "loadavg_end": os.getloadavg()},
+        "machine": {**machine, "loadavg_end": os.getloadavg()},
         "threads": {
             k: env.get(k)
             for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")

@@ -51,10 +51,13 @@ def write_report(out: Path, info: dict, rows: list) -> None:
     lines = ["# Relaxation and MD speed: Facet vs peers", ""]
     st = info["settings"]
     m = info["machine"]
+    start = m.get("loadavg_start")
+    load = f"load average at start {start[0]:.1f}, " if start else ""
     lines += [
-        f"Run {info['date']} on {m['cpu']} ({m['cpu_count']} cores; load average at start "
-        f"{m['loadavg_start'][0]:.1f}, end {m['loadavg_end'][0]:.1f}: a shared machine, so "
-        "absolute times are inflated; ratios come from interleaved repeats in the same run).",
+        f"Run {info['date']} on {m['cpu']} ({m['cpu_count']} cores; {load}at the end "
+        f"{m['loadavg_end'][0]:.1f}: a shared machine, so absolute times are inflated; ratios "
+        "come from interleaved repeats in the same run).",
+        *([f"Note: {info['note']}"] if info.get("note") else []),
         f"Threads: {info['threads']} (JAX: {info['jax_threads']}). Facet weights: "
         f"{st['facet_model']}. Medians over {st['repeats']} timed repeats, (min-max) in "
         "brackets; warm-up (compilation) times are separate.",
