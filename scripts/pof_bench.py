@@ -63,6 +63,15 @@ def ensure_venv(venv: Path, log=print) -> Path:
     return py
 
 
+def _git_head(path: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "(commit unknown)"
+    except (OSError, subprocess.SubprocessError):
+        return "(commit unknown)"
+
+
 def run_pof(
     pof: str | None,
     config: dict,
@@ -82,7 +91,8 @@ def run_pof(
         reason = f"skipped: could not build the research venv: {err}"
         return [{"variant": f"pof:{v}", "skipped": reason} for v in POF_VARIANTS], {"pof": reason}
     env = dict(os.environ, PYTHONPATH=str(Path(pof).resolve()), JAX_PLATFORMS="cpu")
-    rows, meta = [], {"pof": str(pof)}
+    # record the checkout by its commit, not by this machine's path (reports are committed)
+    rows, meta = [], {"pof": f"checkout {_git_head(Path(pof))}"}
     start = time.time()
     # one subprocess per research variant (the 2D-Fourier tables take minutes to build, so it
     # goes last and gets what is left of the budget; a timeout only loses that variant)
