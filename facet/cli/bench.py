@@ -14,6 +14,7 @@ and refuses to write over the full report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -54,8 +55,11 @@ def register_selection(sel: Selection) -> Selection:
 
 def _tp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small run (L <= 3, small batches)")
-    p.add_argument("--out", type=Path, help=f"output folder (default {FULL_TP_DIR}, "
-                   f"or {QUICK_TP_DIR} with --quick)")  # fmt: skip
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"output folder (default {FULL_TP_DIR}, or {QUICK_TP_DIR} with --quick)",
+    )
     p.add_argument("--pof", help="path of a PriceofFreedom checkout to run beside ours")
     p.add_argument("--pof-budget-s", type=float, default=None, help="time budget of that run")
     p.add_argument("--variants", help="comma-separated subset of variants")
@@ -164,6 +168,122 @@ def _tp_run(args: argparse.Namespace) -> int:
 
 register_selection(
     Selection("tp", "tensor-product microbenchmarks (tensorproducts.bench)", _tp_arguments, _tp_run)
+)
+
+
+# ------------------------------------------------------------------- model, scaling
+
+
+def _common_arguments(p: argparse.ArgumentParser, name: str) -> None:
+    p.add_argument("--quick", action="store_true", help="small run; writes docs/benchmarks/quick/")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"output folder (default docs/benchmarks/{name}, "
+        f"or docs/benchmarks/quick/{name} with --quick)",
+    )
+
+
+def _command(args: argparse.Namespace, name: str, extra: str = "") -> str:
+    return f"facet bench {name}" + (" --quick" if args.quick else "") + extra
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    _common_arguments(p, "model")
+    p.add_argument("--from-json", type=Path, help="only re-render the report from a results.json")
+    p.add_argument(
+        "script_args",
+        nargs=argparse.REMAINDER,
+        help="after --: arguments of scripts/bench_model.py (default: quick/full set)",
+    )
+
+
+def _model_run(args: argparse.Namespace) -> int:
+    from facet.bench import common, wrapped
+
+    out = common.output_dir("model", quick=args.quick, out=args.out)
+    if args.from_json:
+        res = common.read_json(args.from_json, "a facet bench model results.json")
+    else:
+        extra = [a for a in args.script_args if a != "--"]
+        res = wrapped.run_model(
+            out,
+            quick=args.quick,
+            argv=extra or None,
+            command=_command(args, "model", " -- " + " ".join(extra) if extra else ""),
+        )
+    print(f"wrote {wrapped.write_model_report(res, out)}")
+    return 0 if all(r.get("status") == "ok" for r in res["rows"]) else 1
+
+
+def _scaling_arguments(p: argparse.ArgumentParser) -> None:
+    _common_arguments(p, "scaling")
+    p.add_argument("--preset", default="facet-s")
+    p.add_argument("--sizes", type=int, nargs="+", help="atoms (multiples of 4), e.g. 8 256 4096")
+    p.add_argument("--channels", type=int, nargs="+", help="channel counts of the channel sweep")
+    p.add_argument("--lmaxes", type=int, nargs="+", help="L values of the L sweep")
+    p.add_argument("--sweep-atoms", type=int, help="system size of the channel and L sweeps")
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--matmul-n", type=int, help="size of the reference matrix product")
+    p.add_argument("--dtype", choices=["float32", "float64"])
+    p.add_argument("--budget-min", type=float, help="start no new configuration after this")
+    p.add_argument("--from-json", type=Path, help="only re-render the report from a results.json")
+
+
+def _scaling_run(args: argparse.Namespace) -> int:
+    import jax
+
+    from facet.bench import common, scaling, scaling_report
+
+    out = common.output_dir("scaling", quick=args.quick, out=args.out)
+    if args.from_json:
+        res = common.read_json(args.from_json, "a facet bench scaling results.json")
+    else:
+        cfg = (
+            scaling.quick_config(jax.default_backend(), args.preset)
+            if args.quick
+            else scaling.ScalingConfig(preset=args.preset)
+        )
+        changes = {
+            "sizes": args.sizes,
+            "channels": args.channels,
+            "lmaxes": args.lmaxes,
+            "sweep_atoms": args.sweep_atoms,
+            "repeats": args.repeats,
+            "matmul_n": args.matmul_n,
+            "dtype": args.dtype,
+            "deadline_s": args.budget_min and 60.0 * args.budget_min,
+        }
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items() if v}
+        cfg = dataclasses.replace(cfg, **changes)
+        print(f"facet bench scaling: {cfg} -> {out}", flush=True)
+        ctx = jax.enable_x64(True) if cfg.dtype == "float64" else contextlib.nullcontext()
+        with ctx:  # scoped: no global flag is left behind
+            res = scaling.run(
+                cfg,
+                command=_command(args, "scaling"),
+                quick=args.quick,
+                on_rows=lambda r: common.write_json(out / "results.json", r),
+            )
+    print(f"wrote {scaling_report.write_report(res, out)}")
+    return 0 if all(r.get("status") == "ok" for r in res["rows"]) else 1
+
+
+register_selection(
+    Selection(
+        "model",
+        "Facet presets: throughput, compile time, cost split (scripts/bench_model.py)",
+        _model_arguments,
+        _model_run,
+    )
+)
+register_selection(
+    Selection(
+        "scaling",
+        "cost and memory vs atoms (8-4096), channels and L; FLOP rate vs a large matmul",
+        _scaling_arguments,
+        _scaling_run,
+    )
 )
 
 
