@@ -27,6 +27,8 @@ __all__ = [
     "broadcast_inputs",
     "check_weights",
     "assemble",
+    "SharedLayout",
+    "shared_layout",
 ]
 
 Path = tuple[int, int, int, int, int, int]  # (l1, p1, l2, p2, l3, p3)
@@ -80,6 +82,55 @@ def broadcast_inputs(x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, *extra_lead):
     xa = jnp.broadcast_to(x.array.astype(dtype), lead + x.shape[-1:]).reshape(-1, x.shape[-1])
     ya = jnp.broadcast_to(y.array.astype(dtype), lead + y.shape[-1:]).reshape(-1, y.shape[-1])
     return xa, ya, tuple(lead), dtype
+
+
+class SharedLayout:
+    """Rows of a product whose second input is shared along some broadcast axes.
+
+    With ``lead`` the broadcast leading shape, the *shared* axes are those where ``y`` has size 1
+    but ``lead`` does not (e.g. the spherical harmonics of an edge, shared by its channels). The
+    leading axes are permuted to ``(other axes, shared axes)`` and flattened to ``[M, R]``: ``M``
+    rows carry their own ``y``, each repeated over ``R`` rows of ``x``. A product can then
+    contract ``y`` once per ``M`` row instead of once per ``M R`` row, and nothing of ``y`` is
+    materialised ``R`` times. ``R == 1`` when nothing is shared.
+    """
+
+    def __init__(self, lead: tuple, y_lead: tuple):
+        nd = len(lead)
+        ys = (1,) * (nd - len(y_lead)) + tuple(y_lead)
+        shared = [i for i in range(nd) if ys[i] == 1 and lead[i] > 1]
+        own = [i for i in range(nd) if i not in shared]
+        self.lead = tuple(lead)
+        self.perm = tuple(own + shared)
+        self.inverse = tuple(int(i) for i in np.argsort(self.perm))
+        self.m = int(np.prod([lead[i] for i in own], dtype=np.int64))
+        self.r = int(np.prod([lead[i] for i in shared], dtype=np.int64))
+        self.y_shape = tuple(1 if i in shared else lead[i] for i in range(nd))
+        self.permuted = tuple(lead[i] for i in self.perm)
+
+    def rows(self, a: jnp.ndarray) -> jnp.ndarray:
+        """``a[lead..., d]`` (broadcastable) -> ``[M, R, d]``."""
+        a = jnp.broadcast_to(a, self.lead + a.shape[-1:])
+        nd = len(self.lead)
+        return a.transpose(self.perm + (nd,)).reshape(self.m, self.r, a.shape[-1])
+
+    def y_rows(self, y: jnp.ndarray) -> jnp.ndarray:
+        """``y[y_lead..., d]`` -> ``[M, d]`` (never repeated over the shared axes)."""
+        y = jnp.broadcast_to(y, self.y_shape + y.shape[-1:])
+        nd = len(self.lead)
+        return y.transpose(self.perm + (nd,)).reshape(self.m, y.shape[-1])
+
+    def unrows(self, z: jnp.ndarray) -> jnp.ndarray:
+        """``z[M, R, d]`` -> ``[lead..., d]`` (inverse of :meth:`rows`)."""
+        nd = len(self.lead)
+        z = z.reshape(self.permuted + z.shape[-1:])
+        return z.transpose(self.inverse + (nd,))
+
+
+def shared_layout(x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, *extra_lead) -> SharedLayout:
+    """:class:`SharedLayout` of ``x``, ``y`` (and further leading shapes, e.g. of weights)."""
+    lead = np.broadcast_shapes(x.shape[:-1], y.shape[:-1], *extra_lead)
+    return SharedLayout(tuple(lead), y.shape[:-1])
 
 
 def check_weights(weights, num: int, variant: str):

@@ -15,9 +15,16 @@ those blocks per output irrep.
 **Algorithm.** One dense contraction per pair of input irreps: the outer product
 ``x1 (x) y2`` ``[N, d1 d2]`` times the CG tensors of all that pair's output degrees stacked
 ``[d1 d2, sum d3]`` (one matmul instead of one einsum per path). Cost per sample
-:math:`\sum_{l_1 l_2} (2l_1+1)^2(2l_2+1)^2 = O(L^6)` for ``s2_irreps(L)`` inputs. Per-path weights
-``weights[..., k]`` (paths in :func:`tensorproducts._irreps.cg_paths` order) broadcast over batch
-and channel axes.
+:math:`\sum_{l_1 l_2} (2l_1+1)(2l_2+1) \sum_{l_3} (2l_3+1) = O(L^6)` for ``s2_irreps(L)``
+inputs. Per-path weights ``weights[..., k]`` (paths in :func:`tensorproducts._irreps.cg_paths`
+order) broadcast over batch and channel axes.
+
+**Shared second input.** When ``y`` is broadcast along some axes (the spherical harmonics of an
+edge shared by its ``R`` channels: ``x[E, C, :]``, ``y[E, 1, :]``), ``y`` is contracted with the
+CG tensor first, once per edge: ``Y[E, d1, sum d3] = y2 @ C`` (``[d2, d1 sum d3]``), then one
+batched matmul per pair ``x1[E, R, d1] @ Y[E, d1, sum d3]``. Cost per edge
+:math:`d_1 d_2 \sum d_3 + R\, d_1 \sum d_3` instead of :math:`R\, d_1 d_2 \sum d_3`, and the
+broadcast ``y`` is never materialised (:class:`tensorproducts._irreps.SharedLayout`).
 """
 
 from __future__ import annotations
@@ -55,8 +62,34 @@ def _pair_plan(irreps1: str, irreps2: str, irreps_out: str):
                 targets.append((ir3, slice(col, col + ir3.dim), index[key]))
                 col += ir3.dim
             if mats:
-                plan.append((s1, s2, np.concatenate(mats, axis=1), tuple(targets)))
+                mat = np.concatenate(mats, axis=1)  # [d1 d2, sum d3]
+                # y-first form [d2, d1 sum d3]: C[i, j, k] -> [j, (i, k)]
+                ymat = mat.reshape(ir1.dim, ir2.dim, col).transpose(1, 0, 2).reshape(ir2.dim, -1)
+                plan.append((s1, s2, mat, ymat, tuple(targets)))
     return paths, tuple(plan)
+
+
+@functools.cache
+def _shared_plan(irreps1: str, irreps2: str, irreps_out: str):
+    """Per input-1 irrep: its slice, the y-first matrix of all its pairs ``[D2, d1 K]`` (zero rows
+    for input-2 irreps a pair does not use) and the targets ``(ir3, columns of K, path)``."""
+    _, plan = _pair_plan(irreps1, irreps2, irreps_out)
+    d2_total = e3nn.Irreps(irreps2).dim
+    groups: dict = {}
+    for s1, s2, mat, _, targets in plan:
+        groups.setdefault((s1.start, s1.stop), []).append((s2, mat, targets))
+    out = []
+    for (a, b), pairs in groups.items():
+        d1, width = b - a, sum(mat.shape[1] for _, mat, _ in pairs)
+        big = np.zeros((d2_total, d1, width))
+        tgts, col = [], 0
+        for s2, mat, targets in pairs:
+            k = mat.shape[1]
+            big[s2, :, col : col + k] = mat.reshape(d1, s2.stop - s2.start, k).transpose(1, 0, 2)
+            tgts += [(ir3, slice(c.start + col, c.stop + col), p) for ir3, c, p in targets]
+            col += k
+        out.append((slice(a, b), big.reshape(d2_total, d1 * width), width, tuple(tgts)))
+    return tuple(out)
 
 
 def _resolve(x, y, irreps_out, variant):
@@ -77,11 +110,14 @@ def cg_dense(
     if weights is not None:
         weights = _irreps.check_weights(weights, len(paths), NAME)
         lead_w = (weights.shape[:-1],)
+    layout = _irreps.shared_layout(x, y, *lead_w)
+    if layout.r > 1:
+        return _shared(x, y, out, weights, layout)
     xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y, *lead_w)
     if weights is not None:
         w = jnp.broadcast_to(weights.astype(dtype), lead + (len(paths),)).reshape(-1, len(paths))
     blocks: dict = {}
-    for s1, s2, mat, targets in plan:
+    for s1, s2, mat, _, targets in plan:
         x1, y2 = xa[:, s1], ya[:, s2]
         outer = (x1[:, :, None] * y2[:, None, :]).reshape(xa.shape[0], -1)
         z = outer @ jnp.asarray(mat, dtype)
@@ -91,6 +127,30 @@ def cg_dense(
                 zk = zk * w[:, k : k + 1]
             blocks[ir3] = zk if ir3 not in blocks else blocks[ir3] + zk
     return _irreps.assemble(out, blocks, lead, dtype)
+
+
+def _shared(x, y, out, weights, layout) -> e3nn.IrrepsArray:
+    """``y`` shared along ``layout``'s axes: contract ``y`` with the CG tensor first, grouping all
+    pairs of one input-1 irrep into one matmul per stage."""
+    dtype = jnp.result_type(x.dtype, y.dtype)
+    groups = _shared_plan(str(x.irreps), str(y.irreps), str(out))
+    xr = layout.rows(x.array.astype(dtype))  # [M, R, D1]
+    yr = layout.y_rows(y.array.astype(dtype))  # [M, D2]
+    if weights is not None:
+        wr = layout.rows(weights.astype(dtype))  # [M, R, paths]
+    m, r = layout.m, layout.r
+    blocks: dict = {}
+    for s1, big, width, targets in groups:
+        yc = (yr @ jnp.asarray(big, dtype)).reshape(m, s1.stop - s1.start, width)
+        z = jnp.matmul(xr[:, :, s1], yc)  # [M, R, K], batched over M
+        for ir3, cols, k in targets:
+            zk = z[:, :, cols]
+            if weights is not None:
+                zk = zk * wr[:, :, k : k + 1]
+            blocks[ir3] = zk if ir3 not in blocks else blocks[ir3] + zk
+    blocks = {ir: b.reshape(m * r, -1) for ir, b in blocks.items()}
+    flat = _irreps.assemble(out, blocks, (m * r,), dtype).array
+    return e3nn.IrrepsArray(out, layout.unrows(flat.reshape(m, r, -1)))
 
 
 def _paths(irreps1, irreps2, irreps_out) -> list:

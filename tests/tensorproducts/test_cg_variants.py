@@ -75,3 +75,26 @@ def test_bad_inputs_are_named():
         cg_dense(x, y, "0e")
     with pytest.raises(ValueError, match=r"cg-sparse: weights must have shape batch \+ \(1,\)"):
         cg_sparse(e3nn.zeros("1o", ()), y, "0e", jnp.ones(3))
+
+
+@pytest.mark.parametrize("variant", [cg_dense, cg_sparse])
+def test_shared_edge_input_equals_materialised_broadcast(variant, x64):
+    """The model's layout: x[E, C], y[E, 1] (edge harmonics shared by channels), weights[E, C].
+    The shared-input contraction (y with the CG tensor first) equals the product on an
+    explicitly broadcast y, and the result is equivariant under an improper rotation."""
+    ir = e3nn.s2_irreps(3)
+    x = e3nn.normal(ir, jax.random.PRNGKey(5), (4, 6), dtype=jnp.float64)
+    vec = jax.random.normal(jax.random.PRNGKey(6), (4, 1, 3), dtype=jnp.float64)
+    y = e3nn.spherical_harmonics(ir, vec, normalize=True)
+    out = e3nn.s2_irreps(3) + e3nn.s2_irreps(3, p_val=-1)
+    out = out.sort().irreps
+    n = len(_irreps.cg_paths(ir, ir, out))
+    w = jax.random.normal(jax.random.PRNGKey(7), (4, 6, n), dtype=jnp.float64)
+    f = jax.jit(lambda x, y, w: variant(x, y, out, w).array)
+    z = f(x, y, w)
+    ref = f(x, y.broadcast_to((4, 6, ir.dim)), w)  # no shared axis left: the plain path
+    np.testing.assert_allclose(z, ref, atol=1e-13 * float(jnp.max(jnp.abs(ref))))
+    rot = -e3nn.rand_matrix(jax.random.PRNGKey(8), (), dtype=jnp.float64)
+    zr = f(x.transform_by_matrix(rot), y.transform_by_matrix(rot), w)
+    expect = e3nn.IrrepsArray(out, z).transform_by_matrix(rot).array
+    np.testing.assert_allclose(zr, expect, atol=1e-12 * float(jnp.max(jnp.abs(z))))
