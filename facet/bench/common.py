@@ -78,6 +78,8 @@ def fmt(x, spec: str = ".3g") -> str:
         return "n/a"
     if isinstance(x, str):
         return x
+    if abs(x) >= 1000 and spec == ".3g":
+        return f"{x:,.0f}"
     return format(x, spec)
 
 

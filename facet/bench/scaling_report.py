@@ -50,8 +50,10 @@ def derived(result: dict) -> dict:
         out["best_frac_at"] = {k: r[k] for k in ("atoms", "channels", "lmax")}
         out["best_flop_rate_fwd_bwd"] = r["flop_rate_fwd_bwd"]
     not_ok = [r for r in rows if r.get("status") != "ok"]
-    out["not_ok"] = [f"{r.get('atoms')} atoms C={r.get('channels')} L={r.get('lmax')}: "
-                     f"{r.get('status')}" for r in not_ok]  # fmt: skip
+    out["not_ok"] = [
+        f"{r.get('atoms')} atoms C={r.get('channels')} L={r.get('lmax')}: {r.get('status')}"
+        for r in not_ok
+    ]
     return out
 
 
@@ -63,15 +65,20 @@ def write_report(result: dict, out: Path) -> Path:
     plots = _plots(result, out)
     d, meta, rows = result["derived"], result["meta"], result["rows"]
     lines = ["# Scaling of Facet's energy + forces + stress", ""] + meta_lines(meta) + [""]
-    lines += ["Method: docstring of `facet/bench/scaling.py` (fcc Cu at a fixed density, "
-              "interleaved repeats, median with min-max, compile time separate, XLA cost and "
-              f"memory analysis). Preset {meta['config']['preset']}; matmul precision "
-              f"{meta.get('matmul_precision')}.", ""]  # fmt: skip
+    lines += [
+        "Method: docstring of `facet/bench/scaling.py` (fcc Cu at a fixed density, "
+        "interleaved repeats, median with min-max, compile time separate, XLA cost and "
+        f"memory analysis). Preset {meta['config']['preset']}; matmul precision "
+        f"{meta.get('matmul_precision')}.",
+        "",
+    ]
     lines += ["## Headline", ""]
     if "time_vs_atoms_slope" in d:
         a, b = d["slope_atoms_range"]
-        lines.append(f"- Time per call grows as atoms^{d['time_vs_atoms_slope']:.2f} from {a} to "
-                     f"{b} atoms (1.00 = linear).")  # fmt: skip
+        lines.append(
+            f"- Time per call grows as atoms^{d['time_vs_atoms_slope']:.2f} from {a} to "
+            f"{b} atoms (1.00 = linear)."
+        )
     if "us_per_atom_largest" in d:
         lines.append(
             f"- At {d['largest_atoms']} atoms: {fmt(d['us_per_atom_largest'])} us per "
@@ -104,26 +111,57 @@ def write_report(result: dict, out: Path) -> Path:
         ],
         [_size_cells(r) for r in sorted(_ok(rows, "size"), key=lambda r: r["atoms"])],
     )
-    lines += ["", f"![memory]({plots[1]})", "", "## Channels and L", "", f"![sweeps]({plots[2]})",
-              ""]  # fmt: skip
+    lines += [
+        "",
+        f"![memory]({plots[1]})",
+        "",
+        "## Channels and L",
+        "",
+        f"![sweeps]({plots[2]})",
+        "",
+    ]
     sweep = [r for r in _ok(rows) if {"channels", "lmax"} & set(r["sweeps"])]
     lines += md_table(
-        ["atoms", "channels", "L", "params", "ms per call (min-max)", "XLA MiB", "GFLOP/s",
-         "% of matmul"],
-        [[r["atoms"], r["channels"], r["lmax"], r["params"], _ms(r), _mib(r),
-          fmt(r.get("flop_rate_fwd_bwd", 0) / 1e9), fmt(100 * r.get("frac_matmul_fwd_bwd", 0))]
-         for r in sorted(sweep, key=lambda r: (r["lmax"], r["channels"]))])  # fmt: skip
-    lines += ["", "Peak RSS and device peak are the process's peaks so far (sizes run in "
-              "ascending order after the sweeps); XLA MiB is the compiled function's arguments + "
-              "outputs + temporaries. Rows: `results.json`."]  # fmt: skip
+        [
+            "atoms",
+            "channels",
+            "L",
+            "params",
+            "ms per call (min-max)",
+            "XLA MiB",
+            "GFLOP/s",
+            "% of matmul",
+        ],
+        [
+            [
+                r["atoms"],
+                r["channels"],
+                r["lmax"],
+                r["params"],
+                _ms(r),
+                _mib(r),
+                fmt(r.get("flop_rate_fwd_bwd", 0) / 1e9),
+                fmt(100 * r.get("frac_matmul_fwd_bwd", 0)),
+            ]
+            for r in sorted(sweep, key=lambda r: (r["lmax"], r["channels"]))
+        ],
+    )
+    lines += [
+        "",
+        "Peak RSS and device peak are the process's peaks so far (sizes run in "
+        "ascending order after the sweeps); XLA MiB is the compiled function's arguments + "
+        "outputs + temporaries. Rows: `results.json`.",
+    ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def _ms(r):
-    return (f"{1e3 * r['time_fwd_bwd_s']:.3g} ({1e3 * r['time_fwd_bwd_min_s']:.3g}-"
-            f"{1e3 * r['time_fwd_bwd_max_s']:.3g})")  # fmt: skip
+    return (
+        f"{1e3 * r['time_fwd_bwd_s']:.3g} ({1e3 * r['time_fwd_bwd_min_s']:.3g}-"
+        f"{1e3 * r['time_fwd_bwd_max_s']:.3g})"
+    )
 
 
 def _mib(r, key="memory_fwd_bwd"):
@@ -134,12 +172,19 @@ def _mib(r, key="memory_fwd_bwd"):
 def _size_cells(r):
     fwd = r.get("time_fwd_s")
     dev = r.get("device_peak_bytes")
-    return [r["atoms"], fmt(r["neighbours_per_atom"], ".1f"),
-            fmt(r.get("compile_fwd_bwd_s"), ".1f"), _ms(r), fmt(r["us_per_atom"]),
-            fmt(1e3 * fwd if fwd else None), _mib(r), fmt(r["rss_peak_bytes"] / 2**20, ".0f"),
-            fmt(dev / 2**20 if dev else None, ".0f"),
-            fmt((r.get("flop_rate_fwd_bwd") or 0) / 1e9),
-            fmt(100 * (r.get("frac_matmul_fwd_bwd") or 0))]  # fmt: skip
+    return [
+        r["atoms"],
+        fmt(r["neighbours_per_atom"], ".1f"),
+        fmt(r.get("compile_fwd_bwd_s"), ".1f"),
+        _ms(r),
+        fmt(r["us_per_atom"]),
+        fmt(1e3 * fwd if fwd else None),
+        _mib(r),
+        fmt(r["rss_peak_bytes"] / 2**20, ".0f"),
+        fmt(dev / 2**20 if dev else None, ".0f"),
+        fmt((r.get("flop_rate_fwd_bwd") or 0) / 1e9),
+        fmt(100 * (r.get("frac_matmul_fwd_bwd") or 0)),
+    ]
 
 
 def _plots(result: dict, out: Path) -> list[str]:
@@ -177,8 +222,11 @@ def _plots(result: dict, out: Path) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, lab in (("xla", "XLA estimate (fwd+bwd)"), ("rss_peak_bytes", "process peak RSS"),
-                     ("device_peak_bytes", "device peak")):  # fmt: skip
+    for key, lab in (
+        ("xla", "XLA estimate (fwd+bwd)"),
+        ("rss_peak_bytes", "process peak RSS"),
+        ("device_peak_bytes", "device peak"),
+    ):
         if key == "xla":
             v = [r.get("memory_fwd_bwd", {}).get("xla_total_bytes") for r in size]
         else:
@@ -196,10 +244,13 @@ def _plots(result: dict, out: Path) -> list[str]:
         pts = sorted(_ok(rows, sweep), key=lambda r: r[key])
         if pts:
             t = np.array([r["time_fwd_bwd_s"] for r in pts])
-            err = [t - [r["time_fwd_bwd_min_s"] for r in pts],
-                   [r["time_fwd_bwd_max_s"] for r in pts] - t]  # fmt: skip
-            a.errorbar([r[key] for r in pts], 1e3 * t, yerr=1e3 * np.array(err), marker="o",
-                       capsize=3)  # fmt: skip
+            err = [
+                t - [r["time_fwd_bwd_min_s"] for r in pts],
+                [r["time_fwd_bwd_max_s"] for r in pts] - t,
+            ]
+            a.errorbar(
+                [r[key] for r in pts], 1e3 * t, yerr=1e3 * np.array(err), marker="o", capsize=3
+            )
             a.set_title(f"{pts[0]['atoms']} atoms")
         a.set(xlabel=key, ylabel="ms per call (fwd+bwd)", yscale="log")
     fig.tight_layout()

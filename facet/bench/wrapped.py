@@ -33,8 +33,9 @@ def script_path(name: str) -> Path:
 
     path = Path(facet.__file__).resolve().parent.parent / "scripts" / name
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: `facet bench` runs this selection from a "
-                                "source checkout of Facet")  # fmt: skip
+        raise FileNotFoundError(
+            f"{path} not found: `facet bench` runs this selection from a source checkout of Facet"
+        )
     return path
 
 
@@ -42,8 +43,13 @@ def run_script(name: str, argv: list[str], *, env: dict | None = None) -> tuple[
     """Run ``scripts/<name>`` with this Python; output streams through; returns (code, tail)."""
     cmd = [sys.executable, str(script_path(name)), *argv]
     print("[bench] " + " ".join([f"scripts/{name}", *argv]), flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=dict(os.environ, **(env or {})))  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+    )
     tail: list[str] = []
     for line in proc.stdout:
         print(line, end="", flush=True)
@@ -53,8 +59,7 @@ def run_script(name: str, argv: list[str], *, env: dict | None = None) -> tuple[
 
 # ------------------------------------------------------------------------------------ model
 MODEL_QUICK = ["--presets", "facet-s", "--sizes", "2", "--repeats", "3"]
-MODEL_FULL = ["--products", "cg-dense", "gaunt-grid", "so2", "--sizes", "2", "3",
-              "--repeats", "10"]  # fmt: skip
+MODEL_FULL = ["--products", "cg-dense", "gaunt-grid", "so2", "--sizes", "2", "3", "--repeats", "10"]
 
 
 def model_result(raw: dict | None, meta: dict, status: str = "ok") -> dict:
@@ -88,25 +93,52 @@ def write_model_report(res: dict, out: Path) -> Path:
     rows = [r for r in res["rows"] if r.get("status") == "ok"]
     lines = ["# Facet model: energy + forces + stress throughput, compile time, cost split", ""]
     lines += meta_lines(res["meta"]) + [""]
-    lines += ["Method: docstring of `scripts/bench_model.py` (rattled diamond Si, median of "
-              "timed calls after a warm-up, compile time separate). Arguments: "
-              f"`{' '.join(res['meta'].get('script_args', []))}`.", ""]  # fmt: skip
+    lines += [
+        "Method: docstring of `scripts/bench_model.py` (rattled diamond Si, median of "
+        "timed calls after a warm-up, compile time separate). Arguments: "
+        f"`{' '.join(res['meta'].get('script_args', []))}`.",
+        "",
+    ]
     lines += md_table(
-        ["preset", "product", "atoms", "edges", "params", "compile s", "ms/call (min-max)",
-         "atoms/s", "cost split"],
-        [[r["preset"], r["product"], r["atoms"], r["edges"], r["params"], fmt(r["compile_s"]),
-          f"{1e3 * r['step_s']:.3g} ({1e3 * r['step_min_s']:.3g}-{1e3 * r['step_max_s']:.3g})",
-          fmt(r["atoms_per_s"]), ", ".join(f"{k} {v:.0%}" for k, v in r["split"].items())]
-         for r in rows])  # fmt: skip
+        [
+            "preset",
+            "product",
+            "atoms",
+            "edges",
+            "params",
+            "compile s",
+            "ms/call (min-max)",
+            "atoms/s",
+            "cost split",
+        ],
+        [
+            [
+                r["preset"],
+                r["product"],
+                r["atoms"],
+                r["edges"],
+                r["params"],
+                fmt(r["compile_s"]),
+                f"{fmt(1e3 * r['step_s'])} ({fmt(1e3 * r['step_min_s'])}-"
+                f"{fmt(1e3 * r['step_max_s'])})",
+                fmt(r["atoms_per_s"]),
+                ", ".join(f"{k} {v:.0%}" for k, v in r["split"].items()),
+            ]
+            for r in rows
+        ],
+    )
     for r in res["rows"]:
         if r.get("status") != "ok":
             lines += ["", f"Not measured: {r['status']}"]
     if rows:
         lines += ["", "![throughput](model_throughput.png)"]
         _model_plot(rows, out / "model_throughput.png")
-    lines += ["", "Peers: the per-step inference cost of MACE-MP-0 sizes, SevenNet-0, CHGNet and "
-              "Nequix is measured side by side in `facet bench relax` / `md` "
-              "(docs/benchmarks/dynamics/)."]  # fmt: skip
+    lines += [
+        "",
+        "Peers: the per-step inference cost of MACE-MP-0 sizes, SevenNet-0, CHGNet and "
+        "Nequix is measured side by side in `facet bench relax` / `md` "
+        "(docs/benchmarks/dynamics/).",
+    ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -138,3 +170,139 @@ def _model_plot(rows, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------- train, accuracy
+#: Facet preset -> MACE-MP-0 size it is trained against (scripts/bench_train_peers.py PAIRS).
+TRAIN_MODELS = ("facet-s", "mace-small", "facet-m", "mace-medium")
+TRAIN_KEYS = (
+    "params",
+    "structures_per_s",
+    "structures_per_s_min",
+    "structures_per_s_max",
+    "atoms_per_s",
+    "structures_per_cpu_s",
+    "structures_per_cpu_s_min",
+    "structures_per_cpu_s_max",
+    "atoms_per_cpu_s",
+    "cpu_share",
+    "ratio_vs_mace_structures_per_s",
+    "ratio_vs_mace_structures_per_cpu_s",
+    "ratio_vs_mace_atoms_per_cpu_s",
+    "params_ratio_vs_mace",
+    "blocks",
+)
+ACCURACY_KEYS = ("energy_mae", "forces_mae", "stress_mae")
+
+
+def _recorded(path: Path, what: str):
+    """A committed JSON, or ``(None, "skipped: ...")`` naming the file that is missing/bad."""
+    try:
+        return read_json(path, what), None
+    except (FileNotFoundError, ValueError) as e:
+        return None, f"skipped: no recorded run to re-render: {e}"
+
+
+def train_result(raw: dict | None, source: str, meta: dict, reason: str | None = None) -> dict:
+    """One row per trainer/model of a ``train_peers.json``; absent models as skipped rows."""
+    rows = []
+    summary = (raw or {}).get("summary", [])
+    for i, s in enumerate(summary):
+        row = {
+            "kind": "train",
+            "trainer": s.get("trainer"),
+            "model": s.get("model"),
+            "status": s.get("status", "ok"),
+            "source": source,
+            "source_index": i,
+        }
+        row.update({k: s[k] for k in TRAIN_KEYS if k in s})
+        rows.append(row)
+    seen = {r["model"] for r in rows}
+    for m in TRAIN_MODELS:
+        if m not in seen:
+            why = reason or f"skipped: not in the recorded run {source} (see its note)"
+            rows.append(
+                {
+                    "kind": "train",
+                    "trainer": m.split("-")[0],
+                    "model": m,
+                    "status": why,
+                    "source": source,
+                }
+            )
+    if raw:
+        meta["recorded"] = {k: raw.get(k) for k in ("command", "data", "elapsed_s", "note")}
+    return {"meta": meta, "rows": rows}
+
+
+def run_train(
+    out: Path, *, quick: bool, argv: list[str] | None, command: str, bench_root: Path
+) -> dict:
+    """Full: run ``scripts/bench_train_peers.py --out OUT``; quick: re-render the recorded run."""
+    meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
+    src = bench_root / "train" / "train_peers.json"
+    if not quick:
+        out.mkdir(parents=True, exist_ok=True)
+        code, tail = run_script("bench_train_peers.py", [*(argv or []), "--out", str(out)])
+        src = out / "train_peers.json"
+        if code != 0:
+            meta["script_failure"] = f"scripts/bench_train_peers.py exit {code}: {tail[-300:]}"
+    raw, reason = _recorded(src, "rows of scripts/bench_train_peers.py")
+    meta["loadavg_end"] = load_average()
+    return train_result(raw, str(src), meta, reason or meta.get("script_failure"))
+
+
+def accuracy_result(raw: dict | None, source: str, meta: dict, reason: str | None = None) -> dict:
+    """One row per trainer of an ``accuracy.json`` (test MAEs); a missing run as skipped rows."""
+    if raw is None:
+        rows = [
+            {
+                "kind": "accuracy",
+                "trainer": t,
+                "status": reason or "skipped: no run",
+                "source": source,
+            }
+            for t in ("facet", "mace")
+        ]
+        return {"meta": meta, "rows": rows}
+    rows = []
+    for i, t in enumerate(raw.get("trainers", [])):
+        test = t.get("test", {})
+        status = t.get("status", "ok") if test else (t.get("status") or "failed: no test scores")
+        row = {
+            "kind": "accuracy",
+            "trainer": t.get("trainer"),
+            "model": t.get("model"),
+            "status": status if status != "ok" or test else "failed: no test scores",
+            "params": t.get("params"),
+            "wall_s": t.get("wall_s"),
+            "steps": t.get("steps", t.get("steps_total")),
+            "source": source,
+            "source_index": i,
+            "model_overrides": t.get("model_overrides"),
+        }
+        row.update({k: test[k] for k in ACCURACY_KEYS if k in test})
+        rows.append(row)
+    meta["recorded"] = {
+        k: raw.get(k) for k in ("command", "date", "data", "budget_minutes", "splits", "note")
+    }
+    return {"meta": meta, "rows": rows}
+
+
+def run_accuracy(
+    out: Path, *, quick: bool, argv: list[str] | None, command: str, bench_root: Path
+) -> dict:
+    """Full: run ``scripts/bench_accuracy.py --out OUT``; quick: re-render the recorded run."""
+    meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
+    src = bench_root / "accuracy" / "accuracy.json"
+    if not quick:
+        args = list(argv or ["--data", "data/distill", "--budget-minutes", "120"])
+        out.mkdir(parents=True, exist_ok=True)
+        code, tail = run_script("bench_accuracy.py", [*args, "--out", str(out)])
+        src = out / "accuracy.json"
+        if code != 0:
+            meta["script_failure"] = f"scripts/bench_accuracy.py exit {code}: {tail[-300:]}"
+    raw, reason = _recorded(src, "rows of scripts/bench_accuracy.py (a full, committed run)")
+    meta["loadavg_end"] = load_average()
+    return accuracy_result(raw, str(src), meta, meta.get("script_failure") or reason)

@@ -287,6 +287,135 @@ register_selection(
 )
 
 
+# ------------------------------------------------------------------- train, accuracy
+
+
+def _recorded_arguments(name: str, script: str, recorded: str):
+    def add(p: argparse.ArgumentParser) -> None:
+        _common_arguments(p, name)
+        p.add_argument(
+            "--render-only",
+            action="store_true",
+            help=f"re-render the report from the folder's recorded {recorded} "
+            "(no training; --quick always does this from the full report's JSON)",
+        )
+        p.add_argument(
+            "--root",
+            type=Path,
+            default=Path("docs/benchmarks"),
+            help="folder holding the full reports (default docs/benchmarks)",
+        )
+        p.add_argument(
+            "script_args",
+            nargs=argparse.REMAINDER,
+            help=f"after --: arguments of scripts/{script} (full runs)",
+        )
+
+    return add
+
+
+def _recorded_run(name: str):
+    def run_selection(args: argparse.Namespace) -> int:
+        from facet.bench import common, wrapped, wrapped_report
+
+        out = common.output_dir(name, quick=args.quick, out=args.out, root=args.root)
+        extra = [a for a in args.script_args if a != "--"]
+        command = _command(args, name, " -- " + " ".join(extra) if extra else "")
+        runner = {"train": wrapped.run_train, "accuracy": wrapped.run_accuracy}[name]
+        writer = {
+            "train": wrapped_report.write_train_report,
+            "accuracy": wrapped_report.write_accuracy_report,
+        }[name]
+        render = args.quick or args.render_only
+        # --render-only re-renders the recorded run in the output folder's parent root
+        root = out.parent if args.render_only and not args.quick else args.root
+        res = runner(out, quick=render, argv=extra, command=command, bench_root=root)
+        res["meta"]["quick"] = args.quick
+        print(f"wrote {writer(res, out)}")
+        return (
+            0
+            if all(r["status"] == "ok" or r["status"].startswith("skipped") for r in res["rows"])
+            else 1
+        )
+
+    return run_selection
+
+
+register_selection(
+    Selection(
+        "train",
+        "training throughput, Facet vs mace_run_train (scripts/bench_train_peers.py)",
+        _recorded_arguments("train", "bench_train_peers.py", "train_peers.json"),
+        _recorded_run("train"),
+    )
+)
+register_selection(
+    Selection(
+        "accuracy",
+        "accuracy at equal training time, Facet vs MACE (scripts/bench_accuracy.py)",
+        _recorded_arguments("accuracy", "bench_accuracy.py", "accuracy.json"),
+        _recorded_run("accuracy"),
+    )
+)
+
+
+# ------------------------------------------------------------------------ summary, all
+
+
+def _summary_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="summarise docs/benchmarks/quick/")
+    p.add_argument("--root", type=Path, default=Path("docs/benchmarks"))
+
+
+def _summary_run(args: argparse.Namespace) -> int:
+    import time
+
+    from facet.bench import summary
+
+    root = args.root / "quick" if args.quick else args.root
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    cmd = "facet bench summary" + (" --quick" if args.quick else "")
+    print(f"wrote {summary.write_page(root, command=cmd, date=date)}")
+    return 0
+
+
+def _all_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="quick runs into docs/benchmarks/quick/")
+    p.add_argument(
+        "--venvs-dir",
+        help="DIR/<peer>/bin/python for the peers (default "
+        "$FACET_VENVS_DIR, else ~/venvs when it exists)",
+    )
+    p.add_argument("--nequix-model", help="nequix-mp-1.nqx (default $FACET_NEQUIX_MODEL)")
+    p.add_argument("--pof", help="PriceofFreedom checkout for the tp selection")
+    p.add_argument("--skip", default="", help="comma-separated selections to leave out")
+    p.add_argument("--root", type=Path, default=Path("docs/benchmarks"))
+
+
+def _all_run(args: argparse.Namespace) -> int:
+    from facet.bench import run_all
+
+    return run_all.run(args)
+
+
+register_selection(
+    Selection(
+        "summary",
+        "write docs/benchmarks/README.md from every report's JSON",
+        _summary_arguments,
+        _summary_run,
+    )
+)
+register_selection(
+    Selection(
+        "all",
+        "every selection in turn (each in its own process), then the summary",
+        _all_arguments,
+        _all_run,
+    )
+)
+
+
 # ---------------------------------------------------------------------------- dispatch
 
 

@@ -1,0 +1,283 @@
+"""The extractors of the summary page: one per report, each returning findings and notes.
+
+See :mod:`facet.bench.summary` for the reference format and the meaning of ``ratio``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import fmt, read_json
+from .summary import extractor, finding, note, resolve
+
+
+@extractor("tp")
+def _tp(root: Path) -> list[dict]:
+    f = "tp/results.json"
+    data, cache = read_json(root / f, "tp rows"), {}
+    rows = data.get("rows", [])
+    key = {}
+    for i, r in enumerate(rows):
+        if r.get("median_ms") is None:  # skipped or failed case
+            continue
+        key[(r["variant"], r["setting"], r["mode"], r["L"], r["channels"])] = i
+    out = []
+    mimo = sorted(
+        k[3]
+        for k in key
+        if k[:3] == ("e3nn", "mimo", "fwd")
+        and k[4] == 1
+        and ("cg-dense", "mimo", "fwd", k[3], 1) in key
+    )
+    for L in (mimo[:1] + mimo[-1:]) if len(mimo) > 1 else mimo:
+        for ours in ("cg-dense", "gaunt-grid"):
+            if (ours, "mimo", "fwd", L, 1) not in key:
+                continue
+            out.append(
+                finding(
+                    "tensor product (mimo forward, ms per batch)",
+                    "e3nn-jax tensor_product",
+                    f"{ours} vs e3nn.tensor_product at L={L}",
+                    {"file": f, "path": ["rows", key[(ours, "mimo", "fwd", L, 1)], "median_ms"]},
+                    {"file": f, "path": ["rows", key[("e3nn", "mimo", "fwd", L, 1)], "median_ms"]},
+                    root,
+                    "ms",
+                    cache=cache,
+                )
+            )
+    pof = data.get("pof", {}).get("rows", [])
+    best: dict[str, int] = {}
+    for j, r in enumerate(pof):
+        k = (r.get("ours"), r["setting"], r["mode"], r["L"], r.get("channels", 1))
+        if k in key and r["setting"] == "mimo" and r["mode"] == "fwd" and r.get("median_ms"):
+            if r["variant"] not in best or r["L"] > pof[best[r["variant"]]]["L"]:
+                best[r["variant"]] = j
+    for v, j in sorted(best.items()):
+        r = pof[j]
+        i = key[(r["ours"], "mimo", "fwd", r["L"], r.get("channels", 1))]
+        out.append(
+            finding(
+                "tensor product (mimo forward, ms per batch)",
+                "PriceofFreedom research code",
+                f"{r['ours']} vs {v} at L={r['L']} (largest L both ran)",
+                {"file": f, "path": ["rows", i, "median_ms"]},
+                {"file": f, "path": ["pof", "rows", j, "median_ms"]},
+                root,
+                "ms",
+                cache=cache,
+            )
+        )
+    if not pof:
+        out.append(
+            note(
+                "tensor product",
+                "PriceofFreedom research code",
+                f"skipped: {data.get('pof', {}).get('meta', {}).get('pof', 'not run')}",
+            )
+        )
+    return out
+
+
+@extractor("model")
+def _model(root: Path) -> list[dict]:
+    f = "model/results.json"
+    data = read_json(root / f, "model rows")
+    ok = [(i, r) for i, r in enumerate(data["rows"]) if r.get("status") == "ok"]
+    out = [note("model throughput", "-", "Facet-only selection (peers per step: dynamics).")]
+    for i, r in ok:
+        v = resolve(root, {"file": f, "path": ["rows", i, "atoms_per_s"]})
+        out.append(
+            note(
+                "model throughput",
+                "-",
+                f"{r['preset']} ({r['product']}) on {r['atoms']} "
+                f"atoms: {fmt(v)} atoms/s, cost split {r['split']}",
+            )
+        )
+    for r in data["rows"]:
+        if r.get("status") != "ok":
+            out.append(note("model throughput", "-", r["status"]))
+    return out
+
+
+@extractor("scaling")
+def _scaling(root: Path) -> list[dict]:
+    f = "scaling/results.json"
+    d = read_json(root / f, "scaling rows").get("derived", {})
+    out = []
+    if "time_vs_atoms_slope" in d:
+        a, b = d["slope_atoms_range"]
+        out.append(
+            note(
+                "scaling",
+                "-",
+                f"time ~ atoms^{d['time_vs_atoms_slope']:.2f} from {a} "
+                f"to {b} atoms; {fmt(d['us_per_atom_largest'])} us/atom at "
+                f"{d['largest_atoms']} atoms",
+            )
+        )
+    if "best_frac_matmul_fwd_bwd" in d:
+        out.append(
+            note(
+                "FLOP rate",
+                "the machine's matmul rate",
+                f"forward+backward reaches {100 * d['best_frac_matmul_fwd_bwd']:.1f} % of "
+                f"the {d['matmul_n']}^3 matmul's FLOP rate (best configuration)",
+            )
+        )
+    out += [note("scaling", "-", f"not measured: {s}") for s in d.get("not_ok", [])]
+    return out
+
+
+#: Facet-S's comparison partners in the dynamics report, per task.
+DYN_PAIRS = {
+    "relax_step": ("mace-mp0-small", "mace-mp0-medium"),
+    "md": ("mace-mp0-small", "mace-mp0-medium"),
+    "converge": ("sevennet-0", "chgnet-0.3.0", "nequix-mp-1"),
+}
+
+
+@extractor("dynamics")
+def _dynamics(root: Path) -> list[dict]:
+    f = "dynamics/results.json"
+    data, cache = read_json(root / f, "dynamics rows"), {}
+    rows = [r for r in data["rows"] if not r.get("warmup") and "time_s" in r]
+    out = []
+    what = {
+        "relax_step": ("relaxation (ms per FIRE step, Si cell)", "time_s", "steps"),
+        "md": ("MD (ms per velocity-Verlet step, Si cell)", "time_s", "steps"),
+        "converge": ("relaxation of MP structures (ms per FIRE step)", "time_s", "steps"),
+    }
+    for task, peers in DYN_PAIRS.items():
+        axis, num, den = what[task]
+        sizes = sorted({r["size"] for r in rows if r["task"] == task and r["model"] == "facet-s"})
+        for peer in peers:
+            if peer in data["info"].get("skipped", {}):
+                out.append(note(axis, peer, f"skipped: {data['info']['skipped'][peer]}"))
+                continue
+            for size in sizes if task != "converge" else [None]:
+                where = {"task": task} | ({"size": size} if size is not None else {})
+                if not any(
+                    r["model"] == peer and all(r.get(k) == v for k, v in where.items())
+                    for r in rows
+                ):
+                    continue
+                label = f"{size} atoms" if size is not None else "median over structures"
+                out.append(
+                    finding(
+                        axis,
+                        peer,
+                        f"facet-s vs {peer}, {label}",
+                        {
+                            "file": f,
+                            "rows": "rows",
+                            "where": {**where, "model": "facet-s"},
+                            "num": num,
+                            "den": den,
+                        },
+                        {
+                            "file": f,
+                            "rows": "rows",
+                            "where": {**where, "model": peer},
+                            "num": num,
+                            "den": den,
+                        },
+                        root,
+                        "ms",
+                        scale=1e3,
+                        cache=cache,
+                    )
+                )
+    return out
+
+
+@extractor("train")
+def _train(root: Path) -> list[dict]:
+    f = "train/results.json"
+    rows_key = "rows"
+    if not (root / f).exists():  # a folder with only the script's own output
+        f, rows_key = "train/train_peers.json", "summary"
+    data = read_json(root / f, "training throughput rows")
+    rows = data[rows_key]
+    idx = {r["model"]: i for i, r in enumerate(rows)}
+    out = []
+    for facet_m, mace_m in (("facet-s", "mace-small"), ("facet-m", "mace-medium")):
+        fi, mi = idx.get(facet_m), idx.get(mace_m)
+        bad = [
+            m
+            for m, i in ((facet_m, fi), (mace_m, mi))
+            if i is None or rows[i].get("status", "ok") != "ok"
+        ]
+        if bad:
+            why = "; ".join(f"{m}: {rows[idx[m]]['status'] if m in idx else 'absent'}" for m in bad)
+            out.append(note("training throughput", f"MACE {mace_m}", f"not compared ({why})"))
+            continue
+        out.append(
+            finding(
+                "training throughput",
+                f"MACE {mace_m}",
+                f"{facet_m} vs {mace_m}, structures per CPU-s (higher is better)",
+                {"file": f, "path": [rows_key, fi, "structures_per_cpu_s"]},
+                {"file": f, "path": [rows_key, mi, "structures_per_cpu_s"]},
+                root,
+                "structures per CPU-s",
+                higher_is_better=True,
+            )
+        )
+        out.append(
+            finding(
+                "parameters",
+                f"MACE {mace_m}",
+                f"{facet_m} vs {mace_m}",
+                {"file": f, "path": [rows_key, fi, "params"]},
+                {"file": f, "path": [rows_key, mi, "params"]},
+                root,
+                "parameters",
+            )
+        )
+    return out
+
+
+@extractor("accuracy")
+def _accuracy(root: Path) -> list[dict]:
+    f = "accuracy/accuracy.json"
+    if not (root / f).exists():
+        f = "accuracy/results.json"
+    if not (root / f).exists():
+        return [
+            note(
+                "accuracy",
+                "MACE",
+                "no recorded run (docs/benchmarks/accuracy/accuracy.json absent)",
+            )
+        ]
+    data = read_json(root / f, "accuracy rows")
+    rows_key = "trainers" if "trainers" in data else "rows"
+    rows = data[rows_key]
+    fi = next((i for i, r in enumerate(rows) if r.get("trainer") == "facet"), None)
+    mi = next((i for i, r in enumerate(rows) if r.get("trainer") == "mace"), None)
+    out = []
+    for i, who in ((fi, "facet"), (mi, "mace")):
+        if i is None or (rows_key == "rows" and rows[i].get("status") != "ok"):
+            why = "absent" if i is None else rows[i]["status"]
+            out.append(note("accuracy", "MACE", f"{who}: {why}"))
+    if out:
+        return out
+    sub = ["test"] if rows_key == "trainers" else []
+    for key, unit in (
+        ("energy_mae", "meV/atom"),
+        ("forces_mae", "meV/A"),
+        ("stress_mae", "meV/A^3"),
+    ):
+        out.append(
+            finding(
+                "accuracy (test MAE, equal training time)",
+                rows[mi].get("model"),
+                f"{key.replace('_', ' ')}",
+                {"file": f, "path": [rows_key, fi, *sub, key]},
+                {"file": f, "path": [rows_key, mi, *sub, key]},
+                root,
+                unit,
+            )
+        )
+    return out

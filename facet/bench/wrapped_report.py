@@ -1,0 +1,156 @@
+"""Reports (``results.json``, ``report.md``, PNG) of the ``train`` and ``accuracy`` selections.
+
+Rows come from :func:`facet.bench.wrapped.train_result` and
+:func:`facet.bench.wrapped.accuracy_result`; each carries ``source`` (the JSON it was read from)
+so that every number in a report can be traced to the recorded run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import fmt, md_table, meta_lines, pyplot, write_json
+
+
+def _header(title: str, res: dict) -> list[str]:
+    meta = res["meta"]
+    lines = [f"# {title}", ""] + meta_lines(meta) + [""]
+    rec = meta.get("recorded") or {}
+    if meta.get("quick") and rec:
+        lines += [
+            "Quick mode re-renders the recorded full run (no training here): "
+            f"`{res['rows'][0].get('source')}`, made by `{rec.get('command')}`.",
+            "",
+        ]
+    if meta.get("script_failure"):
+        lines += [f"**The script failed in this run:** {meta['script_failure']}", ""]
+    if rec.get("note"):
+        lines += [f"Note of the recorded run: {rec['note']}", ""]
+    return lines
+
+
+def write_train_report(res: dict, out: Path) -> Path:
+    write_json(out / "results.json", res)
+    rows = res["rows"]
+    lines = _header("Training throughput: Facet's trainer vs mace_run_train", res)
+    lines += md_table(
+        [
+            "trainer",
+            "model",
+            "status",
+            "params",
+            "structures/s (min-max)",
+            "structures per CPU-s (min-max)",
+            "atoms per CPU-s",
+            "Facet/MACE per CPU-s",
+        ],
+        [
+            [
+                r["trainer"],
+                r["model"],
+                r["status"],
+                r.get("params", ""),
+                f"{fmt(r.get('structures_per_s'))} ({fmt(r.get('structures_per_s_min'))}-"
+                f"{fmt(r.get('structures_per_s_max'))})",
+                f"{fmt(r.get('structures_per_cpu_s'))} ({fmt(r.get('structures_per_cpu_s_min'))}-"
+                f"{fmt(r.get('structures_per_cpu_s_max'))})",
+                fmt(r.get("atoms_per_cpu_s")),
+                fmt(r.get("ratio_vs_mace_structures_per_cpu_s")),
+            ]
+            for r in rows
+        ],
+    )
+    ok = [r for r in rows if r["status"] == "ok" and r.get("structures_per_cpu_s")]
+    if ok:
+        plt = pyplot()
+        fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+        names = [r["model"] for r in ok]
+        col = ["tab:blue" if r["trainer"] == "facet" else "tab:orange" for r in ok]
+        v = [r["structures_per_cpu_s"] for r in ok]
+        err = [
+            [x - r.get("structures_per_cpu_s_min", x) for x, r in zip(v, ok, strict=True)],
+            [r.get("structures_per_cpu_s_max", x) - x for x, r in zip(v, ok, strict=True)],
+        ]
+        ax[0].bar(names, v, color=col, yerr=err, capsize=4)
+        ax[0].set(title="structures per CPU second (median, min-max)")
+        ax[1].bar(names, [r.get("params") or 0 for r in ok], color=col)
+        ax[1].set(title="parameters")
+        fig.suptitle("Facet (blue) vs MACE (orange), same data, one thread each")
+        fig.tight_layout()
+        fig.savefig(out / "train_throughput.png", dpi=110)
+        plt.close(fig)
+        lines += ["", "![throughput](train_throughput.png)"]
+    lines += [
+        "",
+        "Method: docstring of `scripts/bench_train_peers.py`; per-block rows in the "
+        "recorded `train_peers.json`.",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_accuracy_report(res: dict, out: Path) -> Path:
+    write_json(out / "results.json", res)
+    rows = res["rows"]
+    lines = _header("Accuracy at equal wall-clock training time: Facet vs MACE", res)
+    rec = res["meta"].get("recorded") or {}
+    if rec.get("budget_minutes"):
+        lines += [
+            f"Budget {rec['budget_minutes']:g} min per trainer; data {rec.get('data')}, "
+            f"splits {rec.get('splits')}.",
+            "",
+        ]
+    lines += md_table(
+        [
+            "trainer",
+            "model",
+            "status",
+            "params",
+            "steps",
+            "energy MAE meV/atom",
+            "force MAE meV/A",
+            "stress MAE meV/A^3",
+        ],
+        [
+            [
+                r["trainer"],
+                r.get("model", ""),
+                r["status"],
+                r.get("params", ""),
+                r.get("steps", ""),
+                fmt(r.get("energy_mae")),
+                fmt(r.get("forces_mae")),
+                fmt(r.get("stress_mae")),
+            ]
+            for r in rows
+        ],
+    )
+    ok = [r for r in rows if r["status"] == "ok" and "forces_mae" in r]
+    if ok:
+        plt = pyplot()
+        fig, ax = plt.subplots(1, 3, figsize=(11, 3.6))
+        for a, k, unit in zip(
+            ax,
+            ("energy_mae", "forces_mae", "stress_mae"),
+            ("meV/atom", "meV/A", "meV/A^3"),
+            strict=True,
+        ):
+            a.bar(
+                [f"{r['trainer']}\n{r.get('params')} p." for r in ok],
+                [r.get(k, 0.0) for r in ok],
+                color=["tab:blue" if r["trainer"] == "facet" else "tab:orange" for r in ok],
+            )
+            a.set(title=f"test {k.split('_')[0]} MAE ({unit})")
+        fig.tight_layout()
+        fig.savefig(out / "accuracy_mae.png", dpi=110)
+        plt.close(fig)
+        lines += ["", "![MAE](accuracy_mae.png)"]
+    lines += [
+        "",
+        "Method: docstring of `scripts/bench_accuracy.py` (same splits, same budget, "
+        "one scoring function for both).",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
