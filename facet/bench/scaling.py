@@ -54,6 +54,7 @@ class ScalingConfig:
     seed: int = 0
     forward_only: bool = True  # also time the energy-only forward pass at each size
     deadline_s: float | None = None  # stop starting new configurations after this
+    overrides: tuple[tuple[str, object], ...] = ()  # other ModelConfig fields, e.g. num_layers
 
 
 def quick_config(backend: str, preset: str = "facet-s") -> ScalingConfig:
@@ -213,7 +214,7 @@ def configurations(cfg: ScalingConfig) -> list[dict]:
     """
     from facet.nn.presets import get_preset
 
-    base = get_preset(cfg.preset)
+    base = dataclasses.replace(get_preset(cfg.preset), **dict(cfg.overrides))
     points: dict[tuple[int, int, int], list[str]] = {}
     for c in sorted({*cfg.channels, base.channels}):
         points.setdefault((cfg.sweep_atoms, c, base.lmax), []).append("channels")
@@ -268,9 +269,8 @@ def run(cfg: ScalingConfig, *, command: str = "", quick: bool = False, on_rows=N
         try:
             key = (point["channels"], point["lmax"])
             if key not in models:
-                models[key] = facet.create_model(
-                    cfg.preset, seed=cfg.seed, dtype=cfg.dtype, channels=key[0], lmax=key[1]
-                )
+                over = {**dict(cfg.overrides), "channels": key[0], "lmax": key[1]}
+                models[key] = facet.create_model(cfg.preset, seed=cfg.seed, dtype=cfg.dtype, **over)
             model = models[key]
             atoms = fcc_cell(point["atoms"], seed=cfg.seed)
             g = graph_from_atoms(atoms, model.cutoff)

@@ -215,7 +215,8 @@ def _plots(result: dict, out: Path) -> list[str]:
     ax[0].set(xscale="log", yscale="log", xlabel="atoms", ylabel="s per call (median, min-max)")
     ax[1].set(xscale="log", yscale="log", xlabel="atoms", ylabel="GFLOP/s (XLA FLOPs / time)")
     for a in ax:
-        a.legend(fontsize=8)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8)
     fig.suptitle(f"Facet {result['meta']['config']['preset']}: cost vs size, fcc Cu")
     fig.tight_layout()
     fig.savefig(out / names[0], dpi=110)
@@ -234,7 +235,8 @@ def _plots(result: dict, out: Path) -> list[str]:
         if any(v):
             ax.plot(n, [x / 2**20 if x else np.nan for x in v], "o-", label=lab)
     ax.set(xscale="log", yscale="log", xlabel="atoms", ylabel="MiB")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / names[1], dpi=110)
     plt.close(fig)
