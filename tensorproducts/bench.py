@@ -83,16 +83,20 @@ THEORY: dict[str, dict[str, float]] = {
 }
 
 
+ALL_L = tuple(range(1, 11))
+
+
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to measure. ``batch`` maps L to the batch size of the paper's settings."""
+    """What to measure.
 
-    # a subset of L = 1..10 keeps a full run within ~15-20 minutes on a shared 2-core machine
-    # (compilation dominates; the first full run, with every L, had done 12 of 60 cases after
-    # 17 minutes at a load average of 17-26 on 2 cores)
-    lmaxes: dict = field(default_factory=lambda: {"siso": (2, 6, 10),
-                                                  "simo": (2, 6, 10),
-                                                  "mimo": (1, 2, 3, 4, 6, 8, 10)})  # fmt: skip
+    ``batch`` maps L to the batch size; a key ``"setting:L"`` (e.g. ``"siso:10"``) overrides it
+    for one setting. The single-irrep settings cost only O(L^3)-O(L^4) per sample, so they keep
+    the paper's 10,000 samples at every L (per-call overhead would otherwise hide the cost-vs-L
+    slope); mimo shrinks the batch with L to keep one call below a second.
+    """
+
+    lmaxes: dict = field(default_factory=lambda: {"siso": ALL_L, "simo": ALL_L, "mimo": ALL_L})
     bwd_lmaxes: tuple[int, ...] = (2, 6, 10)
     settings: tuple[str, ...] = ("mimo", "siso", "simo", "edge")  # run order: most important first
     modes: tuple[str, ...] = ("fwd", "fwd_bwd")
@@ -101,9 +105,9 @@ class BenchConfig:
     # per-variant limits: largest L measured (e3nn builds its CG tables for minutes at L=10)
     max_l: dict = field(default_factory=lambda: {"e3nn": 5})
     only_settings: dict = field(default_factory=lambda: {"gaunt-fourier[direct]": ("mimo",)})
-    batch: dict = field(default_factory=lambda: {1: 10000, 2: 10000, 3: 10000, 4: 4000,
-                                                 5: 4000, 6: 2000, 7: 1000, 8: 1000,
-                                                 9: 500, 10: 500})  # fmt: skip
+    batch: dict = field(default_factory=lambda: {
+        1: 10000, 2: 10000, 3: 10000, 4: 4000, 5: 4000, 6: 2000, 7: 1000, 8: 1000, 9: 500, 10: 500,
+        **{f"{s}:{l}": 10000 for s in ("siso", "simo") for l in ALL_L}})  # fmt: skip
     channel_counts: tuple[int, ...] = (16, 64, 128)
     channel_lmaxes: tuple[int, ...] = (3,)
     edges: int = 2000
@@ -114,6 +118,14 @@ class BenchConfig:
     deadline_s: float = 1e9
     dtype: str = "float32"
     seed: int = 0
+
+
+def batch_size(batch: dict, setting: str, lmax: int) -> int:
+    """Batch of ``setting`` at ``lmax``: key ``"setting:L"``, else ``L`` (int or str), else 500."""
+    for key in (f"{setting}:{lmax}", lmax, str(lmax)):
+        if key in batch:
+            return int(batch[key])
+    return 500
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -248,7 +260,7 @@ def measure_group(case: dict, names: list[str], cfg: BenchConfig, log=print) -> 
     if setting == "edge":
         lead, sh_lead, batch = (cfg.edges, chans), (cfg.edges, 1), cfg.edges
     else:
-        batch = cfg.batch.get(lmax, 500)
+        batch = batch_size(cfg.batch, setting, lmax)
         lead = sh_lead = (batch,)
     key = jax.random.PRNGKey(cfg.seed + 1000 * lmax)
     ir1, ir2, out, x, sh, y_rand = _inputs(setting, lmax, lead, sh_lead, dtype, key)
@@ -327,6 +339,7 @@ def run(cfg: BenchConfig = BenchConfig(), log=print, on_rows=None) -> dict:
     once ``cfg.deadline_s`` has passed the remaining cases are recorded as skipped."""
     names = list(cfg.variants) if cfg.variants else list(candidates())
     start = time.perf_counter()
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f"-{os.getpid()}"
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     rows: list[dict] = []
     dead: dict[tuple, str] = {}  # (variant, setting, channels, mode) -> reason (skip larger L)
@@ -342,7 +355,7 @@ def run(cfg: BenchConfig = BenchConfig(), log=print, on_rows=None) -> dict:
             if reason is None and time.perf_counter() - start > cfg.deadline_s:
                 reason = "time budget of the run exhausted"
             if reason:
-                rows.append(dict(case, variant=n, skipped=reason))
+                rows.append(dict(case, variant=n, skipped=reason, run=run_id))
             else:
                 todo.append(n)
         if not todo:
@@ -351,7 +364,7 @@ def run(cfg: BenchConfig = BenchConfig(), log=print, on_rows=None) -> dict:
         for row in got:
             if "skipped" in row and row["skipped"].startswith("too slow"):
                 dead[(row["variant"],) + group_key] = f"{row['skipped']} at L={case['L']}"
-        rows.extend(got)
+        rows.extend(dict(r, run=run_id) for r in got)
         if on_rows is not None:
             on_rows(rows)
     cfg_dict = asdict(cfg)
@@ -359,6 +372,7 @@ def run(cfg: BenchConfig = BenchConfig(), log=print, on_rows=None) -> dict:
     cfg_dict["lmaxes"] = {k: list(v) for k, v in cfg.lmaxes.items()}
     meta = dict(system_info(), wall_s=time.perf_counter() - start)
     meta["load_average_at_start"] = load0
+    meta["run_id"] = run_id
     return {"meta": meta,
             "config": cfg_dict, "rows": rows}  # fmt: skip
 
@@ -373,9 +387,10 @@ def loglog_slope(ls, values) -> float | None:
     return float(np.polyfit(a, b, 1)[0])
 
 
-def slopes(rows: list[dict], lmin: int = 3) -> list[dict]:
+def slopes(rows: list[dict], lmin: int = 5) -> list[dict]:
     """Measured cost-vs-L exponents per (variant, setting, mode): time per sample and FLOPs per
-    sample, fitted over ``L >= lmin``, beside :data:`THEORY`."""
+    sample, fitted over ``L >= lmin`` (the large-L part, where per-call overhead no longer
+    dominates), beside :data:`THEORY`."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r.get("channels", 1) == 1 and "median_ms" in r and r["L"] >= lmin:

@@ -17,10 +17,18 @@ block of ``y`` at fixed direction).
 layers are one scalar per irrep: :math:`z = W_3 \cdot \mathrm{TP}(W_1 x, W_2 y)`. The
 interactability is the rank of the Jacobian of :math:`z` (over several random inputs) with
 respect to all weights :math:`(W_1, W_2, W_3)` and, optionally, the product's own internal
-weights (per-path CG weights, per-m SO(2) weights). Known values: Gaunt and matrix products
-reach :math:`4L+1` for ``s2_irreps(L)`` inputs and ``s2_irreps(2L)`` outputs (the
-:math:`4L+3` weights minus the two rescaling symmetries); the scalar-signal vector-Gaunt
-product reaches :math:`4L-3` (3 inert weights).
+weights (per-path CG weights, per-m SO(2) weights). For a product with fixed coefficients the
+rank is the number of *active* weights (those whose Jacobian column is not zero) minus the two
+rescaling symmetries :math:`(W_1, W_3) \to (aW_1, W_3/a)` and :math:`(W_2, W_3) \to (bW_2, W_3/b)`.
+Known values: Gaunt and matrix products reach :math:`4L+1` for ``s2_irreps(L)`` inputs and
+``s2_irreps(2L)`` outputs (all :math:`(L+1)+(L+1)+(2L+1)` weights active). The scalar-signal
+vector-Gaunt product (``vector-gaunt-grid``) reaches :math:`4L-3`: its paths need
+:math:`l_1+l_2+l_3` odd, so the degree-0 inputs (no surface gradient) and the outputs of degree
+0 and :math:`2L` (unreachable) leave **4 inert weights**, :math:`(4L+3-4)-2`. The paper's vector
+Gaunt product takes vector-spherical-harmonic inputs (up to three irreps per degree); the
+research code's product measured this way has :math:`12L+3` per-irrep weights and rank
+:math:`12L+1` at :math:`L = 1, 2, 3` (docs/tensorproducts.md), again all active weights minus 2.
+:attr:`Interactability.inert` lists the inert weights.
 
 Ranks use the singular values with relative threshold :math:`\sqrt{\epsilon}` of the working dtype;
 :func:`interactability` also returns the spectral gap so a reader can see the decision is clear.
@@ -130,6 +138,8 @@ class Interactability:
     rank: int
     num_weights: int  # total weights the Jacobian was taken against
     gap: float  # smallest kept singular value / largest dropped one (inf when none dropped)
+    # ("in1" | "in2" | "out" | "internal", index): weights whose Jacobian column is zero
+    inert: tuple = ()
 
 
 def interactability(
@@ -173,7 +183,11 @@ def interactability(
     keep = s > rel * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, bool)
     rank = int(keep.sum())
     gap = float(s[rank - 1] / s[rank]) if 0 < rank < s.size and s[rank] > 0 else float("inf")
-    return Interactability(rank=rank, num_weights=int(w0.size), gap=gap)
+    cols = np.linalg.norm(jac, axis=0)
+    names = [("in1", i) for i in range(n1)] + [("in2", i) for i in range(n2)]
+    names += [("out", i) for i in range(n3)] + [("internal", i) for i in range(nint)]
+    inert = tuple(nm for nm, c in zip(names, cols, strict=True) if c <= rel * cols.max())
+    return Interactability(rank=rank, num_weights=int(w0.size), gap=gap, inert=inert)
 
 
 @functools.cache

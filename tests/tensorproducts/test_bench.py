@@ -68,6 +68,24 @@ def test_slopes_and_report(tiny, tmp_path):
     assert (tmp_path / "time_vs_L.png").stat().st_size > 1000
 
 
+def test_checks_compare_only_rows_of_the_same_run(tiny):
+    run = tiny["meta"]["run_id"]
+    assert all(r["run"] == run for r in tiny["rows"])
+    base = next(
+        r for r in tiny["rows"]
+        if (r["variant"], r["setting"], r["L"], r["mode"]) == ("e3nn", "mimo", 2, "fwd")
+    )  # fmt: skip
+    # a much faster e3nn row from another run would turn the verdict if it were compared
+    other = dict(base, run="another-run", median_ms=1e-9)
+    result = dict(tiny, rows=[other] + tiny["rows"])
+    got = {c: (m, v) for c, m, v in bench_report.checks(result)}
+    assert got == {c: (m, v) for c, m, v in bench_report.checks(tiny)}
+    e3 = got["cg-dense at least as fast as e3nn.tensor_product (mimo, fwd)"][0]
+    assert "L1:" in e3 and "L2:" in e3 and "e-" not in e3
+    assert bench.batch_size({"siso:3": 7, 3: 5}, "siso", 3) == 7
+    assert bench.batch_size({"siso:3": 7, 3: 5}, "mimo", 3) == 5
+
+
 def _load_pof():
     path = Path(__file__).resolve().parents[2] / "scripts" / "pof_bench.py"
     spec = importlib.util.spec_from_file_location("pof_bench_test", path)

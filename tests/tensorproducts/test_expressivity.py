@@ -51,10 +51,18 @@ def test_path_counts_at_L3(x64):
 
 def _expected(name, lmax):
     """4L+1 = (L+1) + (L+1) + (2L+1) weights minus two rescaling symmetries. vector-gaunt-grid
-    here takes scalar signals and uses their surface gradients: degree-0 inputs have none and
-    degree 2L is unreachable (its paths need l1+l2+l3 odd), so 3 weights are inert: 4L-3 (the
-    paper's 4L+1 is for its vector-spherical-harmonic inputs)."""
+    takes scalar signals and uses their surface gradients; its paths need l1+l2+l3 odd, so the
+    degree-0 input weights (no gradient) and the degree-0 and degree-2L output weights
+    (unreachable) are inert: 4L+3-4-2 = 4L-3. The paper's 4L+1 for vector Gaunt does not hold
+    for either form (the research code's VSH-input product gives 12L+1, docs/tensorproducts.md);
+    what holds for all three is "active weights minus 2", asserted below."""
     return 4 * lmax - 3 if name == "vector-gaunt-grid" else 4 * lmax + 1
+
+
+def _expected_inert(name, lmax):
+    if name != "vector-gaunt-grid":
+        return ()
+    return (("in1", 0), ("in2", 0), ("out", 0), ("out", 2 * lmax))
 
 
 @pytest.mark.parametrize("name", ["gaunt-fourier", "matrix", "vector-gaunt-grid"])
@@ -66,6 +74,9 @@ def test_interactability_at_L2(name, x64):
     assert res.rank == _expected(name, 2)
     assert res.num_weights == 3 + 3 + 5
     assert res.gap > 1e6  # a clear numerical rank
+    # exactly the predicted weights are inert, and every active one counts except the 2 scalings
+    assert res.inert == _expected_inert(name, 2)
+    assert res.rank == res.num_weights - len(res.inert) - 2
 
 
 def test_internal_path_weights_add_interactions(x64):
@@ -83,3 +94,4 @@ def test_interactability_at_L3_and_L4(name, x64):
         s2 = e3nn.s2_irreps(lmax)
         res = interactability(name, s2, s2, _outputs(name, 2 * lmax), include_internal=False)
         assert res.rank == _expected(name, lmax)
+        assert res.inert == _expected_inert(name, lmax)
