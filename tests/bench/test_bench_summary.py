@@ -1,0 +1,116 @@
+"""The summary page: every number equals the JSON it came from; verdicts follow the ratios.
+
+Checked on a synthetic root with known values (ratios and verdicts computed by hand, a skipped
+peer and a missing accuracy run reported with reasons, "where Facet loses" lists the losses) and
+on the committed reports in docs/benchmarks (every reference resolves to the quoted value, read
+independently from the JSON file).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from facet.bench import summary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write(root: Path, rel: str, obj) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(obj))
+
+
+def _dyn_row(task, model, size, time_s, steps=10, warmup=False):
+    return {"task": task, "model": model, "size": size, "rep": 0, "warmup": warmup,
+            "time_s": time_s, "steps": steps}  # fmt: skip
+
+
+@pytest.fixture()
+def fake_root(tmp_path):
+    rows = [
+        _dyn_row("relax_step", "facet-s", 64, 99.0, warmup=True),  # warm-up: excluded
+        _dyn_row("relax_step", "facet-s", 64, 2.0),
+        _dyn_row("relax_step", "facet-s", 64, 4.0),
+        _dyn_row("relax_step", "mace-mp0-small", 64, 1.0),
+        _dyn_row("relax_step", "mace-mp0-medium", 64, 6.0),
+        _dyn_row("converge", "facet-s", 0, 0.5, steps=50),
+        _dyn_row("converge", "chgnet-0.3.0", 0, 0.4, steps=20),
+    ]
+    info = {"skipped": {"sevennet-0": "no python for peer 'sevenn'"}}
+    _write(tmp_path, "dynamics/results.json", {"info": info, "rows": rows})
+    summ = [{"trainer": "facet", "model": "facet-s", "status": "ok", "params": 100,
+             "structures_per_cpu_s": 2.0},
+            {"trainer": "mace", "model": "mace-small", "status": "ok", "params": 400,
+             "structures_per_cpu_s": 5.0}]  # fmt: skip
+    _write(tmp_path, "train/train_peers.json", {"summary": summ})
+    return tmp_path
+
+
+def _by_what(res):
+    return {f["what"]: f for fs in res["findings"].values() for f in fs if "what" in f}
+
+
+def test_known_ratios_and_verdicts(fake_root):
+    res = summary.build(fake_root)
+    f = _by_what(res)
+    r = f["facet-s vs mace-mp0-small, 64 atoms"]
+    assert r["facet"] == pytest.approx(0.3) and r["peer_value"] == pytest.approx(0.1)
+    assert r["ratio"] == pytest.approx(3.0)  # median of 0.2 and 0.4 per step, warm-up excluded
+    assert f["facet-s vs mace-mp0-medium, 64 atoms"]["ratio"] == pytest.approx(0.5)
+    conv = f["facet-s vs chgnet-0.3.0, median over structures"]
+    assert conv["ratio"] == pytest.approx((0.5 / 50) / (0.4 / 20))
+    train = f["facet-s vs mace-small, structures per CPU-s (higher is better)"]
+    assert train["ratio"] == pytest.approx(2.5)  # rates: Facet's cost = peer rate / Facet rate
+    assert f["facet-s vs mace-small"]["ratio"] == pytest.approx(0.25)  # parameters
+    notes = [n["note"] for fs in res["findings"].values() for n in fs if "note" in n]
+    assert "skipped: no python for peer 'sevenn'" in notes
+    assert any("no recorded run" in n for n in notes)  # accuracy absent
+    assert set(res["missing"]) == {"tp", "model", "scaling"}
+
+
+def test_page_states_numbers_and_losses(fake_root):
+    text = summary.write_page(fake_root, command="facet bench summary", date="today").read_text()
+    assert "3.00x: **Facet behind**" in text and "0.50x: **Facet ahead**" in text
+    loses = text.split("Where Facet loses:")[1].split("##")[0]
+    assert "facet-s vs mace-mp0-small, 64 atoms: 300 vs 100 ms (3.00x)" in loses
+    assert "facet-s vs mace-small, structures per CPU-s (higher is better): 2 vs 5" in loses
+    assert "mace-mp0-medium" not in loses
+    assert "skipped: no python for peer 'sevenn'" in text
+    stored = json.loads((fake_root / "summary.json").read_text())
+    assert stored["findings"]["dynamics"][0]["refs"]["facet"]["where"]["model"] == "facet-s"
+
+
+def _independent(root: Path, ref: dict):
+    data = json.loads((root / ref["file"]).read_text())
+    if "path" in ref:
+        for k in ref["path"]:
+            data = data[k]
+        return data
+    vals = []
+    for r in data[ref["rows"]]:
+        if r.get("warmup") or any(r.get(k) != v for k, v in ref["where"].items()):
+            continue
+        vals.append(r[ref["num"]] / (r[ref["den"]] if ref.get("den") else 1))
+    return statistics.median(vals)
+
+
+def test_committed_summary_numbers_equal_their_json():
+    root = ROOT / "docs" / "benchmarks"
+    res = summary.build(root)
+    assert not res["errors"], res["errors"]
+    comps = [f for fs in res["findings"].values() for f in fs if "refs" in f]
+    assert len(comps) >= 5
+    for f in comps:
+        assert f["facet"] == _independent(root, f["refs"]["facet"]), f["what"]
+        assert f["peer_value"] == _independent(root, f["refs"]["peer"]), f["what"]
+        want = (f["peer_value"] / f["facet"] if f["higher_is_better"]
+                else f["facet"] / f["peer_value"])  # fmt: skip
+        assert f["ratio"] == pytest.approx(want, rel=1e-12)
+    page = (root / "README.md").read_text()
+    for f in comps:  # the committed page shows what the JSON holds now
+        assert f["what"] in page, f"README.md is stale: rerun `facet bench summary` ({f['what']})"
