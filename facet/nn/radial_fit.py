@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["LinearFitReport", "fit_linear_radial", "mixture_distances"]
+__all__ = ["LinearFitReport", "fit_linear_radial", "linear_map_quality", "mixture_distances"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,21 @@ def _as_2d_float(name: str, arr, n_rows: int | None) -> np.ndarray:
     return a
 
 
+def _check_weights(weights, n: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(
+            f"fit_linear_radial: weights must have shape ({n},) (one per sample); got {w.shape}."
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("fit_linear_radial: weights must be finite and non-negative.")
+    if not np.any(w > 0):
+        raise ValueError("fit_linear_radial: all weights are zero; nothing to fit.")
+    return w
+
+
 def fit_linear_radial(
     features,
     targets,
@@ -159,19 +174,7 @@ def fit_linear_radial(
         raise ValueError(
             f"fit_linear_radial: empty problem (features {F.shape}, targets {Y.shape})."
         )
-    if weights is None:
-        w = np.ones(n)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (n,):
-            raise ValueError(
-                f"fit_linear_radial: weights must have shape ({n},) (one per sample); got "
-                f"{w.shape}."
-            )
-        if not np.all(np.isfinite(w)) or np.any(w < 0):
-            raise ValueError("fit_linear_radial: weights must be finite and non-negative.")
-        if not np.any(w > 0):
-            raise ValueError("fit_linear_radial: all weights are zero; nothing to fit.")
+    w = _check_weights(weights, n)
     ridge = float(ridge)
     if not np.isfinite(ridge) or ridge < 0:
         raise ValueError(f"fit_linear_radial: ridge must be a finite number >= 0; got {ridge}.")
@@ -192,9 +195,14 @@ def fit_linear_radial(
         B = np.vstack([B, np.zeros((nb, n_out))])
     W = np.linalg.lstsq(A, B, rcond=None)[0]
 
-    pred = F @ W
-    resid = pred - Y
+    report = _quality(F, Y, W, w, rank, sv, ridge)
+    return W, report
+
+
+def _quality(F, Y, W, w, rank, sv, ridge) -> LinearFitReport:
+    resid = F @ W - Y
     wsum = w.sum()
+    n_out = Y.shape[1]
     mean = (w[:, None] * Y).sum(0) / wsum
     ss_res = (w[:, None] * resid**2).sum(0)
     ss_tot = (w[:, None] * (Y - mean) ** 2).sum(0)
@@ -209,9 +217,8 @@ def fit_linear_radial(
     r2_overall = (
         float(1.0 - ss_res[live].sum() / ss_tot[live].sum()) if np.any(live) else float("nan")
     )
-    used = w > 0
-    max_err = np.abs(resid[used]).max(0)
-    report = LinearFitReport(
+    max_err = np.abs(resid[w > 0]).max(0)
+    return LinearFitReport(
         r2_per_output=r2,
         r2_mean=r2_mean,
         r2_overall=r2_overall,
@@ -219,14 +226,38 @@ def fit_linear_radial(
         max_abs_error=float(max_err.max()),
         rmse=float(np.sqrt(ss_res.sum() / (wsum * n_out))),
         target_rms=float(np.sqrt((w[:, None] * Y**2).sum() / (wsum * n_out))),
-        n_samples=n,
-        n_basis=nb,
+        n_samples=F.shape[0],
+        n_basis=F.shape[1],
         n_out=n_out,
         rank=rank,
         condition_number=float(sv[0] / sv[-1]) if sv[-1] > 0 else float("inf"),
         ridge=ridge,
     )
-    return W, report
+
+
+def linear_map_quality(features, targets, W, *, weights=None) -> LinearFitReport:
+    """Quality of a given linear map ``W`` (fitted elsewhere, e.g. to a layer's outputs or
+    fine-tuned) on ``features -> targets`` samples: the same :class:`LinearFitReport` figures as
+    :func:`fit_linear_radial` reports for its own solution (``ridge`` is reported as 0).
+
+    Args:
+        features: ``(n_samples, n_basis)``; targets: ``(n_samples, n_out)``;
+        W: ``(n_basis, n_out)``; weights: optional ``(n_samples,)`` non-negative.
+    """
+    F = _as_2d_float("features", features, None)
+    Y = _as_2d_float("targets", targets, F.shape[0])
+    Wm = _as_2d_float("W", W, None)
+    if Wm.shape != (F.shape[1], Y.shape[1]):
+        raise ValueError(
+            f"linear_map_quality: W has shape {Wm.shape} but features have {F.shape[1]} "
+            f"columns and targets {Y.shape[1]}: W must be (n_basis, n_out) = "
+            f"({F.shape[1]}, {Y.shape[1]})."
+        )
+    w = _check_weights(weights, F.shape[0])
+    sw = np.sqrt(w)[:, None]
+    sv = np.linalg.svd(sw * F, compute_uv=False)
+    tol = sv[0] * max(F.shape) * np.finfo(np.float64).eps if sv.size else 0.0
+    return _quality(F, Y, Wm, w, int(np.sum(sv > tol)), sv, 0.0)
 
 
 def mixture_distances(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facet.nn.radial_fit import fit_linear_radial, mixture_distances
+from facet.nn.radial_fit import fit_linear_radial, linear_map_quality, mixture_distances
 
 R_CUT = 5.0
 N_BASIS = 8
@@ -115,6 +115,38 @@ def test_nonlinear_silu_mlp_is_fitted_well_but_not_exactly(layers, distances):
     W, rep = fit_linear_radial(F, Y)
     assert 0.9 < rep.r2_overall < 1 - 1e-8
     assert np.abs(F.T @ (F @ W - Y)).max() < 1e-8 * np.abs(F.T @ Y).max()
+
+
+def test_linear_map_quality_of_a_given_map(layers, distances):
+    # For the least-squares solution it reproduces the fit's own report; for any other map
+    # (e.g. one fitted to a layer's outputs, or fine-tuned) it gives the hand-computed R^2 and
+    # errors, and the pooled R^2 cannot exceed the least-squares optimum's.
+    F = bessel_times_envelope(distances)
+    Y = mlp(F, layers, act=silu)
+    W, rep = fit_linear_radial(F, Y)
+    q = linear_map_quality(F, Y, W)
+    for field in ("r2_mean", "r2_overall", "max_abs_error", "rmse", "target_rms", "rank"):
+        assert getattr(q, field) == pytest.approx(getattr(rep, field), rel=1e-12), field
+    np.testing.assert_allclose(q.r2_per_output, rep.r2_per_output, rtol=1e-12)
+    rng = np.random.default_rng(5)
+    W2 = W + 0.05 * np.abs(W).max() * rng.normal(size=W.shape)
+    q2 = linear_map_quality(F, Y, W2)
+    resid = F @ W2 - Y
+    ss_tot = ((Y - Y.mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(q2.r2_per_output, 1 - (resid**2).sum(0) / ss_tot, rtol=1e-12)
+    assert q2.r2_overall == pytest.approx(1 - (resid**2).sum() / ss_tot.sum(), rel=1e-12)
+    assert q2.max_abs_error == pytest.approx(np.abs(resid).max(), rel=1e-12)
+    assert q2.r2_overall < rep.r2_overall - 1e-6
+    # Sample weights enter exactly as in the fit: weight 2 equals a duplicated sample.
+    w = np.ones(len(F))
+    w[:10] = 2.0
+    qw = linear_map_quality(F, Y, W2, weights=w)
+    qd = linear_map_quality(np.vstack([F, F[:10]]), np.vstack([Y, Y[:10]]), W2)
+    assert qw.r2_overall == pytest.approx(qd.r2_overall, rel=1e-12)
+    with pytest.raises(ValueError, match=r"must be \(n_basis, n_out\) = \(8, 24\)"):
+        linear_map_quality(F, Y, W[:, :3])
+    with pytest.raises(ValueError, match=r"W has shape \(7, 24\)"):
+        linear_map_quality(F, Y, W[:7])
 
 
 def test_constant_output_has_undefined_r2():
