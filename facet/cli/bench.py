@@ -14,7 +14,6 @@ and refuses to write over the full report.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -174,6 +173,12 @@ register_selection(
 # ------------------------------------------------------------------- model, scaling
 
 
+def _sel():
+    from facet.bench import selections
+
+    return selections
+
+
 def _common_arguments(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--quick", action="store_true", help="small run; writes docs/benchmarks/quick/")
     p.add_argument(
@@ -184,10 +189,6 @@ def _common_arguments(p: argparse.ArgumentParser, name: str) -> None:
     )
 
 
-def _command(args: argparse.Namespace, name: str, extra: str = "") -> str:
-    return f"facet bench {name}" + (" --quick" if args.quick else "") + extra
-
-
 def _model_arguments(p: argparse.ArgumentParser) -> None:
     _common_arguments(p, "model")
     p.add_argument("--from-json", type=Path, help="only re-render the report from a results.json")
@@ -196,24 +197,6 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
         nargs=argparse.REMAINDER,
         help="after --: arguments of scripts/bench_model.py (default: quick/full set)",
     )
-
-
-def _model_run(args: argparse.Namespace) -> int:
-    from facet.bench import common, wrapped
-
-    out = common.output_dir("model", quick=args.quick, out=args.out)
-    if args.from_json:
-        res = common.read_json(args.from_json, "a facet bench model results.json")
-    else:
-        extra = [a for a in args.script_args if a != "--"]
-        res = wrapped.run_model(
-            out,
-            quick=args.quick,
-            argv=extra or None,
-            command=_command(args, "model", " -- " + " ".join(extra) if extra else ""),
-        )
-    print(f"wrote {wrapped.write_model_report(res, out)}")
-    return 0 if all(r.get("status") == "ok" for r in res["rows"]) else 1
 
 
 def _scaling_arguments(p: argparse.ArgumentParser) -> None:
@@ -230,51 +213,12 @@ def _scaling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-json", type=Path, help="only re-render the report from a results.json")
 
 
-def _scaling_run(args: argparse.Namespace) -> int:
-    import jax
-
-    from facet.bench import common, scaling, scaling_report
-
-    out = common.output_dir("scaling", quick=args.quick, out=args.out)
-    if args.from_json:
-        res = common.read_json(args.from_json, "a facet bench scaling results.json")
-    else:
-        cfg = (
-            scaling.quick_config(jax.default_backend(), args.preset)
-            if args.quick
-            else scaling.ScalingConfig(preset=args.preset)
-        )
-        changes = {
-            "sizes": args.sizes,
-            "channels": args.channels,
-            "lmaxes": args.lmaxes,
-            "sweep_atoms": args.sweep_atoms,
-            "repeats": args.repeats,
-            "matmul_n": args.matmul_n,
-            "dtype": args.dtype,
-            "deadline_s": args.budget_min and 60.0 * args.budget_min,
-        }
-        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in changes.items() if v}
-        cfg = dataclasses.replace(cfg, **changes)
-        print(f"facet bench scaling: {cfg} -> {out}", flush=True)
-        ctx = jax.enable_x64(True) if cfg.dtype == "float64" else contextlib.nullcontext()
-        with ctx:  # scoped: no global flag is left behind
-            res = scaling.run(
-                cfg,
-                command=_command(args, "scaling"),
-                quick=args.quick,
-                on_rows=lambda r: common.write_json(out / "results.json", r),
-            )
-    print(f"wrote {scaling_report.write_report(res, out)}")
-    return 0 if all(r.get("status") == "ok" for r in res["rows"]) else 1
-
-
 register_selection(
     Selection(
         "model",
         "Facet presets: throughput, compile time, cost split (scripts/bench_model.py)",
         _model_arguments,
-        _model_run,
+        lambda a: _sel().model(a),
     )
 )
 register_selection(
@@ -282,7 +226,7 @@ register_selection(
         "scaling",
         "cost and memory vs atoms (8-4096), channels and L; FLOP rate vs a large matmul",
         _scaling_arguments,
-        _scaling_run,
+        lambda a: _sel().scaling(a),
     )
 )
 
@@ -314,39 +258,12 @@ def _recorded_arguments(name: str, script: str, recorded: str):
     return add
 
 
-def _recorded_run(name: str):
-    def run_selection(args: argparse.Namespace) -> int:
-        from facet.bench import common, wrapped, wrapped_report
-
-        out = common.output_dir(name, quick=args.quick, out=args.out, root=args.root)
-        extra = [a for a in args.script_args if a != "--"]
-        command = _command(args, name, " -- " + " ".join(extra) if extra else "")
-        runner = {"train": wrapped.run_train, "accuracy": wrapped.run_accuracy}[name]
-        writer = {
-            "train": wrapped_report.write_train_report,
-            "accuracy": wrapped_report.write_accuracy_report,
-        }[name]
-        render = args.quick or args.render_only
-        # --render-only re-renders the recorded run in the output folder's parent root
-        root = out.parent if args.render_only and not args.quick else args.root
-        res = runner(out, quick=render, argv=extra, command=command, bench_root=root)
-        res["meta"]["quick"] = args.quick
-        print(f"wrote {writer(res, out)}")
-        return (
-            0
-            if all(r["status"] == "ok" or r["status"].startswith("skipped") for r in res["rows"])
-            else 1
-        )
-
-    return run_selection
-
-
 register_selection(
     Selection(
         "train",
         "training throughput, Facet vs mace_run_train (scripts/bench_train_peers.py)",
         _recorded_arguments("train", "bench_train_peers.py", "train_peers.json"),
-        _recorded_run("train"),
+        lambda a: _sel().recorded("train", a),
     )
 )
 register_selection(
@@ -354,7 +271,7 @@ register_selection(
         "accuracy",
         "accuracy at equal training time, Facet vs MACE (scripts/bench_accuracy.py)",
         _recorded_arguments("accuracy", "bench_accuracy.py", "accuracy.json"),
-        _recorded_run("accuracy"),
+        lambda a: _sel().recorded("accuracy", a),
     )
 )
 
@@ -365,18 +282,6 @@ register_selection(
 def _summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="summarise docs/benchmarks/quick/")
     p.add_argument("--root", type=Path, default=Path("docs/benchmarks"))
-
-
-def _summary_run(args: argparse.Namespace) -> int:
-    import time
-
-    from facet.bench import summary
-
-    root = args.root / "quick" if args.quick else args.root
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    cmd = "facet bench summary" + (" --quick" if args.quick else "")
-    print(f"wrote {summary.write_page(root, command=cmd, date=date)}")
-    return 0
 
 
 def _all_arguments(p: argparse.ArgumentParser) -> None:
@@ -403,7 +308,7 @@ register_selection(
         "summary",
         "write docs/benchmarks/README.md from every report's JSON",
         _summary_arguments,
-        _summary_run,
+        lambda a: _sel().summary_page(a),
     )
 )
 register_selection(
