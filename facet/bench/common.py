@@ -100,6 +100,12 @@ def pyplot():
     return plt
 
 
+def _source(git: dict | None) -> str:
+    if not git or not git.get("commit"):
+        return "Source commit: not recorded."
+    return f"Source: commit {git['commit'][:12]}, {git['modified_files']} tracked files modified."
+
+
 def meta_lines(meta: dict) -> list[str]:
     """Report header lines: command, date, hardware, versions, load average, dtype, seed."""
     hw, v = meta.get("hardware", {}), meta.get("versions", {})
@@ -114,5 +120,5 @@ def meta_lines(meta: dict) -> list[str]:
         f"load average at start {meta.get('loadavg_start')}, at end {meta.get('loadavg_end')}; "
         f"dtype {meta.get('dtype')}, seed {meta.get('seed')}.",
         "",
-        f"Threads: {meta.get('threads')}. Versions: {vers}.",
+        f"Threads: {meta.get('threads')}. Versions: {vers}. {_source(meta.get('git'))}",
     ]

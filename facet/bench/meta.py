@@ -84,6 +84,30 @@ def device_info() -> dict:
     }
 
 
+def git_state() -> dict:
+    """Commit of the source checkout and whether its tracked files differ from it (or None)."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "modified_files": None}
+    if head.returncode != 0:
+        return {"commit": None, "modified_files": None}
+    return {"commit": head.stdout.strip(), "modified_files": len(dirty.stdout.splitlines())}
+
+
 def run_meta(
     *, dtype: str | None = None, seed: int | None = None, quick: bool = False, command: str = ""
 ) -> dict:
@@ -104,6 +128,7 @@ def run_meta(
         },
         "threads": {k: os.environ.get(k) for k in THREAD_VARS},
         "loadavg_start": load_average(),
+        "git": git_state(),
     }
 
 

@@ -49,7 +49,7 @@ class ScalingConfig:
     lmaxes: tuple[int, ...] = (1, 2, 3)
     sweep_atoms: int = 256
     repeats: int = 5
-    matmul_n: int = 2048
+    matmul_n: int | None = None  # None: 2048 on a CPU, 8192 on an accelerator
     dtype: str = "float32"
     seed: int = 0
     forward_only: bool = True  # also time the energy-only forward pass at each size
@@ -248,6 +248,9 @@ def run(cfg: ScalingConfig, *, command: str = "", quick: bool = False, on_rows=N
     meta["config"] = dataclasses.asdict(cfg)
     meta["matmul_precision"] = str(getattr(jax.config, "jax_default_matmul_precision", None))
     rows: list[dict] = []
+    if cfg.matmul_n is None:
+        cfg = dataclasses.replace(cfg, matmul_n=2048 if jax.default_backend() == "cpu" else 8192)
+        meta["config"]["matmul_n"] = cfg.matmul_n
     mm = compile_fn(
         f"matmul {cfg.matmul_n}",
         lambda a, b: a @ b,

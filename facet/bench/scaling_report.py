@@ -68,8 +68,9 @@ def write_report(result: dict, out: Path) -> Path:
     lines += [
         "Method: docstring of `facet/bench/scaling.py` (fcc Cu at a fixed density, "
         "interleaved repeats, median with min-max, compile time separate, XLA cost and "
-        f"memory analysis). Preset {meta['config']['preset']}; matmul precision "
-        f"{meta.get('matmul_precision')}.",
+        f"memory analysis). Preset {meta['config']['preset']}. Matmul precision: JAX's default "
+        f"({meta.get('matmul_precision')}) for the model and the reference product alike; on "
+        "NVIDIA GPUs that lets float32 products use TF32 tensor cores.",
         "",
     ]
     lines += ["## Headline", ""]

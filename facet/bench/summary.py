@@ -31,7 +31,10 @@ REPORTS = (
     ("train", "Training throughput"),
     ("accuracy", "Accuracy at equal training time"),
     ("sevennet_trim", "SevenNet-0 trimming"),
+    ("scaling/h200", "Scaling on an NVIDIA H200 (GPU run of `facet bench scaling`)"),
 )
+#: Reports listed only when present (no selection of their own).
+OPTIONAL = {"sevennet_trim", "scaling/h200"}
 
 
 def extractor(name: str):
@@ -149,11 +152,10 @@ def write_page(root: Path, *, command: str, date: str) -> Path:
     ]
     for folder, title in REPORTS:
         page = next((p for p in ("report.md", "README.md") if (root / folder / p).exists()), None)
-        lines.append(
-            f"- [{title}]({folder}/{page})"
-            if page
-            else f"- {title}: no report yet (`facet bench {folder}`)"
-        )
+        if page:
+            lines.append(f"- [{title}]({folder}/{page})")
+        elif folder not in OPTIONAL:
+            lines.append(f"- {title}: no report yet (`facet bench {folder}`)")
     comp = [(n, f) for n, fs in res["findings"].items() for f in fs if "ratio" in f]
     lines += ["", "## Where Facet stands", ""]
     lines += md_table(

@@ -101,15 +101,16 @@ def _model(root: Path) -> list[dict]:
 
 
 @extractor("scaling")
-def _scaling(root: Path) -> list[dict]:
-    f = "scaling/results.json"
-    d = read_json(root / f, "scaling rows").get("derived", {})
+def _scaling(root: Path, f: str = "scaling/results.json") -> list[dict]:
+    data = read_json(root / f, "scaling rows")
+    d, hw = data.get("derived", {}), data["meta"]["hardware"]
+    where = f"{hw.get('device_kind')} ({hw.get('backend')})"
     out = []
     if "time_vs_atoms_slope" in d:
         a, b = d["slope_atoms_range"]
         out.append(
             note(
-                "scaling",
+                f"scaling on {where}",
                 "-",
                 f"time ~ atoms^{d['time_vs_atoms_slope']:.2f} from {a} "
                 f"to {b} atoms; {fmt(d['us_per_atom_largest'])} us/atom at "
@@ -119,7 +120,7 @@ def _scaling(root: Path) -> list[dict]:
     if "best_frac_matmul_fwd_bwd" in d:
         out.append(
             note(
-                "FLOP rate",
+                f"FLOP rate on {where}",
                 "the machine's matmul rate",
                 f"forward+backward reaches {100 * d['best_frac_matmul_fwd_bwd']:.1f} % of "
                 f"the {d['matmul_n']}^3 matmul's FLOP rate (best configuration)",
@@ -127,6 +128,11 @@ def _scaling(root: Path) -> list[dict]:
         )
     out += [note("scaling", "-", f"not measured: {s}") for s in d.get("not_ok", [])]
     return out
+
+
+@extractor("scaling_h200")
+def _scaling_h200(root: Path) -> list[dict]:
+    return _scaling(root, "scaling/h200/results.json")
 
 
 #: Facet-S's comparison partners in the dynamics report, per task.
