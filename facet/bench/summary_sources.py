@@ -132,7 +132,8 @@ def _scaling(root: Path, f: str = "scaling/results.json") -> list[dict]:
 
 @extractor("scaling_h200")
 def _scaling_h200(root: Path) -> list[dict]:
-    return _scaling(root, "scaling/h200/results.json")
+    f = "scaling/h200/results.json"  # optional: a GPU run, where one was made
+    return _scaling(root, f) if (root / f).exists() else []
 
 
 #: Facet-S's comparison partners in the dynamics report, per task.
