@@ -254,6 +254,47 @@ def _worker(config: dict, deadline: float) -> None:
                 emit(row)
 
 
+def _interactability_worker(jmaxes) -> None:
+    """Interactability of the research vector Gaunt product (its own VSH inputs): rank of the
+    Jacobian of the output w.r.t. one weight per input-1, input-2 and output irrep (copy), the
+    measure of :func:`tensorproducts.expressivity.interactability`, in float64. Prints JSON."""
+    import e3nn_jax as e3nn
+    import jax
+    import numpy as np
+    from freedom.tensor_products import functional as F  # the research code, from --pof
+    from freedom.tensor_products.vector_spherical_harmonics import VSHCoeffs
+
+    F.VSHCoeffs = VSHCoeffs  # see _worker
+    with jax.enable_x64(True):
+        for jmax in jmaxes:
+            ir = VSHCoeffs.get_vsh_irreps(jmax=jmax, parity=-1)
+            res = 2 * (2 * jmax + 2) + 2  # ample grid for output degree 2 jmax + 2
+
+            def tp(a, b, res=res):
+                return F.vector_gaunt_tensor_product_s2grid(
+                    a, b, res_beta=res, res_alpha=2 * res, quadrature="gausslegendre",
+                    p_val1=-1, p_val2=-1)  # fmt: skip
+
+            k = jax.random.split(jax.random.PRNGKey(0), 3)
+            a = e3nn.normal(ir, k[0], (4,), dtype=np.float64)
+            b = e3nn.normal(ir, k[1], (4,), dtype=np.float64)
+            out = tp(a, b).irreps
+            e1 = np.repeat(np.arange(ir.num_irreps), [i.dim for m, i in ir for _ in range(m)])
+            e3 = np.repeat(np.arange(out.num_irreps), [i.dim for m, i in out for _ in range(m)])
+            n1 = ir.num_irreps
+
+            def f(w, ir=ir, a=a, b=b, e1=e1, e3=e3, n1=n1, tp=tp):
+                x = e3nn.IrrepsArray(ir, a.array * w[:n1][e1])
+                y = e3nn.IrrepsArray(ir, b.array * w[n1 : 2 * n1][e1])
+                return (tp(x, y).array * w[2 * n1 :][e3]).reshape(-1)
+
+            w0 = 0.5 + np.abs(np.asarray(jax.random.normal(k[2], (2 * n1 + out.num_irreps,))))
+            sv = np.linalg.svd(np.asarray(jax.jacfwd(f)(w0)), compute_uv=False)
+            rank = int((sv > 1e-7 * sv[0]).sum())
+            print(json.dumps({"jmax": jmax, "irreps_in": str(ir), "irreps_out": str(out),
+                              "weights": int(w0.size), "rank": rank}), flush=True)  # fmt: skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pof", help="path of a PriceofFreedom checkout")
@@ -261,13 +302,29 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write {meta, rows} JSON here (default: stdout)")
     ap.add_argument("--quick", action="store_true", help="L = 1..3, batch 256, 5 repeats")
     ap.add_argument("--budget-s", type=float, default=300.0)
+    ap.add_argument(
+        "--interactability",
+        action="store_true",
+        help="instead of timing: Jacobian rank of the research vector Gaunt product with "
+        "per-irrep linear weights around it (its VSH inputs), jmax = 1, 2, 3",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        _worker(json.loads(args.config), args.deadline)
+        if args.interactability:
+            _interactability_worker([1, 2, 3])
+        else:
+            _worker(json.loads(args.config), args.deadline)
         return 0
+    if args.interactability:
+        if not args.pof:
+            ap.error("--interactability needs --pof PATH")
+        py = ensure_venv(Path(args.venv))
+        env = dict(os.environ, PYTHONPATH=str(Path(args.pof).resolve()), JAX_PLATFORMS="cpu")
+        cmd = [str(py), str(Path(__file__).resolve()), "--worker", "--interactability"]
+        return subprocess.run(cmd, env=env, cwd=str(Path(args.pof).resolve())).returncode
     ls = [1, 2, 3] if args.quick else list(range(1, 11))
     config = {
         "settings": ["siso", "simo", "mimo"],
