@@ -27,7 +27,8 @@ vector-Gaunt product (``vector-gaunt-grid``) reaches :math:`4L-3`: its paths nee
 0 and :math:`2L` (unreachable) leave **4 inert weights**, :math:`(4L+3-4)-2`. The paper's vector
 Gaunt product takes vector-spherical-harmonic inputs (up to three irreps per degree); the
 research code's product measured this way (Cartesian components of degree :math:`j`) has
-:math:`12j+3` per-irrep weights and rank :math:`12j+1` at :math:`j = 1, 2, 3` (docs/tensorproducts.md), again all active weights minus 2.
+:math:`12j+3` per-irrep weights and rank :math:`12j+1` at :math:`j = 1, 2, 3`
+(docs/tensorproducts.md), again all active weights minus 2.
 :attr:`Interactability.inert` lists the inert weights.
 
 Ranks use the singular values with relative threshold :math:`\sqrt{\epsilon}` of the working dtype;
