@@ -51,15 +51,26 @@ class RadialMap(nnx.Module):
             ]
         )
 
-    def __call__(self, feats):
+    def channels_minor(self, feats, channels: int):
+        """``[E, P, C]`` with ``P = n_out / channels``: the same numbers as
+        ``self(feats).reshape(E, C, P)`` with the last two axes swapped, obtained by permuting
+        the columns of the last weight matrix (the parameter layout stays channels-major)."""
+        x = self._hidden(feats)
+        w = self.layers[-1][...]
+        k, n = w.shape
+        w = w.reshape(k, channels, n // channels).transpose(0, 2, 1).reshape(k, n)
+        return (x @ w).reshape(x.shape[0], n // channels, channels)
+
+    def _hidden(self, feats):
+        """Hidden SiLU layers (none in the spline form)."""
         x = feats
-        n = len(self.layers)
-        for i, w in enumerate(self.layers):
+        for w in list(self.layers)[:-1]:
             w = w[...]
-            x = x @ w
-            if i < n - 1:  # hidden layers only: the spline form has no nonlinearity
-                x = jax.nn.silu(x / jnp.sqrt(w.shape[0]).astype(x.dtype))
+            x = jax.nn.silu((x @ w) / jnp.sqrt(w.shape[0]).astype(x.dtype))
         return x
+
+    def __call__(self, feats):
+        return self._hidden(feats) @ self.layers[-1][...]
 
 
 class InteractionBlock(nnx.Module):
@@ -95,14 +106,16 @@ class InteractionBlock(nnx.Module):
         self.inv_norm = float(cfg.avg_num_neighbors) ** (-float(cfg.neighbor_norm_exponent))
 
     def messages(self, h, sh, radial_feats, senders, receivers):
-        """Aggregated, normalised messages ``a[N, C, D]`` in the layout ``msg.irreps_out``."""
+        """Aggregated, normalised messages ``a[N, C, D]`` in the layout ``msg.irreps_out``.
+
+        Edge arrays are channels-minor (``[E, D, C]``, see :mod:`facet.nn.edge_product`); the
+        transposes happen on node arrays, which are smaller than edge arrays."""
         n = h.shape[0]
-        x = self.pre(h)
-        w = self.radial(radial_feats).reshape(sh.shape[0], self.channels, self.msg.num_radial)
-        m = self.msg(x[senders], sh, w)
-        return jax.ops.segment_sum(m, receivers, num_segments=n) * jnp.asarray(
-            self.inv_norm, h.dtype
-        )
+        x = jnp.swapaxes(self.pre(h), 1, 2)  # [N, D_in, C]
+        w = self.radial.channels_minor(radial_feats, self.channels)  # [E, P, C]
+        m = self.msg.channels_minor(x[senders], sh, w)  # [E, D_out, C]
+        a = jax.ops.segment_sum(m, receivers, num_segments=n) * jnp.asarray(self.inv_norm, h.dtype)
+        return jnp.swapaxes(a, 1, 2)
 
     def __call__(self, h, sh, radial_feats, senders, receivers):
         a = self.messages(h, sh, radial_feats, senders, receivers)

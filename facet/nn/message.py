@@ -16,6 +16,12 @@ broadcast. Its per-edge weights come from the radial map:
 
 Outputs that a variant cannot reach (e.g. pseudo irreps from Gaunt products of natural inputs)
 are zero in the returned layout.
+
+Variants listed in :data:`facet.nn.edge_product.EDGE_PRODUCTS` (``cg-dense``) are evaluated by a
+fused product that contracts ``Y`` with the coupling tables once per edge instead of once per
+channel (same function, same weight layout); the others go through the generic registry product.
+The model calls :meth:`MessageProduct.channels_minor` (arrays ``[E, D, C]``, channels contiguous);
+``__call__`` keeps the channels-major layout ``[E, C, D]``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 import e3nn_jax as e3nn
 import jax.numpy as jnp
 import numpy as np
+
+from .edge_product import EDGE_PRODUCTS
 
 __all__ = ["MessageProduct", "get_product_spec", "embed"]
 
@@ -84,9 +92,32 @@ class MessageProduct:
                 f"{self.irreps_in} x {self.irreps_sh}"
             )
 
+    def fused(self):
+        """The fused channels-minor product of :data:`EDGE_PRODUCTS`, or None (generic path)."""
+        build = EDGE_PRODUCTS.get(self.product)
+        if build is None or self.num_internal == 0:
+            return None
+        return build(self.irreps_in, self.irreps_sh, self.irreps_out)
+
     def __call__(self, x, sh, radial):
         """``x[E, C, D_in]``, ``sh[E, D_sh]``, ``radial[E, C, num_radial]`` -> ``[E, C, D_out]``
         in the layout :attr:`irreps_out` (use :func:`embed` for the target layout)."""
+        fused = self.fused()
+        if fused is None:
+            return self.generic(x, sh, radial)
+        return _swap(fused(_swap(x), sh, _swap(radial)))
+
+    def channels_minor(self, x, sh, radial):
+        """As :meth:`__call__` with channels last: ``x[E, D_in, C]``, ``radial[E, num_radial,
+        C]`` -> ``[E, D_out, C]``."""
+        fused = self.fused()
+        if fused is None:
+            return _swap(self.generic(_swap(x), sh, _swap(radial)))
+        return fused(x, sh, radial)
+
+    def generic(self, x, sh, radial):
+        """:meth:`__call__` through the generic registry product (the reference of the fused
+        path)."""
         spec = self.spec
         irreps_out = self.irreps_out
         y = e3nn.IrrepsArray(self.irreps_sh, sh[:, None, :])
@@ -101,6 +132,10 @@ class MessageProduct:
             out = spec.apply(e3nn.IrrepsArray(self.irreps_in, x * w_in), y, irreps_out).array
             out = out * w_out
         return out
+
+
+def _swap(a):
+    return jnp.swapaxes(a, -1, -2)
 
 
 def _expand(w, irreps: e3nn.Irreps):

@@ -1,0 +1,138 @@
+r"""Fused channel-wise ("uvu") message products with the edge spherical harmonics.
+
+In a message :math:`\mathrm{TP}(x_j, Y(\hat r_{ij}); R(r_{ij}))` the second input is the same
+:math:`Y(\hat r)` for every channel. The generic registry product (:func:`tensorproducts.cg_dense.
+cg_dense`) broadcasts :math:`Y` over the ``C`` channels and forms the outer product
+:math:`x \otimes Y` ``[E C, d_1 d_2]`` before a matmul with the CG tensors, which costs
+:math:`O(C \sum_p d_1 d_2 d_3)` per edge. Contracting :math:`Y` with the CG tensors first, once per
+edge, removes the channel factor from that part (the channel-wise product with spherical
+harmonics of NequIP, Batzner et al., Nat. Commun. 13, 2453 (2022); e3nn's
+``tensor_product_with_spherical_harmonics`` exploits the same structure):
+
+.. math::
+
+    T^{(p)}_{e, m_1 m_3} &= \sqrt{2 l_3 + 1} \sum_{m_2} C^{l_1 l_2 l_3}_{m_1 m_2 m_3}
+        Y_{l_2 m_2}(\hat r_e) \qquad \text{(independent of the channel)}, \\
+    z_{e, (l_3 p_3) m_3, c} &= \sum_{p \to (l_3 p_3)} w_{e p c}
+        \sum_{m_1} x_{e, (l_1 p_1) m_1, c} \, T^{(p)}_{e, m_1 m_3} ,
+
+with :math:`C` e3nn's real Clebsch-Gordan tensor (unit Frobenius norm), paths
+:math:`p = (l_1 p_1) \otimes (l_2 p_2) \to (l_3 p_3)` and their weights in
+:func:`tensorproducts._irreps.cg_paths` order. This is the same function, with the same per-path
+weight layout, as ``cg-dense`` with :math:`Y` broadcast over channels, at
+:math:`O(C \sum_p d_1 d_3)` per edge plus a channel-independent :math:`O(D_Y \sum_p d_1 d_3)`.
+
+**Layout and algorithm.** Arrays are *channels-minor*: ``x[E, D_in, C]``, ``w[E, P, C]``, output
+``[E, D_out, C]``, so that every elementwise step runs along contiguous channels. Paths are grouped
+by input irrep ``(l1 p1)``: one matmul ``Y[E, D_Y] @ B[D_Y, d1 * cols]`` (constant table ``B``)
+gives ``T[E, d1, cols]`` for all paths of the group side by side, one batched contraction
+``u[e, cols, c] = sum_m1 T[e, m1, cols] x[e, m1, c]`` applies them, and each path's ``d3`` columns
+are scaled by its weight and added to its output irrep. Measured on one CPU thread (facet-s and
+facet-m sizes, forward and backward) this beat grouping by output irrep, gathers of the rows and
+broadcast-and-sum forms (see ``scripts/bench_model.py`` and docs/benchmarks/model/). Tables are
+built once in NumPy and cached.
+
+Fused products are looked up in :data:`EDGE_PRODUCTS` by registry name; variants without an
+entry use the generic registry product (see :class:`facet.nn.message.MessageProduct`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import e3nn_jax as e3nn
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["EDGE_PRODUCTS", "CGEdgePlan", "cg_edge_plan", "cg_edge_product"]
+
+
+@dataclass(frozen=True, eq=False)
+class _InGroup:
+    """All paths leaving one input irrep."""
+
+    rows: slice  # the input irrep's components in x
+    table: np.ndarray  # [D_Y, d1, cols]: sqrt(2 l3 + 1) C[m1, m2, m3] of each path, side by side
+    paths: tuple  # per path: (path index, columns in the group, index of its output irrep)
+
+
+@dataclass(frozen=True, eq=False)
+class CGEdgePlan:
+    """Constant tables of the fused CG edge product (see :func:`cg_edge_plan`)."""
+
+    num_paths: int
+    out_dims: tuple[int, ...]  # 2 l3 + 1 of each output irrep, in the order of irreps_out
+    groups: tuple[_InGroup, ...]
+
+
+@functools.cache
+def cg_edge_plan(irreps_in: str, irreps_sh: str, irreps_out: str) -> CGEdgePlan:
+    """Tables for ``x[irreps_in] (x) Y[irreps_sh] -> irreps_out`` (multiplicity one each; every
+    output irrep must be reachable; paths in ``cg_paths`` order, as ``cg-dense``)."""
+    from tensorproducts._irreps import cg_paths
+    from tensorproducts.clebsch_gordan import clebsch_gordan
+
+    ir_in, ir_sh, ir_out = e3nn.Irreps(irreps_in), e3nn.Irreps(irreps_sh), e3nn.Irreps(irreps_out)
+    paths = cg_paths(ir_in, ir_sh, ir_out)
+    off_sh = {(ir.l, ir.p): s.start for (_, ir), s in zip(ir_sh, ir_sh.slices(), strict=True)}
+    out_index = {(ir.l, ir.p): i for i, (_, ir) in enumerate(ir_out)}
+    reached = set()
+    groups = []
+    for (_, ir1), rows in zip(ir_in, ir_in.slices(), strict=True):
+        blocks, group_paths, col = [], [], 0
+        for k, (l1, p1, l2, p2, l3, p3) in enumerate(paths):
+            if (l1, p1) != (ir1.l, ir1.p):
+                continue
+            d2, d3 = 2 * l2 + 1, 2 * l3 + 1
+            cg = math.sqrt(d3) * clebsch_gordan(l1, l2, l3)  # [d1, d2, d3]
+            blk = np.zeros((ir_sh.dim, ir1.dim, d3))
+            blk[off_sh[(l2, p2)] : off_sh[(l2, p2)] + d2] = np.transpose(cg, (1, 0, 2))
+            blocks.append(blk)
+            group_paths.append((k, slice(col, col + d3), out_index[(l3, p3)]))
+            reached.add((l3, p3))
+            col += d3
+        if blocks:
+            groups.append(_InGroup(rows, np.concatenate(blocks, axis=2), tuple(group_paths)))
+    missing = [str(ir) for _, ir in ir_out if (ir.l, ir.p) not in reached]
+    if missing:
+        raise ValueError(
+            f"cg edge product: output irreps {missing} unreachable from {ir_in} x {ir_sh}"
+        )
+    return CGEdgePlan(len(paths), tuple(ir.dim for _, ir in ir_out), tuple(groups))
+
+
+def cg_edge_product(x, sh, w, plan: CGEdgePlan):
+    """Fused ``cg-dense`` message product, channels-minor (module docstring).
+
+    Args:
+        x: ``[E, D_in, C]`` sender features of every edge.
+        sh: ``[E, D_Y]`` edge spherical harmonics.
+        w: ``[E, P, C]`` per-path radial weights (``P = plan.num_paths``).
+        plan: :func:`cg_edge_plan` of the three layouts.
+
+    Returns:
+        ``[E, D_out, C]`` in the layout ``irreps_out`` of the plan.
+    """
+    dtype = x.dtype
+    acc: list = [None] * len(plan.out_dims)
+    for g in plan.groups:
+        t = jnp.einsum("es,sak->eak", sh, jnp.asarray(g.table, dtype))
+        u = jnp.einsum("eac,eak->ekc", x[:, g.rows], t)
+        for k, cols, i in g.paths:
+            v = u[:, cols] * w[:, k : k + 1]
+            acc[i] = v if acc[i] is None else acc[i] + v
+    return jnp.concatenate(acc, axis=1)
+
+
+def _cg_dense_edge(irreps_in, irreps_sh, irreps_out) -> Callable:
+    plan = cg_edge_plan(str(irreps_in), str(irreps_sh), str(irreps_out))
+    return functools.partial(cg_edge_product, plan=plan)
+
+
+#: Registry name -> builder ``(irreps_in, irreps_sh, irreps_out) -> fn(x, sh, w)`` of a fused,
+#: channels-minor edge product (``x[E, D_in, C]``, ``sh[E, D_Y]``, ``w[E, P, C]`` ->
+#: ``[E, D_out, C]``) with the same weight layout as the registry variant of that name.
+EDGE_PRODUCTS: dict[str, Callable] = {"cg-dense": _cg_dense_edge}
