@@ -121,4 +121,4 @@ def meta_lines(meta: dict) -> list[str]:
         f"dtype {meta.get('dtype')}, seed {meta.get('seed')}.",
         "",
         f"Threads: {meta.get('threads')}. Versions: {vers}. {_source(meta.get('git'))}",
-    ]
+    ] + (["", f"Note: {meta['note']}"] if meta.get("note") else [])
