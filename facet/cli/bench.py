@@ -1,14 +1,20 @@
 """``facet bench <selection>``: benchmarks, one registered selection per subject.
 
-Selections live in :data:`SELECTIONS` (name -> :class:`Selection`); ``tp`` (tensor-product
-microbenchmarks) is registered here. Later selections (model, md, relax, train, accuracy,
-scaling, all) register the same way with :func:`register_selection`; this module only parses
-arguments and calls library functions.
+Selections live in :data:`SELECTIONS` (name -> :class:`Selection`, :func:`register_selection`):
 
-    facet bench tp [--quick] [--out DIR] [--pof PATH]
+    facet bench tp        tensor-product microbenchmarks (tensorproducts.bench)
+    facet bench model     Facet presets: throughput, compile time, cost split (scripts/bench_model.py)
+    facet bench scaling   cost/memory vs atoms (8-4096), channels, L; FLOP rate vs a large matmul
+    facet bench md|relax  MD / relaxation speed vs the peers (scripts/bench_dynamics.py, in md.py)
+    facet bench train     training throughput vs mace_run_train (scripts/bench_train_peers.py)
+    facet bench accuracy  accuracy at equal training time vs MACE (scripts/bench_accuracy.py)
+    facet bench summary   docs/benchmarks/README.md from every report's JSON
+    facet bench all       every selection, one process each, then the summary
 
-A full ``tp`` run writes ``docs/benchmarks/tp/``; ``--quick`` writes ``docs/benchmarks/quick/tp``
-and refuses to write over the full report.
+A full run writes ``docs/benchmarks/<selection>/`` (``results.json``, ``report.md``, PNGs);
+``--quick`` writes ``docs/benchmarks/quick/<selection>/`` and refuses to write over a full report.
+``train --quick`` and ``accuracy --quick`` re-render the recorded full runs instead of training.
+The runners live in :mod:`facet.bench`; this module only parses arguments.
 """
 
 from __future__ import annotations
