@@ -3,7 +3,7 @@
 Selections live in :data:`SELECTIONS` (name -> :class:`Selection`, :func:`register_selection`):
 
     facet bench tp        tensor-product microbenchmarks (tensorproducts.bench)
-    facet bench model     Facet presets: throughput, compile time, cost split (scripts/bench_model.py)
+    facet bench model     Facet presets: throughput, compile time, cost split (bench_model.py)
     facet bench scaling   cost/memory vs atoms (8-4096), channels, L; FLOP rate vs a large matmul
     facet bench md|relax  MD / relaxation speed vs the peers (scripts/bench_dynamics.py, in md.py)
     facet bench train     training throughput vs mace_run_train (scripts/bench_train_peers.py)
