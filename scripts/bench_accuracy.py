@@ -141,8 +141,10 @@ def _run_with_budget(cmd: list[str], *, budget_s: float, log: Path, env: dict) -
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
+        cpu = None
         while proc.poll() is None:
             time.sleep(0.5)
+            cpu = mace_train._cpu_seconds(proc.pid) or cpu  # last reading before exit
             if time.perf_counter() - t0 > budget_s:
                 stopped = True
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -155,7 +157,8 @@ def _run_with_budget(cmd: list[str], *, budget_s: float, log: Path, env: dict) -
     if proc.returncode != 0 and not stopped:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise RuntimeError(f"{cmd[0]} failed (exit {proc.returncode}); see {log}:\n{tail}")
-    return {"wall_s": wall, "stopped_at_budget": stopped, "returncode": proc.returncode}
+    return {"wall_s": wall, "cpu_s": cpu, "stopped_at_budget": stopped,
+            "returncode": proc.returncode}
 
 
 def train_facet(paths: dict, work: Path, *, config: str, budget_s: float, epochs: int,
@@ -296,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(MACE-MP-0's; Facet always embeds Z 1-118)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--venv")
+    ap.add_argument("--parallel", action="store_true",
+                    help="train Facet and MACE at the same time (one thread each), so that both "
+                         "see the same machine load; default: one after the other")
     ap.add_argument("--work")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -316,15 +322,30 @@ def main(argv: list[str] | None = None) -> int:
     print({k: len(v) for k, v in splits.items()}, "->", work, flush=True)
     budget_s = 60.0 * budget_min
     trainers = []
-    frow = train_facet(paths, work, config=args.facet_config, budget_s=budget_s,
-                       epochs=args.facet_epochs, overrides=args.facet_override)
+
+    def run_facet():
+        return train_facet(paths, work, config=args.facet_config, budget_s=budget_s,
+                           epochs=args.facet_epochs, overrides=args.facet_override)
+
+    def run_mace():
+        return train_mace(paths, work, size=args.mace_size, budget_s=budget_s,
+                          epochs=args.mace_epochs, batch_size=args.batch_size, venv=args.venv,
+                          elements=args.mace_elements)
+
+    if args.parallel:  # both at once, one thread each: the same machine load for both
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            f_fut, m_fut = pool.submit(run_facet), pool.submit(run_mace)
+            frow, mrow = f_fut.result(), m_fut.result()
+    else:
+        frow = run_facet()
     frow["test"] = score(splits["test"], predict_facet(frow["checkpoint"], paths["test"],
                                                        splits["test"]))
     trainers.append(frow)
     print("facet", frow["test"], flush=True)
-    mrow = train_mace(paths, work, size=args.mace_size, budget_s=budget_s,
-                      epochs=args.mace_epochs, batch_size=args.batch_size, venv=args.venv,
-                      elements=args.mace_elements)
+    if not args.parallel:
+        mrow = run_mace()
     if mrow.get("status") == "ok" and mrow.get("model_file"):
         mrow["test"] = score(splits["test"], predict_mace(mrow["model_file"], paths["test"],
                                                           work, args.venv))
@@ -332,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     trainers.append(mrow)
     result = {"command": "python scripts/bench_accuracy.py " + " ".join(argv),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "data": args.data,
-              "budget_minutes": budget_min, "splits": {k: len(v) for k, v in splits.items()},
+              "budget_minutes": budget_min, "parallel": bool(args.parallel),
+              "splits": {k: len(v) for k, v in splits.items()},
               "trainers": trainers,
               "note": ("Smoke run: minutes of training on a shared 2-core machine; the numbers "
                        "show that the harness works, not which model is more accurate.")

@@ -1,0 +1,390 @@
+"""Train and export the shipped default model (issue 7, scope 2).
+
+Two steps, each one command::
+
+    python scripts/train_default_model.py train --minutes 6 --work runs/default
+    python scripts/train_default_model.py export --run runs/default/run --out facet/models/default
+
+``train``
+    1. writes the material splits of ``data/distill/splits.json`` (train / val / test) as extxyz
+       into ``--work`` (the same files ``scripts/bench_accuracy.py`` writes);
+    2. unless ``--max-steps`` is given, times a short run of ``--calibrate-steps`` steps of the
+       same configuration (the slope of wall time over the logged steps after compilation) and
+       sets ``run.max_steps`` so that the real run's schedule ends inside ``--minutes``;
+    3. runs ``facet train --config facet/train/configs/default.yaml`` with those data paths and
+       that step count; the chosen step count is printed and written to ``train.json`` so the
+       run can be repeated with ``--max-steps``.
+
+``export``
+    Takes the best checkpoint of a run (EMA weights), keeps only what inference needs (the
+    EMA parameters and the E0s; no optimiser state), and writes it as a checkpoint directory
+    ``--out`` (``arrays.npz``, ``config.yaml``, ``meta.json``, ``COMPLETE``) together with the
+    test-split metrics (``metrics.json``), reference predictions for the tests
+    (``reference.json``, float64 on this machine) and the model card ``README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+DEFAULT_CONFIG = "facet/train/configs/default.yaml"
+
+
+def _splits(data: str, work: Path) -> dict[str, str]:
+    from bench_accuracy import load_splits
+    from bench_train_peers import write_mace_extxyz
+
+    splits = load_splits(data)
+    paths = {}
+    for name, frames in splits.items():
+        paths[name] = str(work / f"{name}.extxyz")
+        if not Path(paths[name]).exists():
+            write_mace_extxyz(frames, paths[name])
+        print(
+            f"{name}: {len(frames)} structures of {len({f.material_id for f in frames})} "
+            f"materials -> {paths[name]}",
+            flush=True,
+        )
+    return paths
+
+
+def _facet_train(config: str, paths: dict, out_dir: Path, extra: list[str]) -> float:
+    cmd = [
+        sys.executable,
+        "-m",
+        "facet",
+        "train",
+        "--config",
+        config,
+        f"data.train=[{paths['train']}]",
+        f"data.val=[{paths['val']}]",
+        f"run.out_dir={out_dir}",
+        *extra,
+    ]
+    print("+", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def seconds_per_step(log_csv: Path, skip: int) -> float:
+    """Steady-state seconds per optimiser step from a run's ``log.csv``.
+
+    Each train row's ``wall_s`` is the time since the previous row; rows up to step ``skip``
+    (compilation, warm-up) are dropped and the median over the rest is divided by the logging
+    interval."""
+    with open(log_csv) as fh:
+        rows = [r for r in csv.DictReader(fh) if r["kind"] == "train" and r["wall_s"]]
+    steps = [int(r["step"]) for r in rows]
+    per = [
+        float(r["wall_s"]) / (s - p)
+        for r, s, p in zip(rows[1:], steps[1:], steps[:-1], strict=True)
+        if s > skip
+    ]
+    if not per:
+        raise RuntimeError(f"{log_csv}: too few logged steps after step {skip} to time a step")
+    return float(np.median(per))
+
+
+def cmd_train(args) -> int:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    paths = _splits(args.data, work)
+    t_start = time.perf_counter()
+    extra = list(args.override)
+    info = {
+        "data": args.data,
+        "config": args.config,
+        "overrides": extra,
+        "minutes": args.minutes,
+        "host": platform.node(),
+        "python": platform.python_version(),
+    }
+    max_steps = args.max_steps
+    if max_steps is None:
+        cal = work / "calibrate"
+        shutil.rmtree(cal, ignore_errors=True)
+        n = args.calibrate_steps
+        cal_wall = _facet_train(
+            args.config,
+            paths,
+            cal,
+            [*extra, f"run.max_steps={n}", "run.log_every=5", f"run.eval_every={10 * n}"],
+        )
+        sps = seconds_per_step(cal / "log.csv", skip=n // 4)
+        # the real run repeats the calibration's fixed costs (data loading, compilation, one
+        # validation); keep a further 10 % for the validations and checkpoints of every epoch
+        fixed = max(0.0, cal_wall - n * sps)
+        left = 60.0 * args.minutes - (time.perf_counter() - t_start) - 1.1 * fixed
+        max_steps = max(n, int(0.9 * left / sps))
+        info.update({"calibration_steps": n, "seconds_per_step": sps, "fixed_s": fixed})
+        print(f"calibration: {sps * 1e3:.1f} ms/step -> run.max_steps={max_steps}", flush=True)
+    info["max_steps"] = max_steps
+    run_dir = work / "run"
+    wall = _facet_train(args.config, paths, run_dir, [*extra, f"run.max_steps={max_steps}"])
+    info["train_wall_s"] = wall
+    try:
+        import jax
+
+        info["device"] = str(jax.devices()[0].device_kind)
+    except Exception as exc:  # noqa: BLE001 - informational only
+        info["device"] = f"unknown ({exc})"
+    (work / "train.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+# ----------------------------------------------------------------------------- export
+REFERENCE_STRUCTURES = ("Si-diamond", "NaCl-rocksalt", "Cu-fcc-vacancy", "H2O-molecule")
+
+
+def reference_atoms():
+    """Small fixed structures (built with ASE; deterministic) for the reference predictions."""
+    from ase.build import bulk, molecule
+
+    si = bulk("Si", "diamond", a=5.43)
+    si.positions[0] += (0.05, -0.03, 0.02)
+    nacl = bulk("NaCl", "rocksalt", a=5.6).repeat((1, 1, 2))
+    nacl.positions[1] += (0.0, 0.04, -0.02)
+    cu = bulk("Cu", "fcc", a=3.62, cubic=True).repeat((2, 1, 1))
+    del cu[3]
+    h2o = molecule("H2O")
+    h2o.center(vacuum=5.0)
+    h2o.pbc = False
+    return dict(zip(REFERENCE_STRUCTURES, (si, nacl, cu, h2o), strict=True))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_model(run: str, out: Path) -> Path:
+    """Write the inference-only checkpoint of ``run``'s best step into ``out`` (atomically)."""
+    import yaml
+    from flax import nnx
+
+    from facet.train.checkpoint import save_checkpoint
+    from facet.train.model_io import load_model
+
+    model, cfg, ckpt = load_model(run, report=lambda *a, **k: None)
+    meta = json.loads((ckpt / "meta.json").read_text())
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    tmp_root = Path(tempfile.mkdtemp(prefix="facet_export_"))
+    config = cfg.to_dict()
+    config["data"]["train"] = ["data/distill (train split of splits.json)"]
+    config["data"]["val"] = ["data/distill (val split of splits.json)"]
+    config["run"]["out_dir"] = "runs/default/run"
+    d = save_checkpoint(
+        tmp_root,
+        int(meta["step"]),
+        {"ema": params, "rest": rest},
+        config_yaml=yaml.safe_dump(config, sort_keys=False),
+        state={
+            "exported_from_step": int(meta["step"]),
+            "trained_steps": meta.get("state", {}).get("step"),
+        },
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("arrays.npz", "config.yaml", "meta.json", "COMPLETE"):
+        os.replace(d / name, out / f".{name}.tmp")
+    for name in ("arrays.npz", "config.yaml", "meta.json", "COMPLETE"):  # marker last
+        os.replace(out / f".{name}.tmp", out / name)
+    shutil.rmtree(tmp_root, ignore_errors=True)
+    return ckpt
+
+
+def reference_predictions(model_dir: Path) -> dict:
+    """The structures of :func:`reference_atoms` (numbers, positions, cell, pbc) with the shipped
+    model's float64 and float32 predictions on them (energy eV, forces eV/A, stress eV/A^3)."""
+    from facet.calculator import FacetCalculator
+
+    out = {}
+    for name, atoms in reference_atoms().items():
+        out[name] = {
+            "numbers": atoms.numbers.tolist(),
+            "positions": atoms.positions.tolist(),
+            "cell": np.asarray(atoms.cell).tolist(),
+            "pbc": atoms.pbc.tolist(),
+        }
+    for dtype in ("float64", "float32"):
+        calc = FacetCalculator(model=str(model_dir), dtype=dtype)
+        for name, atoms in reference_atoms().items():
+            atoms.calc = calc
+            row = {
+                "energy": float(atoms.get_potential_energy()),
+                "forces": atoms.get_forces().tolist(),
+            }
+            if atoms.pbc.all():
+                row["stress"] = atoms.get_stress().tolist()
+            out[name][dtype] = row
+    return out
+
+
+def write_card(out: Path, result: dict, data: str) -> str:
+    """The model card ``README.md`` of the shipped model, from ``metrics.json``'s content."""
+    stats = json.loads((Path(data) / "stats.json").read_text())
+    manifest = json.loads((Path(data) / "manifest.json").read_text())
+    a = stats["all"]
+    tr = result.get("training", {})
+    m = result["metrics"]
+
+    def row(split):
+        x = m[split]
+        return (
+            f"| {split} | {x['structures']} | {x['energy_mae']:.1f} / {x['energy_rmse']:.1f} | "
+            f"{x['forces_mae']:.1f} / {x['forces_rmse']:.1f} | "
+            f"{x['stress_mae']:.2f} / {x['stress_rmse']:.2f} |"
+        )
+
+    lines = [
+        '# Facet default model (`FacetCalculator(model="default")`)',
+        "",
+        "**Distilled from SevenNet-0, not DFT.** A facet-s network (spline radial functions, "
+        "CG message product, exact quadratic grid mixing; see docs/architecture.md) trained to "
+        "reproduce SevenNet-0's energies, forces and stresses on the distillation set "
+        "`data/distill`. It is as good as that teacher at best, and worse where it has not seen "
+        "similar structures.",
+        "",
+        "## Model",
+        "",
+        f"- Architecture: `facet-s` preset, {result['params']:,} trainable parameters, float32 "
+        "weights (float64 evaluation supported), cutoff 5.0 A, ZBL repulsion at short range.",
+        f"- Weights: EMA of the parameters at the best validation step "
+        f"({result['source_checkpoint_step']}); `arrays.npz` sha256 "
+        f"`{result['arrays_sha256']}`.",
+        "- Files: `arrays.npz` (EMA parameters + E0s only, no optimiser state), `config.yaml` "
+        "(the training configuration), `meta.json` + `COMPLETE` (checkpoint format with "
+        "checksums), `metrics.json`, `reference.json` (predictions used by the tests).",
+        "",
+        "## Data and label convention",
+        "",
+        f"- `data/distill` ({manifest.get('command', '')}): {a['frames']:,} frames of "
+        f"{a['materials']} materials, {a['n_elements']} elements, "
+        f"{stats['all']['n_atoms'].get('min', '?')}-{stats['all']['n_atoms'].get('max', '?')} "
+        "atoms per frame; strained, rattled, relaxation and MD snapshots of Materials Project "
+        "structures, ASE dcdft elemental crystals and prototype substitutions "
+        "(docs/datasets.md). Split by material (splits.json): train / val / test = "
+        f"{stats['train']['frames']} / {stats['val']['frames']} / {stats['test']['frames']} "
+        "frames.",
+        f"- Labels: {manifest.get('teacher', 'SevenNet-0')}. Energies are the teacher's "
+        "**uncorrected** total energies (SevenNet-0 was trained on MPTrj's uncorrected "
+        "PBE/PBE+U energies): no MP2020 anion/U correction is applied; to compare with "
+        "corrected Materials Project energies apply pymatgen's MaterialsProject2020Compatibility "
+        "yourself. Stress in eV/A^3 with ASE's sign (positive = tensile), Voigt order in ASE.",
+        f"- Dataset file sha256: `{result['data_sha256']}`.",
+        "",
+        "## Training",
+        "",
+        "- Recipe: `facet/train/configs/default.yaml` via `scripts/train_default_model.py train` "
+        "then `export` (commands in that script's docstring).",
+        f"- Steps: {tr.get('max_steps', '?')} optimiser steps of 32 structures; device: "
+        f"{tr.get('device', '?')}; training wall time "
+        f"{tr.get('train_wall_s', float('nan')) / 60:.1f} min (compilation and data loading "
+        "included).",
+        "",
+        "## Accuracy against the teacher (held-out materials)",
+        "",
+        "| split | structures | energy MAE / RMSE (meV/atom) | force MAE / RMSE (meV/A) | "
+        "stress MAE / RMSE (meV/A^3) |",
+        "|---|---|---|---|---|",
+        row("val"),
+        row("test"),
+        "",
+        "Errors are against SevenNet-0's labels, per energy per atom, per force component and "
+        "per stress component (definitions in facet/train/loss.py). The validation and test "
+        "splits hold a handful of materials each, so these figures are noisy; "
+        "docs/benchmarks/accuracy/ compares Facet with MACE trained on the same data.",
+        "",
+        "## Limitations",
+        "",
+        "- Trained on a small distillation set (about 10^4 frames, vs 1.58 million in MPTrj): "
+        "expect larger errors than SevenNet-0 itself, especially for elements and bonding "
+        "environments that are rare in `data/distill` (element counts in docs/datasets.md).",
+        "- Bulk crystals only: molecules, surfaces, defects and liquids were not in the data.",
+        "- Inherits the teacher's functional (PBE/PBE+U as in MPTrj) and its errors.",
+        "- Not for production science without validation against DFT on your system.",
+        "",
+    ]
+    text = "\n".join(lines)
+    (out / "README.md").write_text(text)
+    return text
+
+
+def cmd_export(args) -> int:
+    from bench_accuracy import load_splits, predict_facet, score
+    from bench_train_peers import write_mace_extxyz
+
+    from facet.nn.presets import count_parameters
+    from facet.train.model_io import load_model
+
+    out = Path(args.out)
+    ckpt = export_model(args.run, out)
+    model, cfg, _ = load_model(out, report=lambda *a, **k: None)
+    splits = load_splits(args.data)
+    metrics = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("val", "test"):
+            path = str(Path(tmp) / f"{name}.extxyz")
+            write_mace_extxyz(splits[name], path)
+            metrics[name] = score(splits[name], predict_facet(str(out), path, splits[name]))
+            metrics[name]["structures"] = len(splits[name])
+    train_info = {}
+    tj = Path(args.run).parent / "train.json"
+    if tj.exists():
+        train_info = json.loads(tj.read_text())
+        train_info.pop("host", None)
+    result = {
+        "params": count_parameters(model),
+        "source_checkpoint_step": ckpt.name,
+        "arrays_sha256": _sha256(out / "arrays.npz"),
+        "metrics": metrics,
+        "training": train_info,
+        "data": args.data,
+        "data_sha256": _sha256(Path(args.data) / "mptrj_distill.json.gz"),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+    ref = {"arrays_sha256": result["arrays_sha256"], "structures": reference_predictions(out)}
+    (out / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
+    write_card(out, result, args.data)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="split, calibrate and train")
+    t.add_argument("--data", default="data/distill")
+    t.add_argument("--config", default=DEFAULT_CONFIG)
+    t.add_argument("--work", default="runs/default")
+    t.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget of the run")
+    t.add_argument("--calibrate-steps", type=int, default=60)
+    t.add_argument("--max-steps", type=int, help="skip the timing run and train this many steps")
+    t.add_argument("--override", action="append", default=[], help="extra key=value")
+    e = sub.add_parser("export", help="write the inference checkpoint, metrics and card data")
+    e.add_argument("--run", default="runs/default/run")
+    e.add_argument("--out", default="facet/models/default")
+    e.add_argument("--data", default="data/distill")
+    args = ap.parse_args(argv)
+    return cmd_train(args) if args.cmd == "train" else cmd_export(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
