@@ -97,16 +97,16 @@ def tp_config(quick: bool, variants=None):
 
     if not quick:
         return BenchConfig(variants=variants)
-    return BenchConfig(
-        lmaxes={"siso": (1, 2, 3), "simo": (1, 2, 3), "mimo": (1, 2, 3)},
-        bwd_lmaxes=(2, 3),
+    return BenchConfig(  # small enough for `facet bench all --quick` on a shared 2-core box
+        lmaxes={"siso": (1, 2), "simo": (1, 2), "mimo": (1, 2, 3)},
+        bwd_lmaxes=(2,),
         batch={1: 256, 2: 256, 3: 256},
         channel_counts=(16,),
         channel_lmaxes=(2,),
         bwd_channel_counts=(16,),
         edges=128,
         warmup=2,
-        repeats=5,
+        repeats=3,
         variants=variants,
     )
 
@@ -163,9 +163,11 @@ def _tp_run(args: argparse.Namespace) -> int:
     _save(result, out)
     if not args.no_expressivity:
         names = [n for n in (variants or sorted(bench.REGISTRY)) if n in bench.REGISTRY]
-        lmaxes = (1, 2) if args.quick else (1, 2, 3)
+        lmaxes, inter = ((1, 2), 1) if args.quick else ((1, 2, 3), 2)
         with jax.enable_x64(True):  # exact ranks; scoped, restored afterwards
-            result["expressivity"] = expressivity.expressivity_rows(names, lmaxes, interact_lmax=2)
+            result["expressivity"] = expressivity.expressivity_rows(
+                names, lmaxes, interact_lmax=inter
+            )
     path = bench_report.write_report(result, out, command=command)
     print(f"wrote {path}")
     return 0
