@@ -35,7 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trim_sevennet_eval as ev  # noqa: E402  (sibling script modules)
+import trim_sevennet_outfit as outfit  # noqa: E402
 import trim_sevennet_report as report  # noqa: E402
+import trim_sevennet_tune as tune  # noqa: E402
 
 
 def _load_radial_fit():
@@ -102,33 +104,38 @@ def count_parameters(model) -> dict:
     }
 
 
-def fit_layers(model, r_fit: np.ndarray, r_test: np.ndarray) -> tuple[dict, dict]:
-    """Fit every radial MLP; returns ``({key: W}, {key: report dict})``. Quality is reported on
-    the fitting distances and on held-out distances from the evaluation structures."""
+def radial_quality(model, maps: dict, r_fit: np.ndarray, r_test: np.ndarray) -> dict:
+    """How well each map ``W`` reproduces its radial MLP on the fitting distances and on held-out
+    distances from the evaluation structures (:func:`radial_fit.linear_map_quality`)."""
     F_fit, F_test = radial_features(model, r_fit), radial_features(model, r_test)
-    maps, reports = {}, {}
-    for key in convolution_keys(model):
-        Y = mlp_outputs(model, key, F_fit)
-        W, rep = radial_fit.fit_linear_radial(F_fit, Y)
-        Y_test = mlp_outputs(model, key, F_test)
-        resid = F_test @ W - Y_test
-        ss_tot = ((Y_test - Y_test.mean(0)) ** 2).sum(0)
-        live = ss_tot > 0
-        r2_test = 1 - (resid**2).sum(0)[live] / ss_tot[live]
-        maps[key] = W
+    reports = {}
+    for key, W in maps.items():
+        rep = radial_fit.linear_map_quality(F_fit, mlp_outputs(model, key, F_fit), W)
+        test = radial_fit.linear_map_quality(F_test, mlp_outputs(model, key, F_test), W)
         d = rep.to_dict()
         d.pop("r2_per_output")
         d.pop("max_abs_error_per_output")
         d.update(
             r2_min_output=float(np.nanmin(rep.r2_per_output)),
-            test_r2_mean=float(r2_test.mean()),
-            test_r2_overall=float(1 - (resid**2).sum() / ss_tot[live].sum()),
-            test_max_abs_error=float(np.abs(resid).max()),
+            test_r2_mean=test.r2_mean,
+            test_r2_overall=test.r2_overall,
+            test_max_abs_error=test.max_abs_error,
             test_n_samples=int(len(r_test)),
             hidden=[int(m.weight.shape[1]) for m in model._modules[key].weight_nn.children()],
         )
         reports[key] = d
-    return maps, reports
+    return reports
+
+
+def fit_layers(model, r_fit: np.ndarray, r_test: np.ndarray) -> tuple[dict, dict]:
+    """Fit every radial MLP on the sampled distances (per-edge least squares); returns
+    ``({key: W}, {key: report dict})`` (see :func:`radial_quality`)."""
+    F_fit = radial_features(model, r_fit)
+    maps = {
+        key: radial_fit.fit_linear_radial(F_fit, mlp_outputs(model, key, F_fit))[0]
+        for key in convolution_keys(model)
+    }
+    return maps, radial_quality(model, maps, r_fit, r_test)
 
 
 def trimmed_copy(model, maps: dict):
@@ -181,84 +188,42 @@ def load_trimmed_calculator(path, device: str = "cpu"):
     return SevenNetCalculator(model, file_type="model_instance", device=device)
 
 
-def finetune(
-    model,
-    maps_keys,
-    train_set,
-    ref,
-    *,
-    seconds: float,
-    lr: float,
-    batch: int,
-    delta: float,
-    seed=0,
-):
-    """Adam on the linear maps only, matching the *original* SevenNet-0's predictions ``ref``.
+def training_frames(args, model, cutoff, sets, log=print):
+    """Fine-tune (and output-fit) structures with the original model's labels.
 
-    Loss per structure: ``H(dE) + mean H(dF) + mean H(dsigma)`` with ``H`` the Huber function
-    (quadratic below ``delta``, linear above) and dE in meV/atom, dF in meV/A, dsigma in
-    meV/A^3. Huber rather than squares, because after the least-squares conversion a few
-    training structures have force errors far above the rest (on a 40-structure subset: force
-    RMSE 486 vs MAE 108 meV/A) and would otherwise dominate every step. Stops after
-    ``seconds`` (checked between mini-batches). Returns ``(per-epoch rows, per-step (seconds,
-    loss))``.
+    The distillation dataset's train split (teacher SevenNet-0, so its labels are the original
+    model's, checked by :func:`tune.teacher_labels`) when present, else the script's own training
+    structures labelled by running the original model. Materials derived from the pymatgen
+    structures are dropped: those are evaluation and relaxation materials here. Frames with a
+    neighbour closer than ``--r-min`` are dropped too (the linear map extrapolates there).
     """
-    from sevenn._keys import PRED_FORCE, PRED_STRESS, PRED_TOTAL_ENERGY
-
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = [model._modules[k].weight_nn.weight for k in maps_keys]
-    for p in params:
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=lr)
-
-    def huber(x):
-        return torch.nn.functional.huber_loss(x, torch.zeros_like(x), delta=delta)
-
-    rng = np.random.default_rng(seed)
-    history, steps, t0, epoch = [], [], time.perf_counter(), 0
-    model.train()
-    while time.perf_counter() - t0 < seconds:
-        order = rng.permutation(len(train_set))
-        losses = []
-        for start in range(0, len(order), batch):
-            if time.perf_counter() - t0 >= seconds:
-                break
-            opt.zero_grad()
-            for i in order[start : start + batch]:
-                atoms = train_set[i]
-                out = model(ev.to_graph(atoms, model.cutoff))
-                n = len(atoms)
-                e, f, s = ref[i]
-                de = 1e3 * (out[PRED_TOTAL_ENERGY].reshape(()) - e) / n
-                df = 1e3 * (out[PRED_FORCE] - f)
-                ds = 1e3 * (out[PRED_STRESS].reshape(-1) - s)
-                n_b = len(order[start : start + batch])
-                loss = (huber(de.reshape(1)) + huber(df) + huber(ds)) / n_b
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"fine-tune loss is {float(loss)} on config {i}")
-                loss.backward()
-                losses.append(float(loss.detach()) * n_b)
-            opt.step()
-            steps.append((time.perf_counter() - t0, float(np.mean(losses[-n_b:]))))
-        epoch += 1
-        history.append(
-            {
-                "epoch": epoch,
-                "seconds": time.perf_counter() - t0,
-                "mean_loss": float(np.mean(losses)) if losses else float("nan"),
-                "structures": len(losses),
-            }
+    info = {}
+    root = args.distill
+    if root is not None and (root / "splits.json").exists():
+        frames = tune.distill_frames(root, "train")
+        names = {}
+        if (root / "manifest.json").exists():
+            man = json.loads((root / "manifest.json").read_text())
+            names = {m["mp_id"]: m["name"] for m in man["materials"]}
+        held = sorted(
+            {r["mp_id"] for _, r in frames if names.get(r["mp_id"], "").startswith("pymatgen:")}
         )
-        print(
-            f"  fine-tune epoch {epoch}: loss {history[-1]['mean_loss']:.3f} "
-            f"({history[-1]['seconds']:.0f} s)",
-            flush=True,
-        )
-    model.eval()
-    for p in params:
-        p.requires_grad_(False)
-    return history, steps
+        frames = [(a, r) for a, r in frames if r["mp_id"] not in held]
+        labels = tune.teacher_labels(frames, model)
+        structures = [a for a, _ in frames]
+        info["source"] = f"{root.name} train split"
+        info["excluded_materials_pymatgen_origin"] = [names[m] for m in held]
+    else:
+        structures = list(sets["train"])
+        labels = ev.reference_tensors(model, structures)
+        info["source"] = "prototypes + MPTrj sample (labelled by the original model)"
+    keep = [ev.min_distance(a, cutoff) >= args.r_min for a in structures]
+    info.update(frames_total=len(structures), frames_below_r_min=int(len(keep) - sum(keep)))
+    structures = [a for a, k in zip(structures, keep, strict=True) if k]
+    labels = [x for x, k in zip(labels, keep, strict=True) if k]
+    info["frames_used"] = len(structures)
+    log(f"training frames: {info}")
+    return structures, labels, info
 
 
 def main(argv=None) -> int:
@@ -277,12 +242,33 @@ def main(argv=None) -> int:
         help="MPTrj-format JSON sample; materials split half train, half test",
     )
     ap.add_argument(
+        "--distill",
+        type=Path,
+        default=REPO / "data/distill",
+        help="distillation dataset (teacher SevenNet-0): its train split is the fine-tune and "
+        "output-fit data, its test split part of the evaluation",
+    )
+    ap.add_argument(
         "--eval-data",
         type=Path,
         nargs="*",
         default=None,
         help="held-out structures (extxyz/traj/MPTrj JSON[.gz]) used instead of the default, "
         "the test split of data/distill (its splits.json) when present",
+    )
+    ap.add_argument(
+        "--fit",
+        choices=("output", "edge"),
+        default="output",
+        help="output: least squares on each convolution's output on real graphs, layer by "
+        "layer (scripts/trim_sevennet_outfit.py); edge: on the radial functions themselves",
+    )
+    ap.add_argument("--n-fit-structures", type=int, default=150, help="graphs for --fit output")
+    ap.add_argument(
+        "--edge-weight",
+        type=float,
+        default=0.05,
+        help="--fit output: share of the per-edge radial fit added as a regulariser",
     )
     ap.add_argument("--n-fit", type=int, default=16384, help="distances sampled per fit")
     ap.add_argument("--uniform-fraction", type=float, default=0.25)
@@ -295,9 +281,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--n-relax", type=int, default=14)
     ap.add_argument("--finetune-seconds", type=float, default=720.0)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--huber-delta", type=float, default=10.0, help="Huber threshold, meV units")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (cosine)")
+    ap.add_argument("--batch", type=int, default=16, help="structures per fine-tune step")
+    ap.add_argument("--stress-weight", type=float, default=1.0)
     ap.add_argument("--max-eval", type=int, default=40, help="held-out configs per source")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -312,15 +298,17 @@ def main(argv=None) -> int:
     cutoff = float(orig_calc.cutoff)
     sets = ev.build_structure_sets(args, cutoff, type_map=orig_calc.type_map)
     print({k: len(v) for k, v in sets.items() if isinstance(v, list)}, flush=True)
+    train, labels, train_info = training_frames(args, model, cutoff, sets)
+    sets["summary"]["finetune"] = train_info
+    rng = np.random.default_rng(args.seed + 1)
+    fit_structs = [
+        train[i]
+        for i in rng.choice(len(train), min(args.n_fit_structures, len(train)), replace=False)
+    ]
 
-    r_train = ev.neighbour_distances(sets["train_base"], cutoff)
+    r_train = ev.neighbour_distances(sets["train_base"] + fit_structs, cutoff)
     r_eval = ev.neighbour_distances(sets["eval"], cutoff)
     r_min = float(args.r_min)
-    keep = [ev.min_distance(a, cutoff) >= r_min for a in sets["train"]]
-    sets["summary"]["finetune_excluded_below_r_min"] = sorted(
-        {src for src, k in zip(sets["train_source"], keep, strict=True) if not k}
-    )
-    sets["train"] = [a for a, k in zip(sets["train"], keep, strict=True) if k]
     sets["summary"]["eval_distance_fraction_below_r_min"] = float(np.mean(r_eval < r_min))
     r_fit = radial_fit.mixture_distances(
         r_train,
@@ -330,12 +318,21 @@ def main(argv=None) -> int:
         uniform_fraction=args.uniform_fraction,
         seed=args.seed,
     )
-    rng = np.random.default_rng(args.seed + 1)
     r_test = rng.choice(r_eval, size=min(8192, r_eval.size), replace=False)
+    t_fit = time.perf_counter()
     maps, fit_reports = fit_layers(model, r_fit, r_test)
+    if args.fit == "output":
+        maps, out_reports = outfit.fit_outputs(
+            model, fit_structs, radial_features(model, r_fit), edge_weight=args.edge_weight
+        )
+        edge_only = copy.deepcopy(fit_reports)
+        fit_reports = radial_quality(model, maps, r_fit, r_test)
+        for k in maps:
+            fit_reports[k].update(out_reports[k], edge_fit_r2_mean=edge_only[k]["r2_mean"])
+    fit_seconds = time.perf_counter() - t_fit
     for k, rep in fit_reports.items():
         r2, r2t = 100 * rep["r2_mean"], 100 * rep["test_r2_mean"]
-        print(f"  {k}: R2 mean {r2:.3f} %  held-out {r2t:.3f} %", flush=True)
+        print(f"  {k}: radial R2 mean {r2:.3f} %  held-out {r2t:.3f} %", flush=True)
 
     trimmed = trimmed_copy(model, maps)
     trim_calc = SevenNetCalculator(trimmed, file_type="model_instance", device="cpu")
@@ -350,16 +347,15 @@ def main(argv=None) -> int:
     print(json.dumps({k: v for k, v in res["trimmed"].items() if k != "per_source"}, indent=1))
 
     print("fine-tuning ...", flush=True)
-    ref_train = ev.reference_tensors(model, sets["train"])
-    history, steps = finetune(
+    history, steps = tune.finetune(
         trimmed,
         list(maps),
-        sets["train"],
-        ref_train,
+        train,
+        labels,
         seconds=args.finetune_seconds,
         lr=args.lr,
         batch=args.batch,
-        delta=args.huber_delta,
+        stress_weight=args.stress_weight,
         seed=args.seed,
     )
     res["finetuned"] = ev.compare(ref_eval, ev.predict_all(trim_calc, sets["eval"]), sets)
@@ -382,6 +378,10 @@ def main(argv=None) -> int:
     results = {
         "parameters": counts,
         "fit": {
+            "method": args.fit,
+            "seconds": fit_seconds,
+            "n_fit_structures": len(fit_structs) if args.fit == "output" else 0,
+            "edge_weight": args.edge_weight if args.fit == "output" else None,
             "n_fit": args.n_fit,
             "uniform_fraction": args.uniform_fraction,
             "r_min": r_min,
@@ -394,11 +394,15 @@ def main(argv=None) -> int:
         "finetune": {
             "seconds": args.finetune_seconds,
             "lr": args.lr,
+            "schedule": "cosine to 0 over the time budget",
+            "fit_method": args.fit,
             "batch": args.batch,
-            "huber_delta": args.huber_delta,
+            "stress_weight": args.stress_weight,
+            "loss": "squares: (dE/N meV/atom)^2 + (dF meV/A)^2 + w (dsigma meV/A^3)^2",
             "history": history,
             "steps": steps,
-            "n_train_configs": len(sets["train"]),
+            "n_steps": len(steps),
+            "n_train_configs": len(train),
         },
         "relax_original": relax_orig,
         "saved_to": saved,
@@ -410,8 +414,9 @@ def main(argv=None) -> int:
             for a in (argv if argv is not None else sys.argv[1:])
         ),
     }
+    tuned = {k: trimmed._modules[k].weight_nn.weight.detach().double().numpy() for k in maps}
     report.write_report(
-        results, model, maps, r_fit, r_eval, radial_features, mlp_outputs, args.out_dir
+        results, model, maps, tuned, r_eval, radial_features, mlp_outputs, args.out_dir
     )
     print(f"report written to {args.out_dir}", flush=True)
     return 0
