@@ -14,7 +14,10 @@ those blocks per output irrep.
 
 **Algorithm.** One dense contraction per pair of input irreps: the outer product
 ``x1 (x) y2`` ``[N, d1 d2]`` times the CG tensors of all that pair's output degrees stacked
-``[d1 d2, sum d3]`` (one matmul instead of one einsum per path). Cost per sample
+``[d1 d2, sum d3]`` (one matmul instead of one einsum per path). Small products
+(:math:`D_1 D_2 D_{out} \le` ``FUSED_MAX``) use a single matmul over the whole outer product
+instead (per-op overhead dominates there); with weights its columns are the paths' blocks,
+weighted and summed by a 0/1 matrix. Cost per sample
 :math:`\sum_{l_1 l_2} (2l_1+1)(2l_2+1) \sum_{l_3} (2l_3+1) = O(L^6)` for ``s2_irreps(L)``
 inputs. Per-path weights ``weights[..., k]`` (paths in :func:`tensorproducts._irreps.cg_paths`
 order) broadcast over batch and channel axes.
@@ -92,6 +95,37 @@ def _shared_plan(irreps1: str, irreps2: str, irreps_out: str):
     return tuple(out)
 
 
+# Below this many multiply-adds per sample (D1 D2 x outputs) one matmul over the whole outer
+# product beats one per input pair: per-op overhead dominates small products.
+FUSED_MAX = 16384
+
+
+@functools.cache
+def _fused_plan(irreps1: str, irreps2: str, irreps_out: str, weighted: bool):
+    """One matrix over the whole outer product ``[D1 D2, cols]``: the summed output ``[.., Dout]``
+    (unweighted), or one column block per path plus the path of each column (weighted)."""
+    paths, plan = _pair_plan(irreps1, irreps2, irreps_out)
+    d1, d2 = e3nn.Irreps(irreps1).dim, e3nn.Irreps(irreps2).dim
+    outs = e3nn.Irreps(irreps_out)
+    offset = {ir: sl.start for (_, ir), sl in zip(outs, outs.slices(), strict=True)}
+    width = sum(ir3.dim for *_, targets in plan for ir3, _, _ in targets) if weighted else outs.dim
+    big = np.zeros((d1, d2, width))
+    col_path, col_out, col = [], [], 0
+    for s1, s2, mat, _, targets in plan:
+        blk = mat.reshape(s1.stop - s1.start, s2.stop - s2.start, -1)
+        for ir3, cols, k in targets:
+            if weighted:
+                big[s1, s2, col : col + ir3.dim] = blk[:, :, cols]
+                col_path += [k] * ir3.dim
+                col_out += list(range(offset[ir3], offset[ir3] + ir3.dim))
+                col += ir3.dim
+            else:
+                big[s1, s2, offset[ir3] : offset[ir3] + ir3.dim] += blk[:, :, cols]
+    scatter = np.zeros((width, outs.dim))
+    scatter[np.arange(len(col_out)), col_out] = 1.0
+    return big.reshape(d1 * d2, width), np.asarray(col_path, np.int32), scatter
+
+
 def _resolve(x, y, irreps_out, variant):
     ir1 = _irreps.check_irreps(x.irreps, "x", variant)
     ir2 = _irreps.check_irreps(y.irreps, "y", variant)
@@ -116,6 +150,13 @@ def cg_dense(
     xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y, *lead_w)
     if weights is not None:
         w = jnp.broadcast_to(weights.astype(dtype), lead + (len(paths),)).reshape(-1, len(paths))
+    if ir1.dim * ir2.dim * out.dim <= FUSED_MAX:
+        big, col_path, scatter = _fused_plan(str(ir1), str(ir2), str(out), weights is not None)
+        outer = (xa[:, :, None] * ya[:, None, :]).reshape(xa.shape[0], -1)
+        z = outer @ jnp.asarray(big, dtype)
+        if weights is not None:
+            z = (z * w[:, col_path]) @ jnp.asarray(scatter, dtype)
+        return e3nn.IrrepsArray(out, z.reshape(lead + (out.dim,)))
     blocks: dict = {}
     for s1, s2, mat, _, targets in plan:
         x1, y2 = xa[:, s1], ya[:, s2]
