@@ -242,6 +242,10 @@ class FacetCalculator(Calculator):
             return predict(nnx.merge(graphdef, state), batch, forces=True, stress=True)
 
         self._predict = _predict
+        # Flattening the module costs milliseconds, as much as a small structure's evaluation:
+        # do it once. The State holds the model's Variables by reference, so in-place updates
+        # of the weights (``var[...] = x``, ``nnx.update``, ``set_atomic_energies``) are seen.
+        self._state = nnx.state(self.model)
         self._shape: tuple[int, int] | None = None
 
     @property
@@ -265,8 +269,6 @@ class FacetCalculator(Calculator):
         return want
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from flax import nnx
-
         from .data import collate
         from .data.neighbors import graph_from_atoms
 
@@ -287,7 +289,7 @@ class FacetCalculator(Calculator):
         n, e = self._padded_shape(graph.n_node, graph.n_edge)
         with _x64(self.dtype):
             batch = collate([graph], n, e, 2, dtype=np.dtype(self.dtype))
-            out = self._predict(nnx.state(self.model), batch)
+            out = self._predict(self._state, batch)
             nat = len(atoms)
             energy = float(out.energy[0])
             self.results = {

@@ -4,7 +4,12 @@ For every preset (and, optionally, every product) on rattled diamond-Si cells of
 
 * compile time of the jitted ``predict`` (first call minus one steady call);
 * throughput in atoms/s of energy + forces + stress (median of ``--repeats`` timed calls after a
-  warm-up, with the spread), ``block_until_ready`` on every call;
+  warm-up, with the spread), ``block_until_ready`` on every call; wall time and the process CPU
+  time of the same calls (``cpu_s``, ``atoms_per_cpu_s``): with one thread on a shared machine the
+  CPU time is the steadier figure;
+* ``--compare-generic``: for ``cg-dense``, also rows with the fused edge product switched off
+  (``path = "generic"``: the registry product with ``Y`` broadcast over channels), timed
+  interleaved with the fused rows (before/after of :mod:`facet.nn.edge_product`);
 * cost split of one forward + backward pass between the radial map, the message product (gather,
   product, scatter), the grid mixing and the readout, each timed as its own jitted
   value-and-gradient over the same inputs (fractions of their sum).
@@ -20,7 +25,9 @@ Prints a table plus JAX/device versions; ``--json`` writes the rows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import statistics
 import time
@@ -35,6 +42,7 @@ from flax import nnx
 import facet
 from facet.data import collate
 from facet.data.neighbors import graph_from_atoms
+from facet.nn import edge_product
 from facet.nn.interaction import rms_norm
 from facet.nn.linear import natural_irreps
 from facet.nn.presets import PRESETS, count_parameters
@@ -48,18 +56,33 @@ def cell(n_rep: int):
     return atoms
 
 
-def timed(fn, *args, repeats=10):
+def timed(fn, *args, repeats=10, cpu=None):
+    """``(compile_s, median_s, (min_s, max_s))`` of wall time; with a list ``cpu``, the CPU
+    seconds of each timed call are appended to it."""
     t0 = time.perf_counter()
     jax.block_until_ready(fn(*args))
     first = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(time.process_time() - c0)
     med = statistics.median(times)
     spread = (min(times), max(times))
     return first - med, med, spread
+
+
+@contextlib.contextmanager
+def generic_path(enabled: bool):
+    """Inside: ``cg-dense`` messages use the generic registry product (fused path removed)."""
+    saved = edge_product.EDGE_PRODUCTS.pop("cg-dense") if enabled else None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            edge_product.EDGE_PRODUCTS["cg-dense"] = saved
 
 
 def cost_split(model, batch, repeats):
@@ -88,16 +111,17 @@ def cost_split(model, batch, repeats):
     def radial(model, r):
         feats = RADIAL_BASES[cfg.radial_basis](r, cfg.num_radial, cfg.cutoff)
         feats = feats * polynomial_envelope(r, cfg.cutoff, cfg.envelope_p)[:, None]
-        return sum(jnp.sum(b.radial(feats)) for b in model.blocks)
+        return sum(jnp.sum(b.radial.channels_minor(feats, b.channels)) for b in model.blocks)
 
     feats0 = RADIAL_BASES[cfg.radial_basis](r, cfg.num_radial, cfg.cutoff)
-    w_in = [jnp.asarray(b.radial(feats0)) for b in blocks]
+    # The model's own layout (facet.nn.interaction): channels-minor edge arrays.
+    w_in = [jnp.asarray(b.radial.channels_minor(feats0, b.channels)) for b in blocks]
+    h_in = [jnp.swapaxes(h, 1, 2) for h in h_in]
 
     def product(model, hs, ws):
         tot = 0.0
         for b, h, w in zip(model.blocks, hs, ws, strict=True):
-            w = w.reshape(sh.shape[0], b.channels, b.msg.num_radial)
-            m = b.msg(h[batch.senders], sh, w)
+            m = b.msg.channels_minor(h[batch.senders], sh, w)
             tot = tot + jnp.sum(jax.ops.segment_sum(m, batch.receivers, num_segments=n) ** 2)
         return tot
 
@@ -131,50 +155,85 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--compare-generic",
+        action="store_true",
+        help="cg-dense also without the fused edge product (before/after rows, interleaved)",
+    )
     args = ap.parse_args()
 
+    load_start = os.getloadavg()
     print(
-        f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or '?'}), "
-        f"{args.dtype}"
+        f"load average {load_start[0]:.1f}; jax {jax.__version__} on "
+        f"{jax.devices()[0].platform} ({platform.processor() or '?'}), {args.dtype}"
     )
     rows = []
     for preset in args.presets:
         for product in args.products or [PRESETS[preset].product]:
+            paths = ["fused", "generic"] if args.compare_generic and product == "cg-dense" else [""]
             model = facet.create_model(preset, product=product, dtype=args.dtype)
-            run = nnx.jit(lambda m, b: predict(m, b, forces=True, stress=True))
             for rep in args.sizes:
                 atoms = cell(rep)
                 g = graph_from_atoms(atoms, model.cutoff)
                 batch = collate([g], dtype=np.dtype(args.dtype))
-                compile_s, med, spread = timed(run, model, batch, repeats=args.repeats)
-                split = cost_split(model, batch, max(3, args.repeats // 2))
-                tot = sum(split.values())
-                row = {
-                    "preset": preset,
-                    "product": product,
-                    "atoms": len(atoms),
-                    "edges": g.n_edge,
-                    "params": count_parameters(model),
-                    "compile_s": round(compile_s, 2),
-                    "step_s": med,
-                    "step_min_s": spread[0],
-                    "step_max_s": spread[1],
-                    "atoms_per_s": len(atoms) / med,
-                    "split": {k: round(v / tot, 3) for k, v in split.items()},
-                }
-                rows.append(row)
-                print(
-                    f"{preset:8s} {product:12s} {len(atoms):4d} atoms {g.n_edge:6d} edges  "
-                    f"compile {compile_s:6.1f} s  step {med * 1e3:8.1f} ms "
-                    f"[{spread[0] * 1e3:.1f}-{spread[1] * 1e3:.1f}]  "
-                    f"{len(atoms) / med:9.0f} atoms/s  split "
-                    + " ".join(f"{k}={v:.0%}" for k, v in row["split"].items()),
-                    flush=True,
-                )
+                measured = {}
+                for path in paths:  # compile (and warm up) each path, then time interleaved
+                    with generic_path(path == "generic"):
+                        run = nnx.jit(lambda m, b: predict(m, b, forces=True, stress=True))
+                        compile_s, _, _ = timed(run, model, batch, repeats=1)
+                        split = cost_split(model, batch, max(3, args.repeats // 2))
+                    measured[path] = dict(run=run, compile_s=compile_s, split=split, t=[], c=[])
+                for _ in range(args.repeats):
+                    for m in measured.values():
+                        _, t, _ = timed(m["run"], model, batch, repeats=1, cpu=m["c"])
+                        m["t"].append(t)
+                for path, m in measured.items():
+                    med, spread = statistics.median(m["t"]), (min(m["t"]), max(m["t"]))
+                    cpu = statistics.median(m["c"])
+                    tot = sum(m["split"].values())
+                    row = {
+                        "preset": preset,
+                        "product": product,
+                        "path": path
+                        or ("fused" if product in edge_product.EDGE_PRODUCTS else "generic"),
+                        "atoms": len(atoms),
+                        "edges": g.n_edge,
+                        "params": count_parameters(model),
+                        "compile_s": round(m["compile_s"], 2),
+                        "step_s": med,
+                        "step_min_s": spread[0],
+                        "step_max_s": spread[1],
+                        "atoms_per_s": len(atoms) / med,
+                        "cpu_s": cpu,
+                        "cpu_min_s": min(m["c"]),
+                        "cpu_max_s": max(m["c"]),
+                        "atoms_per_cpu_s": len(atoms) / cpu,
+                        "split": {k: round(v / tot, 3) for k, v in m["split"].items()},
+                    }
+                    rows.append(row)
+                    print(
+                        f"{preset:8s} {product:12s} {row['path']:7s} {len(atoms):4d} atoms "
+                        f"{g.n_edge:6d} edges  compile {m['compile_s']:6.1f} s  step "
+                        f"{med * 1e3:8.1f} ms [{spread[0] * 1e3:.1f}-{spread[1] * 1e3:.1f}] "
+                        f"cpu {cpu * 1e3:8.1f} ms  {len(atoms) / med:7.0f} atoms/s "
+                        f"({len(atoms) / cpu:7.0f} per cpu-s)  split "
+                        + " ".join(f"{k}={v:.0%}" for k, v in row["split"].items()),
+                        flush=True,
+                    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(
-                {"jax": jax.__version__, "device": str(jax.devices()[0]), "rows": rows},
+                {
+                    "jax": jax.__version__,
+                    "device": str(jax.devices()[0]),
+                    "loadavg_start": load_start,
+                    "loadavg_end": os.getloadavg(),
+                    "threads": {
+                        k: os.environ.get(k)
+                        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
+                    },
+                    "rows": rows,
+                },
                 fh,
                 indent=1,
             )
