@@ -8,7 +8,7 @@ gets one BLAS/OpenMP thread unless the caller set otherwise (timings on shared m
 Peers: ``--venvs-dir`` (default ``$FACET_VENVS_DIR``, else ``~/venvs`` when it exists) and
 ``--nequix-model`` (default ``$FACET_NEQUIX_MODEL``); a missing one is reported as skipped by
 the selection that needs it. ``all.json`` in the output root records each selection's exit
-code, wall time and load average.
+code, wall time, CPU time of its processes and load average.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def run(args) -> int:
             entry["status"] = "skipped: --skip"
             record["selections"].append(entry)
             continue
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _children_cpu()
         print(f"[bench all] {sel}", flush=True)
         if cmd[0] == "script":
             code, tail = run_script(cmd[1], cmd[2:], env=env)
@@ -85,6 +85,7 @@ def run(args) -> int:
             code, tail = _run_module(cmd, env)
         entry.update(
             wall_s=time.perf_counter() - t0,
+            cpu_s=_children_cpu() - cpu0,
             returncode=code,
             status="ok" if code == 0 else f"failed: exit {code}: {tail[-300:]}",
             loadavg_end=load_average(),
@@ -103,8 +104,11 @@ def run(args) -> int:
     record["meta"]["loadavg_end"] = load_average()
     write_json(root / "all.json", record)
     for e in record["selections"]:
-        print(f"  {e['selection']:9s} {e.get('wall_s', 0):8.1f} s  {e['status'][:100]}")
-    print(f"  total     {record['wall_s']:8.1f} s")
+        print(
+            f"  {e['selection']:9s} {e.get('wall_s', 0):8.1f} s wall "
+            f"{e.get('cpu_s', 0):8.1f} s CPU  {e['status'][:100]}"
+        )
+    print(f"  total     {record['wall_s']:8.1f} s wall")
     return (
         0
         if all(
@@ -112,6 +116,14 @@ def run(args) -> int:
         )
         else 1
     )
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of finished child processes (and theirs) so far."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _run_module(cmd: list[str], env: dict) -> tuple[int, str]:

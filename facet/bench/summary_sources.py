@@ -200,10 +200,10 @@ def _dynamics(root: Path) -> list[dict]:
 
 @extractor("train")
 def _train(root: Path) -> list[dict]:
-    f = "train/results.json"
-    rows_key = "rows"
-    if not (root / f).exists():  # a folder with only the script's own output
-        f, rows_key = "train/train_peers.json", "summary"
+    # the recorded run itself where it is (full reports), else the re-rendered rows (quick/)
+    f, rows_key = "train/train_peers.json", "summary"
+    if not (root / f).exists():
+        f, rows_key = "train/results.json", "rows"
     data = read_json(root / f, "training throughput rows")
     rows = data[rows_key]
     idx = {r["model"]: i for i, r in enumerate(rows)}
