@@ -170,6 +170,13 @@ def main(argv=None) -> int:
         pool.close()
         pool.join()
 
+    for r in results:  # frames a reader must refuse (facet.data: atoms closer than 0.5 A)
+        r["frames"], dropped = _drop_overlapping(r["frames"])
+        if dropped:
+            r["meta"]["dropped_frames"] = dropped
+            r["meta"]["n_frames"] = len(r["frames"])
+            print(f"{r['meta']['mp_id']}: dropped {len(dropped)} frame(s) with atoms closer "
+                  f"than {MIN_DISTANCE} A: {', '.join(dropped)}", flush=True)
     data = {r["meta"]["mp_id"]: r["frames"] for r in results if r["frames"]}
     metas = [r["meta"] for r in results]
     splits = split_materials(data, args.seed)
@@ -198,6 +205,30 @@ def main(argv=None) -> int:
     print(f"wrote {n} frames of {len(data)} materials to {args.out} in {time.time() - t0:.0f} s",
           flush=True)
     return 0
+
+
+MIN_DISTANCE = 0.5  # Angstrom; facet.data's physical minimum (frames.DEFAULT_MIN_DISTANCE)
+
+
+def _drop_overlapping(frames: dict) -> tuple[dict, list[str]]:
+    """``(kept, dropped ids)``: frames whose closest pair of atoms (periodic images included)
+    is nearer than :data:`MIN_DISTANCE` are dropped (a strong rattle can produce them; no
+    reader accepts them), the others kept in order."""
+    import numpy as np
+    from pymatgen.core import Structure
+
+    kept, dropped = {}, []
+    for fid, fr in frames.items():
+        st = Structure.from_dict(fr["structure"])
+        dmin = np.inf
+        if len(st) > 1:
+            dm = st.distance_matrix
+            dmin = dm[~np.eye(len(st), dtype=bool)].min()
+        if dmin < MIN_DISTANCE:
+            dropped.append(fid)
+        else:
+            kept[fid] = fr
+    return kept, dropped
 
 
 if __name__ == "__main__":
