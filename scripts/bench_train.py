@@ -96,7 +96,8 @@ def trainer_rows(data: list[str], presets: list[str], *, budget=(129, 8192, 9), 
             a_rates.append(na / dt)
         rows.append({
             "trainer": "facet", "model": preset, "params": count_parameters(model),
-            "dtype": dtype, "budget": list(budget), "devices": n_dev,
+            "overrides": dict(overrides or {}), "dtype": dtype, "budget": list(budget),
+            "devices": n_dev,
             "structures_per_s": statistics.median(s_rates), "structures_per_s_min": min(s_rates),
             "structures_per_s_max": max(s_rates), "atoms_per_s": statistics.median(a_rates),
             "atoms_per_s_min": min(a_rates), "atoms_per_s_max": max(a_rates),

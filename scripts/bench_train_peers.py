@@ -15,7 +15,9 @@ Method:
   ``--valid-structures`` of them; validation is not timed).
 * Same model sizes: facet-s against MACE-MP-0 "small" (128x0e, max_L 0), facet-m against
   "medium" (128x0e+128x1o, max_L 1); both float32; about the same batch: Facet packs up to
-  8 structures (budget 129 nodes / 9 graphs incl. the padding slot), MACE takes ``--batch-size`` 8.
+  8 structures (budget 129 nodes / 4096 edges / 9 graphs incl. the padding slot: ``--budget``;
+  the edge budget fits the data, 8 structures of the sample have ~3,400 edges, so little of
+  Facet's fixed shape is padding), MACE takes ``--batch-size`` 8.
 * Facet: ``scripts/bench_train.py``'s :func:`trainer_rows` (the real ``facet train`` step: forces
   and stress by autodiff, AdamW, EMA; compilation excluded) in a fresh process per block.
   MACE: ``mace_run_train`` (``scripts/peers/mace_train.py``), its per-step times from its own
@@ -107,7 +109,8 @@ def prepare_data(data: list[str], out_dir: Path, *, max_structures: int, valid_s
 
 
 # ------------------------------------------------------------------ the two trainers
-def facet_worker(data: str, preset: str, steps: int, repeats: int, warmup: int) -> dict:
+def facet_worker(data: str, preset: str, steps: int, repeats: int, warmup: int,
+                 overrides: dict | None = None, budget=(129, 4096, 9)) -> dict:
     """One Facet block in this process: :func:`bench_train.trainer_rows` plus its CPU share.
 
     ``trainer_rows`` reads ``time.perf_counter`` at the start and end of every timed repeat; a
@@ -131,12 +134,15 @@ def facet_worker(data: str, preset: str, steps: int, repeats: int, warmup: int) 
     clock = _Clock()
     bench_train.time = clock
     (row,) = bench_train.trainer_rows([data], [preset], steps=steps, repeats=repeats,
-                                      warmup=warmup)
+                                      warmup=warmup, overrides=overrides, budget=tuple(budget))
     timed = clock.marks[2:]  # [warm-up start, warm-up end], then (start, end) per repeat
     wall = sum(timed[i + 1][0] - timed[i][0] for i in range(0, len(timed) - 1, 2))
     cpu = sum(timed[i + 1][1] - timed[i][1] for i in range(0, len(timed) - 1, 2))
     share = cpu / wall if wall > 0 and cpu > 0 else None
-    row.update({"status": "ok", "threads": 1, "cpu_share": share,
+    import resource
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    row.update({"status": "ok", "threads": 1, "cpu_share": share, "peak_rss_mb": peak_mb,
                 "thread_env": {k: os.environ.get(k) for k in THREAD_ENV}})
     if share:
         for k in ("structures_per_s", "atoms_per_s"):
@@ -144,11 +150,13 @@ def facet_worker(data: str, preset: str, steps: int, repeats: int, warmup: int) 
     return row
 
 
-def facet_block(data: str, preset: str, *, steps: int, repeats: int, warmup: int) -> dict:
+def facet_block(data: str, preset: str, *, steps: int, repeats: int, warmup: int,
+                overrides: dict | None = None, budget=(129, 4096, 9)) -> dict:
     """Run :func:`facet_worker` in a fresh single-threaded process and return its row."""
     env = dict(os.environ, **THREAD_ENV)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--facet-worker", data, preset,
-           str(steps), str(repeats), str(warmup)]
+           str(steps), str(repeats), str(warmup), json.dumps(overrides or {}),
+           ",".join(str(int(b)) for b in budget)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"Facet block {preset} failed (exit {res.returncode}):\n"
@@ -183,6 +191,11 @@ def summarise(rows: list[dict]) -> list[dict]:
              "status": "ok" if ok else rs[0].get("status", "failed")}
         if ok:
             s["params"] = ok[0].get("params")
+            if ok[0].get("overrides"):
+                s["overrides"] = ok[0]["overrides"]
+            rss = [r["peak_rss_mb"] for r in ok if r.get("peak_rss_mb")]
+            if rss:
+                s["peak_rss_mb"] = max(rss)
             for k in ("structures_per_s", "atoms_per_s", "structures_per_cpu_s",
                       "atoms_per_cpu_s", "cpu_share"):
                 vals = [r[k] for r in ok if r.get(k) is not None]
@@ -244,17 +257,20 @@ def write_report(rows, summary, prep, out_dir: Path, command: str, elapsed_s: fl
         f"{prep['mean_atoms']:.2f} atoms, max {prep['max_atoms']}; one thread per trainer; "
         "float32; about 8 structures per step for both.", "",
         "| trainer | model | params | structures/s (min-max) | atoms/s | cpu share | "
-        "structures per CPU-s | atoms per CPU-s | blocks |", "|---" * 9 + "|"]
+        "structures per CPU-s | atoms per CPU-s | peak RSS (MB) | blocks |", "|---" * 10 + "|"]
     for s in summary:
         if s["status"] != "ok":
-            lines.append(f"| {s['trainer']} | {s['model']} | | {s['status']} | | | | | 0 |")
+            lines.append(f"| {s['trainer']} | {s['model']} | | {s['status']} | | | | | | 0 |")
             continue
+        over = ", ".join(f"{k}={v}" for k, v in (s.get("overrides") or {}).items())
         lines.append(
-            f"| {s['trainer']} | {s['model']} | {s.get('params') or 'n/a'} | "
+            f"| {s['trainer']} | {s['model']}{f' ({over})' if over else ''} | "
+            f"{s.get('params') or 'n/a'} | "
             f"{_fmt(s.get('structures_per_s'))} ({_fmt(s.get('structures_per_s_min'))}-"
             f"{_fmt(s.get('structures_per_s_max'))}) | {_fmt(s.get('atoms_per_s'), '.1f')} | "
             f"{_fmt(s.get('cpu_share'))} | {_fmt(s.get('structures_per_cpu_s'))} | "
-            f"{_fmt(s.get('atoms_per_cpu_s'), '.1f')} | {s['blocks']} |")
+            f"{_fmt(s.get('atoms_per_cpu_s'), '.1f')} | {_fmt(s.get('peak_rss_mb'), '.0f')} | "
+            f"{s['blocks']} |")
     lines += ["", "## Facet / MACE", ""]
     for s in summary:
         if "ratio_vs_mace_structures_per_s" not in s:
@@ -328,7 +344,7 @@ def run(args) -> int:
             size = PAIRS[preset]
             try:
                 row = facet_block(prep["bench"], preset, steps=args.steps, repeats=args.repeats,
-                                  warmup=args.warmup)
+                                  warmup=args.warmup, budget=args.budget)
             except RuntimeError as e:  # recorded, not dropped: e.g. killed for memory
                 row = {"trainer": "facet", "model": preset,
                        "status": "failed: " + str(e).splitlines()[0]}
@@ -356,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--facet-worker"]:
         data, preset, steps, repeats, warmup = argv[1:6]
-        row = facet_worker(data, preset, int(steps), int(repeats), int(warmup))
+        overrides = json.loads(argv[6]) if len(argv) > 6 else None
+        budget = tuple(int(b) for b in argv[7].split(",")) if len(argv) > 7 else (129, 4096, 9)
+        row = facet_worker(data, preset, int(steps), int(repeats), int(warmup), overrides, budget)
         print(json.dumps(row))
         return 0
     if argv[:1] == ["--rewrite"]:  # regenerate README/plot from a train_peers.json
@@ -380,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--venv", help="MACE environment (default ~/venvs/mace or FACET_MACE_VENV)")
+    ap.add_argument("--budget", nargs=3, type=int, default=[129, 4096, 9],
+                    metavar=("MAX_NODES", "MAX_EDGES", "MAX_GRAPHS"),
+                    help="Facet's padded batch (padding slot included). The sample data has 429 "
+                    "edges per structure on average, so 8 structures fill ~3,400 edges: 4096 "
+                    "keeps padding small (8192 padded every batch ~2.4x and took facet-m to "
+                    "8.4 GB of XLA temporaries)")
     ap.add_argument("--no-mace", action="store_true")
     ap.add_argument("--work", help="scratch directory (default: a new temporary directory)")
     ap.add_argument("--out")
