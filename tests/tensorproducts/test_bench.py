@@ -86,6 +86,17 @@ def test_checks_compare_only_rows_of_the_same_run(tiny):
     assert bench.batch_size({"siso:3": 7, 3: 5}, "mimo", 3) == 5
 
 
+def test_variants_are_timed_on_outputs_they_reach():
+    ir1, ir2, out = bench.SETTINGS["mimo"](2)
+    assert bench.reached_outputs("cg-dense", ir1, ir2, out) == out
+    # vector Gaunt's odd paths land on the other parity class: 0o + 1e + 2o + 3e + 4o
+    flipped = bench.reached_outputs("vector-gaunt-grid", ir1, ir2, out)
+    assert [(ir.l, ir.p) for _, ir in flipped] == [(l, -((-1) ** l)) for l in range(5)]
+    # siso at odd L: 1o x 1o -> 1e is antisymmetric, so Gaunt has nothing to compute there
+    assert bench.reached_outputs("gaunt-fourier[direct]", *bench.SETTINGS["siso"](1)) is None
+    assert bench.reached_outputs("e3nn", *bench.SETTINGS["siso"](1)) is not None
+
+
 def _load_pof():
     path = Path(__file__).resolve().parents[2] / "scripts" / "pof_bench.py"
     spec = importlib.util.spec_from_file_location("pof_bench_test", path)
