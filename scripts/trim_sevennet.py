@@ -6,9 +6,11 @@ edge length with an MLP ``8 -> 64 -> 64 -> n`` (e3nn ``FullyConnectedNet``, bias
 envelope-weighted Bessel basis ``u(r) b(r)`` (8 Bessel functions with trainable frequencies,
 XPLOR envelope switching from 1 at 4.5 A to 0 at the 5 A cutoff). Following the Facet paper
 (Miklaucic et al., arXiv 2509.08418, 2025), each MLP is replaced by a bias-free linear map
-``w(r) = (u(r) b(r)) @ W`` fitted by least squares (:func:`facet.nn.radial_fit.fit_linear_radial`)
-on distances the model sees, then optionally fine-tuned (only ``W``) to match the original
-model's energies, forces and stresses.
+``w(r) = (u(r) b(r)) @ W`` fitted by least squares, either to the radial functions on distances
+the model sees (``--fit edge``, :func:`facet.nn.radial_fit.fit_linear_radial`) or to each
+convolution's output on real graphs, layer by layer (``--fit output``, the default,
+scripts/trim_sevennet_outfit.py), then fine-tuned (only ``W``) to match the original model's
+energies, forces and stresses (scripts/trim_sevennet_tune.py).
 
 Run in an environment with torch (CPU) and sevenn (see docs/trimming.md)::
 
