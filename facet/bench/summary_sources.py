@@ -11,6 +11,10 @@ from .common import fmt, read_json
 from .summary import extractor, finding, note, resolve
 
 
+def _is_quick(root: Path) -> bool:
+    return Path(root).name == "quick"
+
+
 @extractor("tp")
 def _tp(root: Path) -> list[dict]:
     f = "tp/results.json"
@@ -200,9 +204,10 @@ def _dynamics(root: Path) -> list[dict]:
 
 @extractor("train")
 def _train(root: Path) -> list[dict]:
-    # the recorded run itself where it is (full reports), else the re-rendered rows (quick/)
+    # full reports: the recorded run itself; quick/: the rows `train --quick` re-rendered from
+    # it (a train_peers.json there would be a smoke run of the script, not the recorded run)
     f, rows_key = "train/train_peers.json", "summary"
-    if not (root / f).exists():
+    if _is_quick(root) or not (root / f).exists():
         f, rows_key = "train/results.json", "rows"
     data = read_json(root / f, "training throughput rows")
     rows = data[rows_key]
@@ -247,8 +252,8 @@ def _train(root: Path) -> list[dict]:
 
 @extractor("accuracy")
 def _accuracy(root: Path) -> list[dict]:
-    f = "accuracy/accuracy.json"
-    if not (root / f).exists():
+    f = "accuracy/accuracy.json"  # as for training: quick/ holds re-rendered rows
+    if _is_quick(root) or not (root / f).exists():
         f = "accuracy/results.json"
     if not (root / f).exists():
         return [
