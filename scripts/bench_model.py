@@ -307,7 +307,10 @@ def write_report(raw: dict, out: str, source: str) -> None:
             f"{r['step_s'] * 1e3:.0f} | {r['cpu_s'] * 1e3:.0f} ({r['cpu_min_s'] * 1e3:.0f}-"
             f"{r['cpu_max_s'] * 1e3:.0f}) | {r['atoms_per_cpu_s']:.0f} | {speed} |"
         )
-    lines += ["", f"Rows from {Path(source).name if source != 'this run' else source}.", ""]
+    lines += ["", f"Rows from {Path(source).name if source != 'this run' else source}."]
+    if raw.get("note"):
+        lines += ["", f"Note: {raw['note']}."]
+    lines.append("")
     with open(path, "a") as fh:
         fh.write("\n".join(lines))
 
