@@ -257,4 +257,5 @@ def write_relaxed(results: Sequence[RelaxResult], path: str | os.PathLike) -> No
             fmax=r.fmax,
         )
         frames.append(a)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     write(str(path), frames, format="extxyz")

@@ -182,8 +182,9 @@ def cmd_compare(args) -> int:
         f"{t['energy_mean_diff_mev_atom']:+.1f} | {t['forces_mae_mev_a']:.1f} | "
         f"{t['stress_mae_mev_a3']:.2f} |",
         "",
-        "The second row is the disagreement between the two MPTrj-trained teachers; Facet's row "
-        "should be of the same size (it learned SevenNet-0, not CHGNet).",
+        "The second row is the disagreement between the two MPTrj-trained teachers; a "
+        "well-trained student of SevenNet-0 would sit close to it. Facet's distance from it is "
+        "its own training error (see the model card).",
         "",
     ]
     (out / "chgnet_crosscheck.md").write_text("\n".join(md))

@@ -292,12 +292,24 @@ def write_card(out: Path, result: dict, data: str) -> str:
         "",
         "## Training",
         "",
-        "- Recipe: `facet/train/configs/default.yaml` via `scripts/train_default_model.py train` "
-        "then `export` (commands in that script's docstring).",
-        f"- Steps: {tr.get('max_steps', '?')} optimiser steps of 32 structures; device: "
-        f"{tr.get('device', '?')}; training wall time "
-        f"{tr.get('train_wall_s', float('nan')) / 60:.1f} min (compilation and data loading "
-        "included).",
+        "- Recipe: `facet/train/configs/default.yaml`"
+        + (
+            f" through {tr['trained_by']}"
+            if tr.get("trained_by")
+            else " via `scripts/train_default_model.py train`"
+        )
+        + ", exported with `scripts/train_default_model.py export`.",
+        f"- Steps: {tr.get('max_steps', '?')} optimiser steps of up to "
+        f"{result.get('structures_per_step', '?')} structures (best validation at "
+        f"{result['source_checkpoint_step']}); device: {tr.get('device', '?')}"
+        + (
+            f"; training wall time {tr['train_wall_s'] / 60:.1f} min (compilation and data "
+            "loading included)"
+            if "train_wall_s" in tr
+            else ""
+        )
+        + ".",
+        *([f"- {tr['note']}."] if tr.get("note") else []),
         "",
         "## Accuracy against the teacher (held-out materials)",
         "",
@@ -314,6 +326,7 @@ def write_card(out: Path, result: dict, data: str) -> str:
         "",
         "## Limitations",
         "",
+        *([f"- **{result['card_note']}**"] if result.get("card_note") else []),
         "- Trained on a small distillation set (about 10^4 frames, vs 1.58 million in MPTrj): "
         "expect larger errors than SevenNet-0 itself, especially for elements and bonding "
         "environments that are rare in `data/distill` (element counts in docs/datasets.md).",
@@ -335,6 +348,17 @@ def cmd_export(args) -> int:
     from facet.train.model_io import load_model
 
     out = Path(args.out)
+    if args.card_only:
+        result = json.loads((out / "metrics.json").read_text())
+        result["card_note"] = args.card_note or result.get("card_note", "")
+        tj = Path(args.run).parent / "train.json"
+        if tj.exists():
+            result["training"] = {
+                k: v for k, v in json.loads(tj.read_text()).items() if k != "host"
+            }
+        (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_card(out, result, args.data)
+        return 0
     ckpt = export_model(args.run, out)
     model, cfg, _ = load_model(out, report=lambda *a, **k: None)
     splits = load_splits(args.data)
@@ -358,6 +382,8 @@ def cmd_export(args) -> int:
         "training": train_info,
         "data": args.data,
         "data_sha256": _sha256(Path(args.data) / "mptrj_distill.json.gz"),
+        "structures_per_step": cfg.data.max_graphs - 1,
+        "card_note": args.card_note,
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
     ref = {"arrays_sha256": result["arrays_sha256"], "structures": reference_predictions(out)}
@@ -382,6 +408,12 @@ def main(argv=None) -> int:
     e.add_argument("--run", default="runs/default/run")
     e.add_argument("--out", default="facet/models/default")
     e.add_argument("--data", default="data/distill")
+    e.add_argument("--card-note", default="", help="a limitation to state first in the card")
+    e.add_argument(
+        "--card-only",
+        action="store_true",
+        help="rewrite README.md from the existing metrics.json (no export)",
+    )
     args = ap.parse_args(argv)
     return cmd_train(args) if args.cmd == "train" else cmd_export(args)
 

@@ -1,0 +1,130 @@
+"""The shipped default model (facet/models/default/): integrity, reference predictions, physics.
+
+The reference predictions in ``reference.json`` were written by
+``scripts/train_default_model.py export`` from the same weights; a change of the network code
+that changes what the shipped weights compute fails here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facet
+
+MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
+# sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
+PINNED_SHA256 = "2f3b4a6640bdd2ad26c3e6a8358cc1835a41d1dda3bdfb865de08818133b1063"
+
+
+def _reference():
+    return json.loads((MODEL_DIR / "reference.json").read_text())
+
+
+def _atoms(entry):
+    from ase import Atoms
+
+    return Atoms(
+        numbers=entry["numbers"], positions=entry["positions"], cell=entry["cell"], pbc=entry["pbc"]
+    )
+
+
+@pytest.fixture(scope="module")
+def calc32():
+    return facet.FacetCalculator(model="default")
+
+
+def test_files_and_checksum():
+    from facet.train.checkpoint import verify_checkpoint
+
+    for name in (
+        "arrays.npz",
+        "config.yaml",
+        "meta.json",
+        "COMPLETE",
+        "README.md",
+        "reference.json",
+        "metrics.json",
+    ):
+        assert (MODEL_DIR / name).is_file(), f"{name} missing from the shipped model"
+    digest = hashlib.sha256((MODEL_DIR / "arrays.npz").read_bytes()).hexdigest()
+    assert digest == PINNED_SHA256
+    assert digest == _reference()["arrays_sha256"]
+    meta = verify_checkpoint(MODEL_DIR)  # the checkpoint's own checksums
+    assert set(meta["trees"]) == {"ema", "rest"}  # inference-only: no optimiser state shipped
+    size_mb = sum(p.stat().st_size for p in MODEL_DIR.iterdir()) / 2**20
+    assert size_mb < 5.0, f"shipped model is {size_mb:.1f} MB"
+
+
+def test_loads_by_name_and_counts_parameters(calc32):
+    from facet.nn.presets import count_parameters
+
+    metrics = json.loads((MODEL_DIR / "metrics.json").read_text())
+    assert count_parameters(calc32.model) == metrics["params"]
+    assert 200_000 < metrics["params"] < 300_000  # the facet-s size
+
+
+@pytest.mark.parametrize("name", ["Si-diamond", "NaCl-rocksalt", "Cu-fcc-vacancy", "H2O-molecule"])
+def test_reference_predictions_float32(calc32, name):
+    entry = _reference()["structures"][name]
+    ref = entry["float32"]
+    atoms = _atoms(entry)
+    atoms.calc = calc32
+    n = len(atoms)
+    assert atoms.get_potential_energy() == pytest.approx(ref["energy"], abs=2e-4 * n)
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=2e-4)
+    if "stress" in ref:
+        np.testing.assert_allclose(atoms.get_stress(), ref["stress"], atol=2e-6)
+
+
+def test_reference_predictions_float64(x64):
+    calc = facet.FacetCalculator(model="default", dtype="float64")
+    for name, entry in _reference()["structures"].items():
+        ref = entry["float64"]
+        atoms = _atoms(entry)
+        atoms.calc = calc
+        assert atoms.get_potential_energy() == pytest.approx(ref["energy"], abs=1e-7 * len(atoms))
+        np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=1e-7, err_msg=name)
+        # float32 and float64 evaluations of the same weights agree to float32 round-off
+        assert entry["float32"]["energy"] == pytest.approx(ref["energy"], abs=1e-3 * len(atoms))
+
+
+def test_forces_are_minus_energy_gradient(calc32):
+    """Central difference of the float32 energy along the force on one atom (a physics check
+    of the shipped weights, not only a regression against stored numbers)."""
+    entry = _reference()["structures"]["NaCl-rocksalt"]
+    atoms = _atoms(entry)
+    atoms.calc = calc32
+    f = atoms.get_forces()
+    i = int(np.argmax(np.linalg.norm(f, axis=1)))
+    d = f[i] / np.linalg.norm(f[i])
+    h = 1e-2
+    e = []
+    for s in (h, -h):
+        a = atoms.copy()
+        a.positions[i] += s * d
+        a.calc = calc32
+        e.append(a.get_potential_energy())
+    assert -(e[0] - e[1]) / (2 * h) == pytest.approx(float(f[i] @ d), rel=0.05, abs=5e-3)
+
+
+def test_short_relaxation_finds_a_sensible_lattice(calc32):
+    """A strained, rattled Si cell relaxes (FIRE + FrechetCellFilter) to a small residual
+    force and a lattice constant near diamond silicon's (5.431 A experiment, about 5.45-5.47 A
+    with PBE, the teacher's functional)."""
+    from ase.build import bulk
+
+    from facet.relax import relax
+
+    atoms = bulk("Si", "diamond", a=5.43 * 1.04)
+    atoms.rattle(0.05, seed=1)
+    res = relax(atoms, calc32, fmax=0.02, steps=300)
+    assert res.converged and res.fmax < 0.02
+    assert res.energy < res.initial_energy
+    a = (res.atoms.get_volume() * 4) ** (1 / 3)  # 2-atom primitive cell holds 1/4 of the cube
+    assert a == pytest.approx(5.45, rel=0.02)
+    assert np.abs(res.atoms.get_stress()[:3]).max() < 2e-3  # < 0.3 GPa left
