@@ -66,8 +66,8 @@ def _load_default(dtype: str):
 
         others = ", ".join(sorted(set(MODELS) - {"default"})) or "none"
         raise FileNotFoundError(
-            "no default Facet model is shipped yet (a trained model will be added to "
-            "facet/models/default/ by the training run). Use instead: a checkpoint or run "
+            f"no default Facet model is shipped in this installation ({path} is missing; "
+            "it comes with the package: reinstall facet). Use instead: a checkpoint or run "
             "directory written by `facet train` (FacetCalculator(model='runs/my_run')), a model "
             f"object, another registered name ({others}), "
             f"or a preset with random weights ({', '.join(PRESETS)})."

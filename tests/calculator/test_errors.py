@@ -76,9 +76,14 @@ def test_missing_and_corrupt_model_files(tmp_path):
         FacetCalculator(model=str(junk))
 
 
-def test_default_and_unknown_names():
-    with pytest.raises(FileNotFoundError, match=r"no default Facet model is shipped yet.*facet-s"):
+def test_default_and_unknown_names(monkeypatch, tmp_path):
+    import facet.calculator as fc
+
+    # an installation whose shipped model folder is missing says so and lists the alternatives
+    monkeypatch.setattr(fc, "_shipped_dir", lambda: tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match=r"no default Facet model is shipped.*facet-s"):
         FacetCalculator()
+    monkeypatch.undo()
     with pytest.raises(ValueError, match=r"unknown model 'nonsense'.*registered.*preset"):
         FacetCalculator(model="nonsense")
     with pytest.raises(TypeError, match="got int"):
