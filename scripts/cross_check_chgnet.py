@@ -18,7 +18,9 @@ Two steps, in two environments (CHGNet's torch stack is not facet's)::
 
 ``label`` imports neither facet nor JAX; frames are read with the standard library (gzip +
 json) in the MPTrj layout (docs/data.md), every ``--stride``-th frame of the split, in file
-order, so the selection is deterministic.
+order, so the selection is deterministic. ``compare`` reads the same frames through
+:func:`facet.data.mptrj.iter_mptrj`, which converts MPTrj's stress (kBar, VASP sign) to ASE's
+eV/A^3 (positive = tensile), the units and sign of CHGNet's ASE calculator.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ from pathlib import Path
 
 import numpy as np
 
+#: The distillation set's frames inside ``--data`` (MPTrj layout, gzip).
+DISTILL_FILE = "mptrj_distill.json.gz"
+
 
 def _frames(data: str, split: str, n: int):
     """``(material_id, frame_id, frame_dict)`` of the split, at most ``n``, evenly strided."""
     d = Path(data)
     splits = json.loads((d / "splits.json").read_text())
     keep = set(splits[split])
-    with gzip.open(d / "mptrj_distill.json.gz", "rt") as fh:
+    with gzip.open(d / DISTILL_FILE, "rt") as fh:
         data_all = json.load(fh)
     rows = [(m, f, fr) for m, frames in data_all.items() if m in keep for f, fr in frames.items()]
     stride = max(1, len(rows) // n)
@@ -85,47 +90,62 @@ def cmd_label(args) -> int:
     return 0
 
 
-def _mae(a, b) -> float:
-    return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
+def reference_frames(data: str, keys) -> dict:
+    """The labelled frames of ``data`` as :func:`facet.data.mptrj.iter_mptrj` reads them.
+
+    Returns ``{(material_id, frame_id): Frame}`` for ``keys``: positions and cell in Angstrom,
+    forces in eV/A, stress ``(3, 3)`` in eV/A^3 with ASE's sign (positive = tensile; MPTrj's kBar,
+    VASP sign, converted once by the reader), ``energy`` the uncorrected total energy (eV) and
+    ``info["corrected_total_energy"]`` the MP2020-corrected one. A key missing from the file raises
+    ``KeyError`` naming the file and the frames.
+    """
+    from facet.data.mptrj import iter_mptrj
+
+    keys = set(keys)
+    path = Path(data) / DISTILL_FILE
+    found = {}
+    for fr in iter_mptrj(path, label="uncorrected_total_energy"):
+        if (fr.material_id, fr.frame_id) in keys:
+            found[(fr.material_id, fr.frame_id)] = fr
+    missing = sorted(keys - found.keys())
+    if missing:
+        raise KeyError(f"{len(missing)} labelled frame(s) are not in {path}: {missing[:5]}")
+    return found
 
 
-def compare(labels: dict, data: str, model: str) -> dict:
-    """Facet and SevenNet-0 against CHGNet on the labelled frames (meV/atom, meV/A, meV/A^3)."""
+def compare(labels: dict, data: str, model: str, *, calc=None) -> dict:
+    """Facet and SevenNet-0 against CHGNet on the labelled frames (meV/atom, meV/A, meV/A^3).
+
+    ``calc`` is the ASE calculator standing for Facet (default ``FacetCalculator(model=model)``).
+    """
     from ase import Atoms
 
-    from facet.calculator import FacetCalculator
+    if calc is None:
+        from facet.calculator import FacetCalculator
 
-    by_id = {(m, f): fr for m, f, fr in _frames(data, labels["meta"]["split"], 10**9)}
-    calc = FacetCalculator(model=model)
+        calc = FacetCalculator(model=model)
+    keys = [(row["material_id"], row["frame_id"]) for row in labels["frames"]]
+    by_id = reference_frames(data, keys)
     err = {k: [] for k in ("facet_e", "teacher_e", "facet_f", "teacher_f", "facet_s", "teacher_s")}
     n_corrected = 0
-    for row in labels["frames"]:
-        fr = by_id[(row["material_id"], row["frame_id"])]
-        s = fr["structure"]
-        atoms = Atoms(
-            numbers=[_z(site) for site in s["sites"]],
-            positions=[site["xyz"] for site in s["sites"]],
-            cell=s["lattice"]["matrix"],
-            pbc=True,
-        )
+    for key, row in zip(keys, labels["frames"], strict=True):
+        fr = by_id[key]
+        atoms = Atoms(numbers=fr.numbers, positions=fr.positions, cell=fr.cell, pbc=fr.pbc)
         atoms.calc = calc
         n = len(atoms)
         corr = 0.0
-        if fr.get("corrected_total_energy") is not None:
-            corr = fr["corrected_total_energy"] - fr["uncorrected_total_energy"]
+        if fr.info.get("corrected_total_energy") is not None:
+            corr = fr.info["corrected_total_energy"] - fr.energy
             n_corrected += 1
         e_facet = atoms.get_potential_energy() + corr
-        e_teacher = fr["uncorrected_total_energy"] + corr
+        e_teacher = fr.energy + corr
         err["facet_e"].append(1e3 * (e_facet - row["energy"]) / n)
         err["teacher_e"].append(1e3 * (e_teacher - row["energy"]) / n)
         err["facet_f"].append(1e3 * (atoms.get_forces() - np.asarray(row["forces"])).ravel())
-        teacher_f = np.asarray(fr["force"])
-        err["teacher_f"].append(1e3 * (teacher_f - np.asarray(row["forces"])).ravel())
-        # MPTrj stress: kBar, VASP sign -> eV/A^3, ASE sign (docs/data.md)
-        teacher_s = -np.asarray(fr["stress"]) / 1602.1766208
+        err["teacher_f"].append(1e3 * (fr.forces - np.asarray(row["forces"])).ravel())
         chg_s = _voigt_to_full(row["stress"])
         err["facet_s"].append(1e3 * (_voigt_to_full(atoms.get_stress()) - chg_s).ravel())
-        err["teacher_s"].append(1e3 * (teacher_s - chg_s).ravel())
+        err["teacher_s"].append(1e3 * (fr.stress - chg_s).ravel())
     res = {}
     for who in ("facet", "teacher"):
         res[who] = {
@@ -139,12 +159,6 @@ def compare(labels: dict, data: str, model: str) -> dict:
     res["chgnet"] = labels["meta"]
     res["model"] = model
     return res
-
-
-def _z(site) -> int:
-    from ase.data import atomic_numbers
-
-    return atomic_numbers[site["species"][0]["element"]]
 
 
 def _voigt_to_full(s) -> np.ndarray:
