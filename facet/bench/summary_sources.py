@@ -224,29 +224,29 @@ def _train(root: Path) -> list[dict]:
             why = "; ".join(f"{m}: {rows[idx[m]]['status'] if m in idx else 'absent'}" for m in bad)
             out.append(note("training throughput", f"MACE {mace_m}", f"not compared ({why})"))
             continue
-        out.append(
-            finding(
+        pair = f"{facet_m} vs {mace_m}"
+        for axis, what, key, unit, higher in (
+            (
                 "training throughput",
-                f"MACE {mace_m}",
-                f"{facet_m} vs {mace_m}, structures per CPU-s (higher is better)",
-                {"file": f, "path": [rows_key, fi, "structures_per_cpu_s"]},
-                {"file": f, "path": [rows_key, mi, "structures_per_cpu_s"]},
-                root,
+                f"{pair}, structures per CPU-s (higher is better)",
+                "structures_per_cpu_s",
                 "structures per CPU-s",
-                higher_is_better=True,
+                True,
+            ),
+            ("parameters", pair, "params", "parameters", False),
+        ):
+            out.append(
+                finding(
+                    axis,
+                    f"MACE {mace_m}",
+                    what,
+                    {"file": f, "path": [rows_key, fi, key]},
+                    {"file": f, "path": [rows_key, mi, key]},
+                    root,
+                    unit,
+                    higher_is_better=higher,
+                )
             )
-        )
-        out.append(
-            finding(
-                "parameters",
-                f"MACE {mace_m}",
-                f"{facet_m} vs {mace_m}",
-                {"file": f, "path": [rows_key, fi, "params"]},
-                {"file": f, "path": [rows_key, mi, "params"]},
-                root,
-                "parameters",
-            )
-        )
     return out
 
 

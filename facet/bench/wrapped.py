@@ -203,6 +203,28 @@ def _recorded(path: Path, what: str):
         return None, f"skipped: no recorded run to re-render: {e}"
 
 
+def _run_or_recorded(
+    meta: dict, script: str, args: list[str], *, out: Path | None, recorded: Path, what: str
+) -> tuple[dict | None, str, str | None]:
+    """Run ``scripts/<script> ARGS --out OUT`` and read the JSON it leaves in ``out`` (named as
+    ``recorded``), or, with ``out=None`` (quick mode), read the ``recorded`` run itself.
+
+    Returns ``(raw, source, reason)``: the JSON (None when missing/bad), the path it was read from
+    and the ``skipped: ...`` reason when it was missing/bad. A failed script is recorded in
+    ``meta["script_failure"]``; ``meta["loadavg_end"]`` is set.
+    """
+    src = recorded
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        code, tail = run_script(script, [*args, "--out", str(out)])
+        src = out / recorded.name
+        if code != 0:
+            meta["script_failure"] = f"scripts/{script} exit {code}: {tail[-300:]}"
+    raw, reason = _recorded(src, what)
+    meta["loadavg_end"] = load_average()
+    return raw, str(src), reason
+
+
 def train_result(raw: dict | None, source: str, meta: dict, reason: str | None = None) -> dict:
     """One row per trainer/model of a ``train_peers.json``; absent models as skipped rows."""
     rows = []
@@ -241,16 +263,15 @@ def run_train(
 ) -> dict:
     """Full: run ``scripts/bench_train_peers.py --out OUT``; quick: re-render the recorded run."""
     meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
-    src = bench_root / "train" / "train_peers.json"
-    if not quick:
-        out.mkdir(parents=True, exist_ok=True)
-        code, tail = run_script("bench_train_peers.py", [*(argv or []), "--out", str(out)])
-        src = out / "train_peers.json"
-        if code != 0:
-            meta["script_failure"] = f"scripts/bench_train_peers.py exit {code}: {tail[-300:]}"
-    raw, reason = _recorded(src, "rows of scripts/bench_train_peers.py")
-    meta["loadavg_end"] = load_average()
-    return train_result(raw, str(src), meta, reason or meta.get("script_failure"))
+    raw, src, reason = _run_or_recorded(
+        meta,
+        "bench_train_peers.py",
+        list(argv or []),
+        out=out if not quick else None,
+        recorded=bench_root / "train" / "train_peers.json",
+        what="rows of scripts/bench_train_peers.py",
+    )
+    return train_result(raw, src, meta, reason or meta.get("script_failure"))
 
 
 def accuracy_result(raw: dict | None, source: str, meta: dict, reason: str | None = None) -> dict:
@@ -295,14 +316,12 @@ def run_accuracy(
 ) -> dict:
     """Full: run ``scripts/bench_accuracy.py --out OUT``; quick: re-render the recorded run."""
     meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
-    src = bench_root / "accuracy" / "accuracy.json"
-    if not quick:
-        args = list(argv or ["--data", "data/distill", "--budget-minutes", "120"])
-        out.mkdir(parents=True, exist_ok=True)
-        code, tail = run_script("bench_accuracy.py", [*args, "--out", str(out)])
-        src = out / "accuracy.json"
-        if code != 0:
-            meta["script_failure"] = f"scripts/bench_accuracy.py exit {code}: {tail[-300:]}"
-    raw, reason = _recorded(src, "rows of scripts/bench_accuracy.py (a full, committed run)")
-    meta["loadavg_end"] = load_average()
-    return accuracy_result(raw, str(src), meta, meta.get("script_failure") or reason)
+    raw, src, reason = _run_or_recorded(
+        meta,
+        "bench_accuracy.py",
+        list(argv or ["--data", "data/distill", "--budget-minutes", "120"]),
+        out=out if not quick else None,
+        recorded=bench_root / "accuracy" / "accuracy.json",
+        what="rows of scripts/bench_accuracy.py (a full, committed run)",
+    )
+    return accuracy_result(raw, src, meta, meta.get("script_failure") or reason)

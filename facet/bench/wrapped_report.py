@@ -29,6 +29,20 @@ def _header(title: str, res: dict) -> list[str]:
     return lines
 
 
+def _finish(lines: list[str], out: Path, *, figure, png: str, alt: str, method: str) -> Path:
+    """The common tail of a report: save ``figure`` (None: no plot) as ``out/png`` and link it,
+    add the ``method`` line, write ``out/report.md``; returns its path."""
+    if figure is not None:
+        figure.tight_layout()
+        figure.savefig(out / png, dpi=110)
+        pyplot().close(figure)
+        lines += ["", f"![{alt}]({png})"]
+    lines += ["", method]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def write_train_report(res: dict, out: Path) -> Path:
     write_json(out / "results.json", res)
     rows = res["rows"]
@@ -61,33 +75,33 @@ def write_train_report(res: dict, out: Path) -> Path:
         ],
     )
     ok = [r for r in rows if r["status"] == "ok" and r.get("structures_per_cpu_s")]
-    if ok:
-        plt = pyplot()
-        fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-        names = [r["model"] for r in ok]
-        col = ["tab:blue" if r["trainer"] == "facet" else "tab:orange" for r in ok]
-        v = [r["structures_per_cpu_s"] for r in ok]
-        err = [
-            [x - r.get("structures_per_cpu_s_min", x) for x, r in zip(v, ok, strict=True)],
-            [r.get("structures_per_cpu_s_max", x) - x for x, r in zip(v, ok, strict=True)],
-        ]
-        ax[0].bar(names, v, color=col, yerr=err, capsize=4)
-        ax[0].set(title="structures per CPU second (median, min-max)")
-        ax[1].bar(names, [r.get("params") or 0 for r in ok], color=col)
-        ax[1].set(title="parameters")
-        fig.suptitle("Facet (blue) vs MACE (orange), same data, one thread each")
-        fig.tight_layout()
-        fig.savefig(out / "train_throughput.png", dpi=110)
-        plt.close(fig)
-        lines += ["", "![throughput](train_throughput.png)"]
-    lines += [
-        "",
-        "Method: docstring of `scripts/bench_train_peers.py`; per-block rows in the "
+    return _finish(
+        lines,
+        out,
+        figure=_train_figure(ok) if ok else None,
+        png="train_throughput.png",
+        alt="throughput",
+        method="Method: docstring of `scripts/bench_train_peers.py`; per-block rows in the "
         "recorded `train_peers.json`.",
+    )
+
+
+def _train_figure(ok: list[dict]):
+    plt = pyplot()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    names = [r["model"] for r in ok]
+    col = ["tab:blue" if r["trainer"] == "facet" else "tab:orange" for r in ok]
+    v = [r["structures_per_cpu_s"] for r in ok]
+    err = [
+        [x - r.get("structures_per_cpu_s_min", x) for x, r in zip(v, ok, strict=True)],
+        [r.get("structures_per_cpu_s_max", x) - x for x, r in zip(v, ok, strict=True)],
     ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    ax[0].bar(names, v, color=col, yerr=err, capsize=4)
+    ax[0].set(title="structures per CPU second (median, min-max)")
+    ax[1].bar(names, [r.get("params") or 0 for r in ok], color=col)
+    ax[1].set(title="parameters")
+    fig.suptitle("Facet (blue) vs MACE (orange), same data, one thread each")
+    return fig
 
 
 def write_accuracy_report(res: dict, out: Path) -> Path:
@@ -127,30 +141,30 @@ def write_accuracy_report(res: dict, out: Path) -> Path:
         ],
     )
     ok = [r for r in rows if r["status"] == "ok" and "forces_mae" in r]
-    if ok:
-        plt = pyplot()
-        fig, ax = plt.subplots(1, 3, figsize=(11, 3.6))
-        for a, k, unit in zip(
-            ax,
-            ("energy_mae", "forces_mae", "stress_mae"),
-            ("meV/atom", "meV/A", "meV/A^3"),
-            strict=True,
-        ):
-            a.bar(
-                [f"{r['trainer']}\n{r.get('params')} p." for r in ok],
-                [r.get(k, 0.0) for r in ok],
-                color=["tab:blue" if r["trainer"] == "facet" else "tab:orange" for r in ok],
-            )
-            a.set(title=f"test {k.split('_')[0]} MAE ({unit})")
-        fig.tight_layout()
-        fig.savefig(out / "accuracy_mae.png", dpi=110)
-        plt.close(fig)
-        lines += ["", "![MAE](accuracy_mae.png)"]
-    lines += [
-        "",
-        "Method: docstring of `scripts/bench_accuracy.py` (same splits, same budget, "
+    return _finish(
+        lines,
+        out,
+        figure=_accuracy_figure(ok) if ok else None,
+        png="accuracy_mae.png",
+        alt="MAE",
+        method="Method: docstring of `scripts/bench_accuracy.py` (same splits, same budget, "
         "one scoring function for both).",
-    ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    )
+
+
+def _accuracy_figure(ok: list[dict]):
+    plt = pyplot()
+    fig, ax = plt.subplots(1, 3, figsize=(11, 3.6))
+    for a, k, unit in zip(
+        ax,
+        ("energy_mae", "forces_mae", "stress_mae"),
+        ("meV/atom", "meV/A", "meV/A^3"),
+        strict=True,
+    ):
+        a.bar(
+            [f"{r['trainer']}\n{r.get('params')} p." for r in ok],
+            [r.get(k, 0.0) for r in ok],
+            color=["tab:blue" if r["trainer"] == "facet" else "tab:orange" for r in ok],
+        )
+        a.set(title=f"test {k.split('_')[0]} MAE ({unit})")
+    return fig
