@@ -1,0 +1,142 @@
+"""Verdicts of a tensor-product benchmark result: acceptance checks and where a variant loses.
+
+:func:`checks` compares the rows with the issue's acceptance criteria; :func:`losses` names, per
+setting and mode, the fastest variant and each slower one's factor, with the reasons in
+:data:`WHY`, which are printed only for variants the data show.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .bench import median_of
+from .bench_format import fmt
+
+__all__ = ["WHY", "checks", "losses"]
+
+
+WHY = {
+    "cg-sparse": "the selection rule removes about 4.5x of the multiply-adds (XLA FLOPs), but the "
+    "products x_m1 y_m2 it keeps must be gathered, which is memory-bound on a CPU and costs more "
+    "than the compute-bound dense matmul it replaces (a gather-free Toeplitz/skew layout and a "
+    "single gather from the flattened outer product were both measured slower still)",
+    "gaunt-fourier": "XLA's CPU FFT is slow for a batch of small 2D transforms and the torus grid "
+    "has twice the points of the sphere grid; the SH<->Fourier tables cost O(L^3) like the grid",
+    "gaunt-fourier[direct]": "the direct convolution is O(L^4) complex multiply-adds per sample",
+    "matrix": "the (L+1)^2 x (L+1)^2 matrix product is O(L^6) and its embedding/decomposition "
+    "tables are dense",
+    "so2": "two rotations per product (O(L^3) but with many small J-matrix multiplies) dominate at "
+    "small L, where dense CG is only a few hundred multiply-adds",
+    "cg-dense": "O(L^6) multiply-adds",
+    "gaunt-grid": "a fixed cost of two forward and one inverse grid transform per product",
+    "vector-gaunt-grid": "three vector components per grid point and VSH transforms",
+    "e3nn": "per-path einsums",
+}
+
+
+def checks(result: dict) -> list[tuple[str, str, str]]:
+    """``(check, measured, verdict)`` for the issue's acceptance comparisons.
+
+    Only rows of one run are compared: ours carry the run's ``run`` id (rows of any other run in
+    ``result`` are ignored), the research rows come from the subprocess of the same invocation."""
+    run = result.get("meta", {}).get("run_id")
+    rows = [r for r in result["rows"] if run is None or r.get("run") == run]
+    out = []
+    lmax = max((r["L"] for r in rows if r.get("setting") == "mimo"), default=None)
+    g = median_of(rows, variant="gaunt-grid", setting="mimo", L=lmax, mode="fwd")
+    c = median_of(rows, variant="cg-dense", setting="mimo", L=lmax, mode="fwd")
+    if g and c:
+        out.append(
+            (
+                f"gaunt-grid >= 7x faster than cg-dense, mimo L={lmax}",
+                f"{c / g:.1f}x ({fmt(c)} vs {fmt(g)} ms)",
+                "yes" if c / g >= 7 else "NO",
+            )
+        )
+    for setting in ("siso", "simo", "mimo", "edge"):
+        for mode in ("fwd", "fwd_bwd"):
+            ratios = []
+            for r in rows:
+                if (r.get("variant"), r.get("setting"), r.get("mode")) != ("e3nn", setting, mode):
+                    continue
+                if "median_ms" not in r:
+                    continue
+                match = dict(setting=setting, L=r["L"], mode=mode, channels=r.get("channels", 1))
+                cd = median_of(rows, variant="cg-dense", **match)
+                if cd:
+                    tag = f"L{r['L']}" + (f"C{r['channels']}" if setting == "edge" else "")
+                    ratios.append((tag, r["median_ms"] / cd))
+            if ratios:
+                worst = min(ratios, key=lambda t: t[1])
+                out.append(
+                    (
+                        f"cg-dense at least as fast as e3nn.tensor_product ({setting}, {mode})",
+                        f"e3nn/cg-dense = {', '.join(f'{t}: {q:.2f}' for t, q in ratios)}",
+                        "yes" if worst[1] >= 1 else f"NO at {worst[0]}",
+                    )
+                )
+    pof = result.get("pof", {}).get("rows", [])
+    for ours in sorted({r.get("ours") for r in pof if r.get("ours")}):
+        cmp, lost, skipped = [], [], 0
+        for r in pof:
+            if r.get("ours") != ours:
+                continue
+            if "median_ms" not in r:
+                skipped += 1
+                continue
+            mine = median_of(rows, variant=ours, setting=r["setting"], L=r["L"], mode="fwd")
+            if mine is None:
+                continue
+            q = r["median_ms"] / mine
+            cmp.append(q)
+            if q < 1:
+                lost.append(f"{r['setting']} L={r['L']} ({q:.2f}x)")
+        if cmp:
+            verdict = "yes" if not lost else "NO: " + ", ".join(lost)
+            out.append(
+                (
+                    f"{ours} at least as fast as the research implementation",
+                    f"research/ours median {np.median(cmp):.1f}x, min {min(cmp):.2f}x over "
+                    f"{len(cmp)} cases ({skipped} research cases skipped)",
+                    verdict,
+                )
+            )
+        elif skipped:
+            out.append((f"{ours} vs research implementation", "research side skipped", "n/a"))
+    return out
+
+
+def losses(result) -> list[str]:
+    """One line per (setting, mode) naming the fastest variant and each slower one's factor at
+    the largest L, with the reason from :data:`WHY`."""
+    rows = result["rows"]
+    out = []
+    for setting in ("siso", "simo", "mimo", "edge"):
+        for mode in ("fwd", "fwd_bwd"):
+            sel = [
+                r
+                for r in rows
+                if r.get("setting") == setting and r.get("mode") == mode and "median_ms" in r
+            ]
+            if not sel:
+                continue
+            lmax = max(r["L"] for r in sel)
+            at = [
+                r
+                for r in sel
+                if r["L"] == lmax
+                and r.get("channels", 1) == max(x.get("channels", 1) for x in sel if x["L"] == lmax)
+            ]
+            best = min(at, key=lambda r: r["median_ms"])
+            slower = sorted((r for r in at if r is not best), key=lambda r: r["median_ms"])
+            desc = "; ".join(
+                f"{r['variant']} {r['median_ms'] / best['median_ms']:.1f}x" for r in slower
+            )
+            out.append(
+                f"- **{setting} {mode}, L={lmax}**: fastest {best['variant']} "
+                f"({fmt(best['median_ms'])} ms); slower: {desc}."
+            )
+    names = {r["variant"] for r in rows if "median_ms" in r}
+    out += ["", "Reasons (from the algorithms; the factors above are what the data show):"]
+    out += [f"- {v}: {why}." for v, why in WHY.items() if v in names]
+    return out
