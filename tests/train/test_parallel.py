@@ -27,7 +27,7 @@ def test_two_device_step_equals_union_batch():
     assert r["grad_max"] > 1e-6  # a non-trivial gradient ...
     assert r["grad_diff"] < 1e-12 * max(1.0, r["grad_max"])  # ... identical in float64
     assert r["errsum_diff"] < 1e-9
-    assert r["state_diff"] < 1e-12
+    assert r["state_diff"] < 1e-12 and r["ema_diff"] < 1e-12
 
 
 @pytest.mark.parametrize("env, expect", [

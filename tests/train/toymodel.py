@@ -29,8 +29,7 @@ class ToyPredictions(NamedTuple):
 
 
 class PairModel(nnx.Module):
-    def __init__(self, *, cutoff: float = 4.0, n_basis: int = 6, seed: int = 0,
-                 dtype=jnp.float32):
+    def __init__(self, *, cutoff: float = 4.0, n_basis: int = 6, seed: int = 0, dtype=jnp.float32):
         self.cutoff = float(cutoff)
         key = jax.random.PRNGKey(seed)
         self.w = nnx.Param(0.1 * jax.random.normal(key, (119, n_basis), dtype))
@@ -50,8 +49,11 @@ class PairModel(nnx.Module):
     def __call__(self, batch):
         pos = batch.positions
         cell_e = batch.cell[batch.node_graph[batch.receivers]]
-        vec = pos[batch.senders] + jnp.einsum("ea,eab->eb", batch.shifts.astype(pos.dtype),
-                                              cell_e) - pos[batch.receivers]
+        vec = (
+            pos[batch.senders]
+            + jnp.einsum("ea,eab->eb", batch.shifts.astype(pos.dtype), cell_e)
+            - pos[batch.receivers]
+        )
         r2 = jnp.sum(vec * vec, axis=-1)
         safe = jnp.where(batch.edge_mask, r2, 1.0)
         r = jnp.sqrt(safe)
@@ -79,13 +81,15 @@ def toy_predict(model, batch, *, forces=True, stress=True):
 
     strain = jnp.zeros((G, 3, 3), dt)
     (_, node_e), (dpos, dstrain) = jax.value_and_grad(energy, argnums=(0, 1), has_aux=True)(
-        batch.positions, strain)
+        batch.positions, strain
+    )
     e = jax.ops.segment_sum(node_e, batch.node_graph, G)
     e = jnp.where(batch.graph_mask, e, 0.0)
     vol = jnp.abs(jnp.linalg.det(batch.cell))
     periodic = jnp.all(batch.pbc, axis=-1) & batch.graph_mask
-    s = jnp.where(periodic[:, None, None], dstrain / jnp.where(periodic, vol, 1.0)[:, None, None],
-                  0.0)
+    s = jnp.where(
+        periodic[:, None, None], dstrain / jnp.where(periodic, vol, 1.0)[:, None, None], 0.0
+    )
     return ToyPredictions(e, node_e, -dpos if forces else None, s if stress else None)
 
 
@@ -110,15 +114,104 @@ def labelled_graphs(n: int, teacher: PairModel, *, seed: int = 0, cutoff: float 
     from facet.data.batch import collate
     from facet.data.neighbors import graph_from_atoms
 
-    raw = [graph_from_atoms(a, cutoff, key=f"toy-{k // 3}/{k}")
-           for k, a in enumerate(random_crystals(n, seed=seed, cutoff=cutoff))]
+    raw = [
+        graph_from_atoms(a, cutoff, key=f"toy-{k // 3}/{k}")
+        for k, a in enumerate(random_crystals(n, seed=seed, cutoff=cutoff))
+    ]
     # One batch, one (eager) evaluation: labelling graph by graph would dispatch per shape.
     b = jax.tree.map(jnp.asarray, collate(raw))
     p = toy_predict(teacher, b)
     energy, forces, stress = (np.asarray(x, np.float64) for x in (p.energy, p.forces, p.stress))
     graphs, n0 = [], 0
     for k, g in enumerate(raw):
-        graphs.append(g.__class__(**{**g.__dict__, "energy": float(energy[k]),
-                                     "forces": forces[n0:n0 + g.n_node], "stress": stress[k]}))
+        graphs.append(
+            g.__class__(
+                **{
+                    **g.__dict__,
+                    "energy": float(energy[k]),
+                    "forces": forces[n0 : n0 + g.n_node],
+                    "stress": stress[k],
+                }
+            )
+        )
         n0 += g.n_node
     return graphs
+
+
+def data_parallel_vs_union() -> dict:
+    """A data-parallel gradient and training step against one device on the union batch.
+
+    The toy model (float64, 10 labelled crystals) is trained with AdamW + EMA; the
+    :class:`~facet.train.batching.EpochBatcher` packs the first batch for every device of the mesh
+    (all processes), and this process fills only its own slots. The same loss gradient and step
+    are computed (a) sharded over the mesh and (b) on this process's first local device with the
+    union of every device's structures in one batch; in float64 the two agree to round-off.
+    Used by ``dp_check.py`` (one process, two host devices) and ``mh_worker.py`` (two processes).
+
+    Returns the JSON-ready comparison: ``loss`` (union, sharded), ``grad_max``, the maximal
+    differences ``grad_diff``, ``errsum_diff``, ``state_diff`` (parameters), ``ema_diff``, the
+    per-device structure counts ``n_struct``, this process's ``slots`` and ``local_structures``,
+    ``batch_devices`` (devices the sharded batch lives on) and ``param_sharding_replicated``.
+    """
+    from facet.data.batch import collate
+    from facet.train.batching import Budget, EpochBatcher, stack_batches
+    from facet.train.config import LossSection, OptimSection
+    from facet.train.optim import make_optimizer
+    from facet.train.parallel import host_slots, make_mesh, put_batch, replicate, to_host
+    from facet.train.step import init_state, make_loss_fn, make_step_fns, split_model
+
+    teacher = PairModel(seed=5, dtype=jnp.float64)
+    graphs = labelled_graphs(10, teacher, seed=2)
+    graphdef, params, rest = split_model(PairModel(seed=0, dtype=jnp.float64))
+    loss_cfg = LossSection(
+        energy_kind="mse",
+        forces_kind="huber",
+        stress_kind="mae",
+        huber_delta=0.05,
+        stress_weight=1.0,
+    )
+    mesh = make_mesh()
+    slots = host_slots(mesh)
+    batcher = EpochBatcher(graphs, Budget(20, 800, 5), seed=0, n_devices=2, device_slots=slots)
+    packs = batcher.global_indices(0, 0)
+    assert all(p.size for p in packs), [p.size for p in packs]
+    local = batcher.local_batch(0, 0)
+    sharded = put_batch(local, mesh)
+
+    # Reference: the union of every device's structures on this process's own device.
+    dev = jax.local_devices()[0]
+    union = [graphs[i] for p in packs for i in p]
+    single = stack_batches([collate(union, 64, 2400, 16)])
+    single = jax.device_put(jax.tree.map(jnp.asarray, single), dev)
+    local_params, local_rest = jax.device_put((params, rest), dev)
+
+    loss_fn, _ = make_loss_fn(graphdef, loss_cfg, predict_fn=toy_predict)
+    grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+    (l2, e2), g2 = grad(replicate(params, mesh), replicate(rest, mesh), sharded)
+    (l1, e1), g1 = grad(local_params, local_rest, single)
+
+    tx = make_optimizer(OptimSection(lr=1e-2, warmup_steps=0), 10)
+    step, _ = make_step_fns(graphdef, tx, loss_cfg, ema_decay=0.9, predict_fn=toy_predict)
+    step = jax.jit(step)
+    s2, _ = step(replicate(init_state(params, tx), mesh), replicate(rest, mesh), sharded)
+    s1, _ = step(jax.device_put(init_state(params, tx), dev), local_rest, single)
+
+    def maxdiff(a, b):
+        return max(
+            float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+            for x, y in zip(jax.tree.leaves(to_host(a)), jax.tree.leaves(to_host(b)), strict=True)
+        )
+
+    return {
+        "slots": slots,
+        "local_structures": int(local.graph_mask.sum()),
+        "n_struct": [int(p.size) for p in packs],
+        "batch_devices": len(sharded.positions.sharding.device_set),
+        "param_sharding_replicated": bool(s2.params["w"].get_value().sharding.is_fully_replicated),
+        "loss": [float(l1), float(to_host(l2))],
+        "grad_max": max(float(np.max(np.abs(np.asarray(x)))) for x in jax.tree.leaves(to_host(g1))),
+        "grad_diff": maxdiff(g1, g2),
+        "errsum_diff": maxdiff(e1, e2),
+        "state_diff": maxdiff(s1.params, s2.params),
+        "ema_diff": maxdiff(s1.ema, s2.ema),
+    }
