@@ -26,7 +26,6 @@ import argparse
 
 import jax
 import numpy as np
-from ase import Atoms
 from flax import nnx
 
 import facet
@@ -34,24 +33,11 @@ from facet.data import collate
 from facet.data.neighbors import graph_from_atoms
 from facet.nn.presets import PRESETS
 from facet.physics import predict
+from facet.structures import skewed_cell, small_molecule
 
 
 def structures():
-    cell = np.array([[3.3, 0.1, 0.2], [0.3, 3.5, 0.1], [-0.2, 0.4, 3.7]])
-    frac = np.array(
-        [[0.02, 0.05, 0.01], [0.48, 0.52, 0.07], [0.13, 0.55, 0.49], [0.61, 0.07, 0.53]]
-    )
-    a = Atoms([14, 8, 26, 3], scaled_positions=frac, cell=cell, pbc=True)
-    pos = np.array(
-        [
-            [0.0, 0.0, 0.0],
-            [1.21, 0.1, -0.05],
-            [-0.55, 0.93, 0.12],
-            [-0.5, -0.9, 0.3],
-            [0.3, 0.2, 1.4],
-        ]
-    )
-    return [a, Atoms([6, 8, 1, 1, 7], positions=pos)]
+    return [skewed_cell(), small_molecule()]
 
 
 def transforms(n, seed=0):

@@ -15,31 +15,15 @@ from ase.build import bulk
 
 from facet.data import collate
 from facet.data.neighbors import graph_from_atoms
+from facet.structures import skewed_cell, small_molecule
 
 PAD = (40, 1536, 4)  # nodes, edges, graph slots
 
 
-def periodic_cell() -> Atoms:
-    """4 atoms of 4 elements in a skewed triclinic cell (no symmetry to hide errors)."""
-    cell = np.array([[3.3, 0.1, 0.2], [0.3, 3.5, 0.1], [-0.2, 0.4, 3.7]])
-    frac = np.array(
-        [[0.02, 0.05, 0.01], [0.48, 0.52, 0.07], [0.13, 0.55, 0.49], [0.61, 0.07, 0.53]]
-    )
-    return Atoms([14, 8, 26, 3], scaled_positions=frac, cell=cell, pbc=True)
-
-
-def molecule() -> Atoms:
-    """A 5-atom open cluster (C, O, H, H, N), bond lengths 1-1.5 A."""
-    pos = np.array(
-        [
-            [0.0, 0.0, 0.0],
-            [1.21, 0.1, -0.05],
-            [-0.55, 0.93, 0.12],
-            [-0.5, -0.9, 0.3],
-            [0.3, 0.2, 1.4],
-        ]
-    )
-    return Atoms([6, 8, 1, 1, 7], positions=pos, pbc=False)
+#: 4 atoms of 4 elements in a skewed triclinic cell (no symmetry to hide errors).
+periodic_cell = skewed_cell
+#: A 5-atom open cluster (C, O, H, H, N), bond lengths 1-1.5 A.
+molecule = small_molecule
 
 
 def copper_primitive() -> Atoms:
