@@ -29,9 +29,27 @@ def _header(title: str, res: dict) -> list[str]:
     return lines
 
 
-def _finish(lines: list[str], out: Path, *, figure, png: str, alt: str, method: str) -> Path:
-    """The common tail of a report: save ``figure`` (None: no plot) as ``out/png`` and link it,
-    add the ``method`` line, write ``out/report.md``; returns its path."""
+#: Per report: the plot's file name, its alt text and the closing "Method" line.
+_TAILS = {
+    "train": (
+        "train_throughput.png",
+        "throughput",
+        "Method: docstring of `scripts/bench_train_peers.py`; per-block rows in the "
+        "recorded `train_peers.json`.",
+    ),
+    "accuracy": (
+        "accuracy_mae.png",
+        "MAE",
+        "Method: docstring of `scripts/bench_accuracy.py` (same splits, same budget, "
+        "one scoring function for both).",
+    ),
+}
+
+
+def _finish(lines: list[str], out: Path, report: str, figure) -> Path:
+    """The common tail of a report (:data:`_TAILS`): save ``figure`` (None: no plot) and link
+    it, add the Method line, write ``out/report.md``; returns its path."""
+    png, alt, method = _TAILS[report]
     if figure is not None:
         figure.tight_layout()
         figure.savefig(out / png, dpi=110)
@@ -75,15 +93,7 @@ def write_train_report(res: dict, out: Path) -> Path:
         ],
     )
     ok = [r for r in rows if r["status"] == "ok" and r.get("structures_per_cpu_s")]
-    return _finish(
-        lines,
-        out,
-        figure=_train_figure(ok) if ok else None,
-        png="train_throughput.png",
-        alt="throughput",
-        method="Method: docstring of `scripts/bench_train_peers.py`; per-block rows in the "
-        "recorded `train_peers.json`.",
-    )
+    return _finish(lines, out, "train", _train_figure(ok) if ok else None)
 
 
 def _train_figure(ok: list[dict]):
@@ -141,15 +151,7 @@ def write_accuracy_report(res: dict, out: Path) -> Path:
         ],
     )
     ok = [r for r in rows if r["status"] == "ok" and "forces_mae" in r]
-    return _finish(
-        lines,
-        out,
-        figure=_accuracy_figure(ok) if ok else None,
-        png="accuracy_mae.png",
-        alt="MAE",
-        method="Method: docstring of `scripts/bench_accuracy.py` (same splits, same budget, "
-        "one scoring function for both).",
-    )
+    return _finish(lines, out, "accuracy", _accuracy_figure(ok) if ok else None)
 
 
 def _accuracy_figure(ok: list[dict]):
