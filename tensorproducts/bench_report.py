@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from .bench import slopes
+from .bench_coverage import coverage_lines
 from .bench_format import cell, find_row, fmt, md_table, variants_of
 from .bench_plots import plot
 from .bench_verdicts import WHY, checks, losses
@@ -99,6 +100,7 @@ def write_report(result: dict, out_dir, command: str = "") -> Path:
         "",
     ]
     md += ["## Acceptance checks", "", md_table(["check", "measured", "met"], checks(result)), ""]
+    md += ["## Coverage: what this run measured", ""] + coverage_lines(result) + [""]
     for setting, mode in (("siso", "fwd"), ("simo", "fwd"), ("mimo", "fwd"), ("mimo", "fwd_bwd")):
         sel = [r for r in rows if r.get("setting") == setting and r.get("mode") == mode]
         if not sel:
@@ -110,6 +112,12 @@ def write_report(result: dict, out_dir, command: str = "") -> Path:
             if r.get("setting") == setting and mode == "fwd"
         ]
         pnames = variants_of(pof) if pof else []
+        title = f"## {setting}, {'forward' if mode == 'fwd' else 'forward+backward'}: ms per call"
+        skips = sorted({(r["variant"], r["skipped"]) for r in sel + pof if "skipped" in r})
+        skip_line = ["Skipped: " + "; ".join(f"{v}: {why}" for v, why in skips), ""]
+        if not any("median_ms" in r for r in sel + pof):
+            md += [title, "", _nothing(sel, pof), ""] + skip_line
+            continue
         ls = sorted({r["L"] for r in sel})
         body = [
             [f"L={l}", str((find_row(sel, L=l) or {}).get("batch", ""))]
@@ -117,39 +125,27 @@ def write_report(result: dict, out_dir, command: str = "") -> Path:
             + [cell(find_row(pof, variant=v, L=l)) for v in pnames]
             for l in ls
         ]
-        md += [
-            f"## {setting}, {'forward' if mode == 'fwd' else 'forward+backward'}: ms per call",
-            "",
-            md_table(["L", "batch"] + names + pnames, body),
-            "",
-        ]
+        md += [title, "", md_table(["L", "batch"] + names + pnames, body), ""]
         err = [
             [
                 v,
-                fmt(max((r.get("equivariance_error") or 0) for r in sel if r["variant"] == v), 2),
-                fmt(max((r.get("compile_s") or 0) for r in sel if r["variant"] == v), 2),
-                fmt(max((r.get("peak_bytes") or 0) for r in sel if r["variant"] == v) / 2**20, 3),
+                fmt(_max_of(src, v, "equivariance_error"), 2),
+                fmt(_max_of(src, v, "compile_s"), 2),
+                fmt(_max_of(src, v, "peak_bytes", 2**20), 3),
             ]
-            for v in names
-        ]
-        err += [
-            [
-                v,
-                fmt(max((r.get("equivariance_error") or 0) for r in pof if r["variant"] == v), 2),
-                fmt(max((r.get("compile_s") or 0) for r in pof if r["variant"] == v), 2),
-                fmt(max((r.get("peak_bytes") or 0) for r in pof if r["variant"] == v) / 2**20, 3),
-            ]
-            for v in pnames
+            for src, vs in ((sel, names), (pof, pnames))
+            for v in vs
         ]
         md += [
             md_table(["variant", "max equivariance error", "max compile s", "max peak MiB"], err),
             "",
         ]
-        skips = sorted({(r["variant"], r["skipped"]) for r in sel + pof if "skipped" in r})
         if skips:
-            md += ["Skipped: " + "; ".join(f"{v}: {why}" for v, why in skips), ""]
+            md += skip_line
     edge = [r for r in rows if r.get("setting") == "edge"]
-    if edge:
+    if edge and not any("median_ms" in r for r in edge):
+        md += ["## edge setting (realistic channels): ms per call", "", _nothing(edge, []), ""]
+    elif edge:
         names = variants_of(edge)
         keys = sorted({(r["mode"], r["L"], r["channels"]) for r in edge})
         body = [
@@ -215,6 +211,25 @@ def write_report(result: dict, out_dir, command: str = "") -> Path:
     path = out_dir / "report.md"
     path.write_text("\n".join(md))
     return path
+
+
+def _max_of(rows, variant, key, unit=1.0):
+    """Largest ``key`` over the measured rows of ``variant`` (None when none was measured, so
+    that a variant that never ran shows "-" and not 0)."""
+    vals = [
+        r[key]
+        for r in rows
+        if r["variant"] == variant and "median_ms" in r and r.get(key) is not None
+    ]
+    return max(vals) / unit if vals else None
+
+
+def _nothing(sel, pof) -> str:
+    return (
+        f"Nothing measured in this run: all {len(sel)} cases of ours"
+        + (f" and {len(pof)} of the research code" if pof else "")
+        + " were skipped (see *Coverage* above)."
+    )
 
 
 def _overrides(batch: dict) -> str:

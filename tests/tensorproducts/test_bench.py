@@ -66,6 +66,8 @@ def test_slopes_and_report(tiny, tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert len(saved["rows"]) == len(tiny["rows"])
     assert (tmp_path / "time_vs_L.png").stat().st_size > 1000
+    # the research side was not run, and no case of ours was cut
+    assert "No case was cut by a time budget." in text and "Not completed in this run" not in text
 
 
 def test_checks_compare_only_rows_of_the_same_run(tiny):
@@ -95,6 +97,63 @@ def test_variants_are_timed_on_outputs_they_reach():
     # siso at odd L: 1o x 1o -> 1e is antisymmetric, so Gaunt has nothing to compute there
     assert bench.reached_outputs("gaunt-fourier[direct]", *bench.SETTINGS["siso"](1)) is None
     assert bench.reached_outputs("e3nn", *bench.SETTINGS["siso"](1)) is not None
+
+
+def test_report_states_what_a_budget_cut_and_rerenders_from_json(tiny, tmp_path):
+    from facet.cli import bench as cli
+
+    # a budget already spent: run() records every case as cut and compiles nothing
+    cfg = bench.BenchConfig(settings=("edge",), channel_counts=(16,), bwd_channel_counts=(16,),
+                            variants=("cg-dense", "so2"), deadline_s=-1.0)  # fmt: skip
+    cut = bench.run(cfg, log=lambda *_: None)["rows"]
+    assert len(cut) == 4 and all(r["skipped"] == "time budget of the run exhausted" for r in cut)
+    run = tiny["meta"]["run_id"]
+    mine = next(
+        r for r in tiny["rows"]
+        if (r["variant"], r["setting"], r["L"], r["mode"]) == ("cg-dense", "mimo", 2, "fwd")
+    )  # fmt: skip
+    base = {"ours": "cg-dense", "setting": "mimo", "L": 2, "channels": 1, "mode": "fwd"}
+    pof_rows = [  # research rows: one twice as fast as ours at equal FLOPs, one killed worker
+        dict(base, variant="pof:CGTP-dense", median_ms=mine["median_ms"] / 2, iqr_ms=0.0,
+             flops=mine["flops"], batch=8, us_per_sample=1.0),
+        dict(base, variant="pof:GTP-fourier", ours="gaunt-fourier",
+             skipped="research worker: timeout (killed)"),
+    ]  # fmt: skip
+    pof = {"meta": {"pof": "checkout test"}, "rows": pof_rows}
+    rows = tiny["rows"] + [dict(r, run=run) for r in cut]
+    result = dict(tiny, rows=rows, command="test", pof=pof, expressivity=[])
+    text = bench_report.write_report(result, tmp_path / "a", command="test").read_text()
+    assert "- ours, **edge fwd**: none of 2 measured; 2 cut by the time budget." in text
+    assert "- ours, **siso fwd**: 3 of 4 measured (L=2); 1 not applicable." in text
+    assert (
+        "- research pof:GTP-fourier (beside our gaunt-fourier): none of 1 measured; 1 lost when "
+        "the time limit killed the research subprocess." in text
+    )
+    assert "**Not completed in this run**: our harness stopped starting cases" in text
+    assert "MKL_NUM_THREADS=1 facet bench tp --pof PATH --pof-budget-s 3600" in text
+    # the loss to the research code is stated with the FLOPs that show it is timing, not work
+    assert "slower in 1 of 1 cases: mimo L=2 (research/ours time 0.50, XLA FLOPs ours/research " \
+        "1.00)" in text  # fmt: skip
+    assert "IQR of these rows is up to" in text and "mimo fwd, L by L against cg-dense" in text
+    # a variant with no measured row shows "-", never a measured-looking 0
+    assert "| pof:GTP-fourier | - | - | - |" in text
+    assert "## edge setting (realistic channels): ms per call\n\nNothing measured" in text
+    # the re-render path (`facet bench tp --from-json`) reproduces the report from its JSON
+    args = argparse.Namespace(quick=False, out=tmp_path / "b", pof=None, variants=None,
+                              no_expressivity=True, from_json=tmp_path / "a" / "results.json",
+                              budget_min=None)  # fmt: skip
+    assert cli._tp_run(args) == 0
+    assert (tmp_path / "b" / "report.md").read_text() == text
+
+
+def test_coverage_helpers():
+    from tensorproducts.bench_coverage import l_ranges, skip_kind
+
+    assert l_ranges([8, 1, 2, 3, 5, 7]) == "1-3, 5, 7-8"
+    assert skip_kind("time budget of the research run exhausted") == "budget"
+    assert skip_kind("research worker: timeout (killed)") == "killed"
+    assert skip_kind("research worker: Traceback ... ValueError") == "failed"
+    assert skip_kind("not measured above L=5 (configured limit, see report)") == "limit"
 
 
 def _load_pof():
