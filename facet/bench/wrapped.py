@@ -203,26 +203,47 @@ def _recorded(path: Path, what: str):
         return None, f"skipped: no recorded run to re-render: {e}"
 
 
-def _run_or_recorded(
-    meta: dict, script: str, args: list[str], *, out: Path | None, recorded: Path, what: str
-) -> tuple[dict | None, str, str | None]:
-    """Run ``scripts/<script> ARGS --out OUT`` and read the JSON it leaves in ``out`` (named as
-    ``recorded``), or, with ``out=None`` (quick mode), read the ``recorded`` run itself.
+#: Selection -> (script, its default arguments in full mode, the recorded JSON under the
+#: benchmark root that quick mode re-renders, what that JSON holds).
+_RECORDED = {
+    "train": (
+        "bench_train_peers.py",
+        [],
+        "train/train_peers.json",
+        "rows of scripts/bench_train_peers.py",
+    ),
+    "accuracy": (
+        "bench_accuracy.py",
+        ["--data", "data/distill", "--budget-minutes", "120"],
+        "accuracy/accuracy.json",
+        "rows of scripts/bench_accuracy.py (a full, committed run)",
+    ),
+}
 
-    Returns ``(raw, source, reason)``: the JSON (None when missing/bad), the path it was read from
-    and the ``skipped: ...`` reason when it was missing/bad. A failed script is recorded in
-    ``meta["script_failure"]``; ``meta["loadavg_end"]`` is set.
+
+def _run_or_recorded(
+    name: str, out: Path, quick: bool, argv: list[str] | None, command: str, bench_root: Path
+) -> tuple[dict | None, str, str | None, dict]:
+    """Full mode: run the selection's script with ``ARGV --out OUT`` (ARGV defaulting to
+    :data:`_RECORDED`'s) and read the JSON it leaves in ``out``; quick mode: read the recorded
+    run under ``bench_root``.
+
+    Returns ``(raw, source, reason, meta)``: the JSON (None when missing/bad), the path it was
+    read from, the ``skipped: ...`` reason when it was missing/bad, and the run's meta, in which
+    a failed script is recorded as ``script_failure``.
     """
-    src = recorded
-    if out is not None:
+    script, default_args, recorded, what = _RECORDED[name]
+    meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
+    src = bench_root / recorded
+    if not quick:
         out.mkdir(parents=True, exist_ok=True)
-        code, tail = run_script(script, [*args, "--out", str(out)])
-        src = out / recorded.name
+        code, tail = run_script(script, [*(argv or default_args), "--out", str(out)])
+        src = out / src.name
         if code != 0:
             meta["script_failure"] = f"scripts/{script} exit {code}: {tail[-300:]}"
     raw, reason = _recorded(src, what)
     meta["loadavg_end"] = load_average()
-    return raw, str(src), reason
+    return raw, str(src), reason, meta
 
 
 def train_result(raw: dict | None, source: str, meta: dict, reason: str | None = None) -> dict:
@@ -262,15 +283,7 @@ def run_train(
     out: Path, *, quick: bool, argv: list[str] | None, command: str, bench_root: Path
 ) -> dict:
     """Full: run ``scripts/bench_train_peers.py --out OUT``; quick: re-render the recorded run."""
-    meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
-    raw, src, reason = _run_or_recorded(
-        meta,
-        "bench_train_peers.py",
-        list(argv or []),
-        out=out if not quick else None,
-        recorded=bench_root / "train" / "train_peers.json",
-        what="rows of scripts/bench_train_peers.py",
-    )
+    raw, src, reason, meta = _run_or_recorded("train", out, quick, argv, command, bench_root)
     return train_result(raw, src, meta, reason or meta.get("script_failure"))
 
 
@@ -315,13 +328,5 @@ def run_accuracy(
     out: Path, *, quick: bool, argv: list[str] | None, command: str, bench_root: Path
 ) -> dict:
     """Full: run ``scripts/bench_accuracy.py --out OUT``; quick: re-render the recorded run."""
-    meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
-    raw, src, reason = _run_or_recorded(
-        meta,
-        "bench_accuracy.py",
-        list(argv or ["--data", "data/distill", "--budget-minutes", "120"]),
-        out=out if not quick else None,
-        recorded=bench_root / "accuracy" / "accuracy.json",
-        what="rows of scripts/bench_accuracy.py (a full, committed run)",
-    )
+    raw, src, reason, meta = _run_or_recorded("accuracy", out, quick, argv, command, bench_root)
     return accuracy_result(raw, src, meta, meta.get("script_failure") or reason)
