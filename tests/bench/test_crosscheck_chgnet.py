@@ -113,9 +113,7 @@ def test_teacher_row_vanishes_against_its_own_labels(test_split):
     assert lj["forces_mae_mev_a"] == pytest.approx(np.mean(np.abs(np.concatenate(df))), rel=1e-9)
     # compare scores the full 3x3 tensor: off-diagonal Voigt entries count twice in 9.
     w = np.array([1, 1, 1, 2, 2, 2]) / 9.0
-    assert lj["stress_mae_mev_a3"] == pytest.approx(
-        np.mean([np.abs(x) @ w for x in ds]), rel=1e-9
-    )
+    assert lj["stress_mae_mev_a3"] == pytest.approx(np.mean([np.abs(x) @ w for x in ds]), rel=1e-9)
 
 
 def test_missing_labelled_frame_is_named(test_split):

@@ -15,11 +15,16 @@ from facet.train.parallel import detect_multihost
 
 
 def test_two_device_step_equals_union_batch():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_ENABLE_X64": "1",
+        "JAX_PLATFORMS": "cpu",
+    }
     script = Path(__file__).with_name("dp_check.py")
-    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["devices"] == 2 and r["batch_devices"] == 2 and r["param_sharding_replicated"]
@@ -30,12 +35,15 @@ def test_two_device_step_equals_union_batch():
     assert r["state_diff"] < 1e-12 and r["ema_diff"] < 1e-12
 
 
-@pytest.mark.parametrize("env, expect", [
-    ({}, False),
-    ({"SLURM_NTASKS": "1"}, False),
-    ({"SLURM_NTASKS": "4"}, True),
-    ({"OMPI_COMM_WORLD_SIZE": "2"}, True),
-    ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"}, True),
-])
+@pytest.mark.parametrize(
+    "env, expect",
+    [
+        ({}, False),
+        ({"SLURM_NTASKS": "1"}, False),
+        ({"SLURM_NTASKS": "4"}, True),
+        ({"OMPI_COMM_WORLD_SIZE": "2"}, True),
+        ({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"}, True),
+    ],
+)
 def test_detect_multihost(env, expect):
     assert detect_multihost(env) is expect
