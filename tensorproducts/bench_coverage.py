@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from .bench_format import variants_of
 
-__all__ = ["coverage_lines", "skip_kind"]
+__all__ = ["RESEARCH_LIMITS", "coverage_lines", "l_ranges", "skip_kind"]
 
 SETTINGS_ORDER = ("mimo", "edge", "siso", "simo")
 _CUT = ("budget", "killed")  # kinds that a rerun with more time completes
 ENV = "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"
+
+# research variants that more time cannot complete on the settings' inputs (from its source)
+RESEARCH_LIMITS = {
+    "pof:VGTP-grid": "its product takes vector-spherical-harmonic coefficients: `VSHCoeffs` "
+    "(freedom/tensor_products/vector_spherical_harmonics.py) raises ValueError unless the inputs "
+    "carry exactly the irreps of `1o x s2_irreps(jmax)`, which the `s2_irreps(L)` inputs of mimo "
+    "never do, so a longer run records these rows as failed, not timed (a different product "
+    "from ours: docs/tensorproducts.md, Expressivity)",
+}
 
 _KINDS = (  # (reason prefix, kind), first match wins
     ("time budget", "budget"),
@@ -109,6 +118,8 @@ def _research(pof_rows) -> tuple[list[str], bool]:
         ours = sel[0].get("ours")
         label = f"research {name}" + (f" (beside our {ours})" if ours else "")
         out.append(f"- {label}: {_count(sel, where)}.")
+        if name in RESEARCH_LIMITS and len(timed) < len(sel):
+            out.append(f"  Note: {RESEARCH_LIMITS[name]}.")
     return out, cut
 
 

@@ -118,6 +118,8 @@ def test_report_states_what_a_budget_cut_and_rerenders_from_json(tiny, tmp_path)
              flops=mine["flops"], batch=8, us_per_sample=1.0),
         dict(base, variant="pof:GTP-fourier", ours="gaunt-fourier",
              skipped="research worker: timeout (killed)"),
+        dict(base, variant="pof:VGTP-grid", ours="vector-gaunt-grid",
+             skipped="time budget of the research run exhausted"),
     ]  # fmt: skip
     pof = {"meta": {"pof": "checkout test"}, "rows": pof_rows}
     rows = tiny["rows"] + [dict(r, run=run) for r in cut]
@@ -130,6 +132,8 @@ def test_report_states_what_a_budget_cut_and_rerenders_from_json(tiny, tmp_path)
         "the time limit killed the research subprocess." in text
     )
     assert "**Not completed in this run**: our harness stopped starting cases" in text
+    # more time cannot complete the research vector Gaunt product on s2_irreps inputs: said so
+    assert "Note: its product takes vector-spherical-harmonic coefficients" in text
     assert "MKL_NUM_THREADS=1 facet bench tp --pof PATH --pof-budget-s 3600" in text
     # the loss to the research code is stated with the FLOPs that show it is timing, not work
     assert "slower in 1 of 1 cases: mimo L=2 (research/ours time 0.50, XLA FLOPs ours/research " \
