@@ -79,7 +79,8 @@ def recorded(name: str, args) -> int:
     """``facet bench train`` / ``accuracy``: run the script (full) or re-render the recorded run."""
     out = common.output_dir(name, quick=args.quick, out=args.out, root=args.root)
     extra = [a for a in args.script_args if a != "--"]
-    command = command_line(args, name, " -- " + " ".join(extra) if extra else "")
+    flags = " --render-only" if args.render_only and not args.quick else ""
+    command = command_line(args, name, flags + (" -- " + " ".join(extra) if extra else ""))
     runner = {"train": wrapped.run_train, "accuracy": wrapped.run_accuracy}[name]
     writer = {
         "train": wrapped_report.write_train_report,
@@ -89,7 +90,7 @@ def recorded(name: str, args) -> int:
     # --render-only re-renders the recorded run in the output folder's parent root
     root = out.parent if args.render_only and not args.quick else args.root
     res = runner(out, quick=render, argv=extra, command=command, bench_root=root)
-    res["meta"]["quick"] = args.quick
+    res["meta"]["quick"], res["meta"]["rerendered"] = args.quick, render
     print(f"wrote {writer(res, out)}")
     return (
         0

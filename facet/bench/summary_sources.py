@@ -202,13 +202,27 @@ def _dynamics(root: Path) -> list[dict]:
     return out
 
 
+def _same_run(rows: list[dict], fi: int, mi: int, rows_key: str):
+    """Paths (without the value's key) of a Facet row and a MACE row of ONE recorded run: a row
+    that :mod:`facet.bench.train_rows` took from a supplementary run is compared with that run's
+    partner (its ``paired``), never with the main run's; None when it has no such partner."""
+    if rows[fi].get("source") == rows[mi].get("source"):
+        return [rows_key, fi], [rows_key, mi]
+    if rows[fi].get("paired"):
+        return [rows_key, fi], [rows_key, fi, "paired"]
+    if rows[mi].get("paired"):
+        return [rows_key, mi, "paired"], [rows_key, mi]
+    return None
+
+
 @extractor("train")
 def _train(root: Path) -> list[dict]:
-    # full reports: the recorded run itself; quick/: the rows `train --quick` re-rendered from
-    # it (a train_peers.json there would be a smoke run of the script, not the recorded run)
-    f, rows_key = "train/train_peers.json", "summary"
-    if _is_quick(root) or not (root / f).exists():
-        f, rows_key = "train/results.json", "rows"
+    # the rows `train` rendered (results.json: the recorded run plus the supplementary runs
+    # that measured what it could not; in quick/ a train_peers.json would be a smoke run of
+    # the script); a full root without them: the recorded run itself
+    f, rows_key = "train/results.json", "rows"
+    if not _is_quick(root) and not (root / f).exists():
+        f, rows_key = "train/train_peers.json", "summary"
     data = read_json(root / f, "training throughput rows")
     rows = data[rows_key]
     idx = {r["model"]: i for i, r in enumerate(rows)}
@@ -224,7 +238,14 @@ def _train(root: Path) -> list[dict]:
             why = "; ".join(f"{m}: {rows[idx[m]]['status'] if m in idx else 'absent'}" for m in bad)
             out.append(note("training throughput", f"MACE {mace_m}", f"not compared ({why})"))
             continue
-        pair = f"{facet_m} vs {mace_m}"
+        pair, refs = f"{facet_m} vs {mace_m}", _same_run(rows, fi, mi, rows_key)
+        if refs is None:
+            why = f"{facet_m} and {mace_m} come from different runs, neither with its partner"
+            out.append(note("training throughput", f"MACE {mace_m}", f"not compared ({why})"))
+            continue
+        if rows[fi].get("source") != rows[mi].get("source"):
+            sup = rows[fi] if rows[fi].get("paired") else rows[mi]
+            pair += f" (both from the supplementary run {sup['source']})"
         for axis, what, key, unit, higher in (
             (
                 "training throughput",
@@ -240,8 +261,8 @@ def _train(root: Path) -> list[dict]:
                     axis,
                     f"MACE {mace_m}",
                     what,
-                    {"file": f, "path": [rows_key, fi, key]},
-                    {"file": f, "path": [rows_key, mi, key]},
+                    {"file": f, "path": [*refs[0], key]},
+                    {"file": f, "path": [*refs[1], key]},
                     root,
                     unit,
                     higher_is_better=higher,

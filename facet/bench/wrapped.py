@@ -8,7 +8,9 @@ PNG plots; see :mod:`facet.bench.common`):
 * ``model`` runs ``scripts/bench_model.py --json`` (Facet presets: throughput of energy + forces
   + stress, compile time, cost split) and renders its rows.
 * ``train`` runs ``scripts/bench_train_peers.py`` (Facet's trainer vs ``mace_run_train``) in full
-  mode; ``--quick`` re-renders the committed ``docs/benchmarks/train/train_peers.json``.
+  mode; ``--quick`` re-renders the committed ``docs/benchmarks/train/train_peers.json``, rows
+  it could not measure taken from the supplementary runs of :data:`_RECORDED`
+  (:mod:`facet.bench.train_rows`).
 * ``accuracy`` runs ``scripts/bench_accuracy.py`` (equal wall-clock training budget) in full mode;
   ``--quick`` re-renders the committed ``docs/benchmarks/accuracy/accuracy.json``.
 
@@ -18,6 +20,7 @@ A missing recorded run, a missing peer environment or a failed script is a row w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from .common import fmt, md_table, meta_lines, pyplot, read_json, write_json
 from .meta import load_average, row_meta, run_meta
+from .train_rows import train_result
 
 
 def script_path(name: str) -> Path:
@@ -173,25 +177,6 @@ def _model_plot(rows, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- train, accuracy
-#: Facet preset -> MACE-MP-0 size it is trained against (scripts/bench_train_peers.py PAIRS).
-TRAIN_MODELS = ("facet-s", "mace-small", "facet-m", "mace-medium")
-TRAIN_KEYS = (
-    "params",
-    "structures_per_s",
-    "structures_per_s_min",
-    "structures_per_s_max",
-    "atoms_per_s",
-    "structures_per_cpu_s",
-    "structures_per_cpu_s_min",
-    "structures_per_cpu_s_max",
-    "atoms_per_cpu_s",
-    "cpu_share",
-    "ratio_vs_mace_structures_per_s",
-    "ratio_vs_mace_structures_per_cpu_s",
-    "ratio_vs_mace_atoms_per_cpu_s",
-    "params_ratio_vs_mace",
-    "blocks",
-)
 ACCURACY_KEYS = ("energy_mae", "forces_mae", "stress_mae")
 
 
@@ -203,18 +188,37 @@ def _recorded(path: Path, what: str):
         return None, f"skipped: no recorded run to re-render: {e}"
 
 
-#: Selection -> (script, its default arguments in full mode, the recorded JSON under the
-#: benchmark root that quick mode re-renders, what that JSON holds).
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """How a selection runs in full mode and which committed runs quick mode re-renders.
+
+    ``script`` runs with ``args`` (unless the user gives arguments) and ``--out OUT``; ``path``
+    (under the benchmark root) is the recorded main run; ``supplements`` are recorded runs made
+    afterwards for rows the main run could not measure (read in quick/render mode only: a
+    model row that failed or is missing in the main run is taken from the first supplement
+    where it is ``ok``, see :func:`train_result`); ``what`` says what the JSON holds.
+    """
+
+    script: str
+    args: tuple[str, ...]
+    path: str
+    what: str
+    supplements: tuple[str, ...] = ()
+
+
 _RECORDED = {
-    "train": (
+    "train": Recorded(
         "bench_train_peers.py",
-        [],
+        (),
         "train/train_peers.json",
         "rows of scripts/bench_train_peers.py",
+        # facet-m, OOM-killed in the main run on a loaded machine, measured alone with its
+        # MACE-MP-0 medium partner
+        supplements=("train/facet_m/train_peers.json",),
     ),
-    "accuracy": (
+    "accuracy": Recorded(
         "bench_accuracy.py",
-        ["--data", "data/distill", "--budget-minutes", "120"],
+        ("--data", "data/distill", "--budget-minutes", "120"),
         "accuracy/accuracy.json",
         "rows of scripts/bench_accuracy.py (a full, committed run)",
     ),
@@ -232,59 +236,34 @@ def _run_or_recorded(
     read from, the ``skipped: ...`` reason when it was missing/bad, and the run's meta, in which
     a failed script is recorded as ``script_failure``.
     """
-    script, default_args, recorded, what = _RECORDED[name]
+    rec = _RECORDED[name]
     meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
-    src = bench_root / recorded
+    src = bench_root / rec.path
     if not quick:
         out.mkdir(parents=True, exist_ok=True)
-        code, tail = run_script(script, [*(argv or default_args), "--out", str(out)])
+        code, tail = run_script(rec.script, [*(argv or rec.args), "--out", str(out)])
         src = out / src.name
         if code != 0:
-            meta["script_failure"] = f"scripts/{script} exit {code}: {tail[-300:]}"
-    raw, reason = _recorded(src, what)
+            meta["script_failure"] = f"scripts/{rec.script} exit {code}: {tail[-300:]}"
+    raw, reason = _recorded(src, rec.what)
     meta["loadavg_end"] = load_average()
     return raw, str(src), reason, meta
 
 
-def train_result(raw: dict | None, source: str, meta: dict, reason: str | None = None) -> dict:
-    """One row per trainer/model of a ``train_peers.json``; absent models as skipped rows."""
-    rows = []
-    summary = (raw or {}).get("summary", [])
-    for i, s in enumerate(summary):
-        row = {
-            "kind": "train",
-            "trainer": s.get("trainer"),
-            "model": s.get("model"),
-            "status": s.get("status", "ok"),
-            "source": source,
-            "source_index": i,
-        }
-        row.update({k: s[k] for k in TRAIN_KEYS if k in s})
-        rows.append(row)
-    seen = {r["model"] for r in rows}
-    for m in TRAIN_MODELS:
-        if m not in seen:
-            why = reason or f"skipped: not in the recorded run {source} (see its note)"
-            rows.append(
-                {
-                    "kind": "train",
-                    "trainer": m.split("-")[0],
-                    "model": m,
-                    "status": why,
-                    "source": source,
-                }
-            )
-    if raw:
-        meta["recorded"] = {k: raw.get(k) for k in ("command", "data", "elapsed_s", "note")}
-    return {"meta": meta, "rows": rows}
+def _supplements(name: str, bench_root: Path) -> list[tuple[str, dict | None, str | None]]:
+    """``(source, raw or None, skipped reason or None)`` of each supplementary recorded run."""
+    rec = _RECORDED[name]
+    return [(str(bench_root / p), *_recorded(bench_root / p, rec.what)) for p in rec.supplements]
 
 
 def run_train(
     out: Path, *, quick: bool, argv: list[str] | None, command: str, bench_root: Path
 ) -> dict:
-    """Full: run ``scripts/bench_train_peers.py --out OUT``; quick: re-render the recorded run."""
+    """Full: run ``scripts/bench_train_peers.py --out OUT``; quick: re-render the recorded run
+    with its supplements (:data:`_RECORDED`)."""
     raw, src, reason, meta = _run_or_recorded("train", out, quick, argv, command, bench_root)
-    return train_result(raw, src, meta, reason or meta.get("script_failure"))
+    sup = _supplements("train", bench_root) if quick else []
+    return train_result(raw, src, meta, reason or meta.get("script_failure"), sup)
 
 
 def accuracy_result(raw: dict | None, source: str, meta: dict, reason: str | None = None) -> dict:

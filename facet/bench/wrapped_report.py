@@ -1,6 +1,6 @@
 """Reports (``results.json``, ``report.md``, PNG) of the ``train`` and ``accuracy`` selections.
 
-Rows come from :func:`facet.bench.wrapped.train_result` and
+Rows come from :func:`facet.bench.train_rows.train_result` and
 :func:`facet.bench.wrapped.accuracy_result`; each carries ``source`` (the JSON it was read from)
 so that every number in a report can be traced to the recorded run.
 """
@@ -16,9 +16,10 @@ def _header(title: str, res: dict) -> list[str]:
     meta = res["meta"]
     lines = [f"# {title}", ""] + meta_lines(meta) + [""]
     rec = meta.get("recorded") or {}
-    if meta.get("quick") and rec:
+    if meta.get("rerendered", meta.get("quick")) and rec:
         lines += [
-            "Quick mode re-renders the recorded full run (no training here): "
+            f"{'Quick mode' if meta.get('quick') else '--render-only'} re-renders the "
+            "recorded full run (no training here): "
             f"`{res['rows'][0].get('source')}`, made by `{rec.get('command')}`.",
             "",
         ]
@@ -26,7 +27,38 @@ def _header(title: str, res: dict) -> list[str]:
         lines += [f"**The script failed in this run:** {meta['script_failure']}", ""]
     if rec.get("note"):
         lines += [f"Note of the recorded run: {rec['note']}", ""]
-    return lines
+    return lines + _supplement_lines(res)
+
+
+def _supplement_lines(res: dict) -> list[str]:
+    """Which supplementary run each row not measured by the main run comes from (with that
+    run's command and note), the partner it is compared with, and unreadable supplements."""
+    lines = []
+    for s in res["meta"].get("supplements", []):
+        if "status" in s:
+            lines += [f"Supplementary run `{s['source']}` not used: {s['status']}", ""]
+            continue
+        if not s["models"]:
+            continue
+        lines += [
+            f"Rows taken from the supplementary run `{s['source']}` (not measured in the main "
+            f"run): {', '.join(s['models'])}; made by `{s.get('command')}`. Their ratio is "
+            "against the MACE model of that same run, never of the main run.",
+            "",
+        ]
+        if s.get("note"):
+            lines += [f"Note of that run: {s['note']}", ""]
+    for r in res["rows"]:
+        if r.get("replaces"):
+            pair = r.get("paired") or {}
+            vs = (
+                f"; same-run {pair['model']}: {fmt(pair.get('structures_per_cpu_s'))} "
+                "structures per CPU-s"
+                if pair
+                else "; its partner is not ok in that run"
+            )
+            lines += [f"- {r['model']}: main run {r['replaces']}{vs}."]
+    return lines + ([""] if lines and lines[-1] else [])
 
 
 #: Per report: the plot's file name, its alt text and the closing "Method" line.
@@ -75,6 +107,7 @@ def write_train_report(res: dict, out: Path) -> Path:
             "structures per CPU-s (min-max)",
             "atoms per CPU-s",
             "Facet/MACE per CPU-s",
+            "run",
         ],
         [
             [
@@ -88,6 +121,7 @@ def write_train_report(res: dict, out: Path) -> Path:
                 f"{fmt(r.get('structures_per_cpu_s_max'))})",
                 fmt(r.get("atoms_per_cpu_s")),
                 fmt(r.get("ratio_vs_mace_structures_per_cpu_s")),
+                "supplement" if r.get("replaces") else "main",
             ]
             for r in rows
         ],
@@ -99,7 +133,7 @@ def write_train_report(res: dict, out: Path) -> Path:
 def _train_figure(ok: list[dict]):
     plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    names = [r["model"] for r in ok]
+    names = [r["model"] + ("*" if r.get("replaces") else "") for r in ok]
     col = ["tab:blue" if r["trainer"] == "facet" else "tab:orange" for r in ok]
     v = [r["structures_per_cpu_s"] for r in ok]
     err = [
@@ -110,7 +144,10 @@ def _train_figure(ok: list[dict]):
     ax[0].set(title="structures per CPU second (median, min-max)")
     ax[1].bar(names, [r.get("params") or 0 for r in ok], color=col)
     ax[1].set(title="parameters")
-    fig.suptitle("Facet (blue) vs MACE (orange), same data, one thread each")
+    title = "Facet (blue) vs MACE (orange), same data, one thread each"
+    if any(r.get("replaces") for r in ok):
+        title += "; * from a supplementary run"
+    fig.suptitle(title)
     return fig
 
 
