@@ -41,6 +41,24 @@ POF_VARIANTS = {
     "GTP-fourier": "gaunt-fourier",
 }
 DEFAULT_VENV = Path.home() / ".cache" / "facet" / "pof-venv"
+# The research vector Gaunt product takes vector-spherical-harmonic coefficients (its VSHCoeffs
+# rejects anything else), so it runs in the research-only setting "vsh" (both inputs the VSH
+# coefficients of degree <= L, `VSHCoeffs.get_vsh_irreps(jmax=L, parity=-1)`, output jmax 2L:
+# the inputs of its own MIMO benchmark) and is shown beside our vector-gaunt-grid in mimo at
+# the same L; the other research variants take the s2_irreps settings.
+S2_SETTINGS = ("siso", "simo", "mimo")
+APPLIES = {v: ("vsh",) if v == "VGTP-grid" else S2_SETTINGS for v in POF_VARIANTS}
+NEEDS_VSH = "needs VSH-coefficient inputs (its VSHCoeffs rejects s2_irreps): timed in setting vsh"
+
+
+def accounted(variant: str, setting: str, lmax: int, why: str) -> dict | None:
+    """The row recorded for a case a worker never reported: ``why`` where the variant applies
+    to ``setting``, the not-applicable reason for VGTP on s2 settings, None for vsh otherwise."""
+    base = {"variant": f"pof:{variant}", "ours": POF_VARIANTS[variant], "setting": setting,
+            "L": lmax, "channels": 1, "mode": "fwd"}  # fmt: skip
+    if setting in APPLIES[variant]:
+        return dict(base, skipped=why, **({"ours_setting": "mimo"} if setting == "vsh" else {}))
+    return dict(base, skipped=NEEDS_VSH) if setting != "vsh" else None
 
 
 def ensure_venv(venv: Path, log=print) -> Path:
@@ -61,6 +79,14 @@ def ensure_venv(venv: Path, log=print) -> Path:
                         f"jax=={jax.__version__}", f"jaxlib=={jaxlib.__version__}"],
                        check=True)  # fmt: skip
     return py
+
+
+def check_variants(names) -> list[str]:
+    """``names`` if every one is a research variant (``POF_VARIANTS``), else ValueError."""
+    bad = [n for n in names if n not in POF_VARIANTS]
+    if bad:
+        raise ValueError(f"unknown research variant(s) {bad}; choose from {list(POF_VARIANTS)}")
+    return list(names)
 
 
 def _git_head(path: Path) -> str:
@@ -96,7 +122,7 @@ def run_pof(
         return [{"variant": f"pof:{v}", "skipped": reason} for v in POF_VARIANTS], {"pof": reason}
     env = dict(os.environ, PYTHONPATH=str(Path(pof).resolve()), JAX_PLATFORMS="cpu")
     # record the checkout by its commit, not by this machine's path (reports are committed)
-    rows, meta = [], {"pof": f"checkout {_git_head(Path(pof))}"}
+    rows, meta = [], {"pof": f"checkout {_git_head(Path(pof))}", "budget_s": budget_s}
     # the many-in-many-out setting first: it is the one the acceptance checks hinge on
     config = dict(config, settings=sorted(config["settings"], key=lambda s: s != "mimo"))
     start = time.time()
@@ -135,10 +161,8 @@ def run_pof(
             for setting in config["settings"]:  # account for what the killed worker never did
                 for lmax in config["lmaxes"][setting]:
                     if (setting, lmax) not in seen:
-                        why = f"research worker: {err[-200:]}"
-                        rows.append({"variant": f"pof:{variant}", "ours": POF_VARIANTS[variant],
-                                     "setting": setting, "L": lmax, "channels": 1,
-                                     "mode": "fwd", "skipped": why})  # fmt: skip
+                        row = accounted(variant, setting, lmax, f"research worker: {err[-200:]}")
+                        rows += [row] if row else []
     return rows, meta
 
 
@@ -165,6 +189,9 @@ def _worker(config: dict, deadline: float) -> None:
                    "python": sys.version.split()[0], "environment": env}})  # fmt: skip
 
     def irreps(setting, lmax):
+        if setting == "vsh":  # vector fields: VSH coefficients up to jmax = L, out jmax = 2L
+            ir = VSHCoeffs.get_vsh_irreps(jmax=lmax, parity=-1)
+            return ir, ir, VSHCoeffs.get_vsh_irreps(jmax=2 * lmax, parity=1)
         one = e3nn.Irreps(f"{lmax}{'e' if lmax % 2 == 0 else 'o'}")
         if setting == "siso":
             return one, one, e3nn.Irreps(f"{lmax}e")
@@ -188,13 +215,21 @@ def _worker(config: dict, deadline: float) -> None:
             "Matrix-TP": lambda x, y: F.matrix_tensor_product(
                 x, y, filter_ir_out=out, irrep_normalization="norm"),
             "VGTP-grid": lambda x, y: F.vector_gaunt_tensor_product_s2grid(
-                x, y, filter_ir_out=out, **grid),
+                x, y, filter_ir_out=out, **dict(grid, p_val1=-1, p_val2=-1)),
         }[variant]  # fmt: skip
 
     dtype = jnp.dtype(config.get("dtype", "float32"))
     dead: dict = {}
     for setting in config["settings"]:
         for lmax in config["lmaxes"][setting]:
+            variants = config.get("variants", list(POF_VARIANTS))
+            for variant in [v for v in variants if setting not in APPLIES[v]]:
+                row = accounted(variant, setting, lmax, "")
+                if row:  # not applicable: said without building inputs
+                    emit(row)
+            variants = [v for v in variants if setting in APPLIES[v]]
+            if not variants:
+                continue
             b = config["batch"]  # "setting:L" overrides "L" (tensorproducts.bench.batch_size)
             batch = int(b.get(f"{setting}:{lmax}", b[str(lmax)]))
             ir1, ir2, out = irreps(setting, lmax)
@@ -202,10 +237,12 @@ def _worker(config: dict, deadline: float) -> None:
             x = e3nn.normal(ir1, k[0], (batch,), dtype=dtype)
             y = e3nn.normal(ir2, k[1], (batch,), dtype=dtype)
             rot = -e3nn.rand_matrix(k[2], (), dtype=dtype)
-            for variant in config.get("variants", list(POF_VARIANTS)):
+            for variant in variants:
                 row = {"variant": f"pof:{variant}", "ours": POF_VARIANTS[variant],
                        "setting": setting, "L": lmax, "channels": 1, "mode": "fwd",
                        "batch": batch}  # fmt: skip
+                if setting == "vsh":
+                    row["ours_setting"] = "mimo"  # shown and compared beside our mimo rows
                 if (variant, setting) in dead:
                     emit(dict(row, skipped=dead[(variant, setting)]))
                     continue
@@ -302,6 +339,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write {meta, rows} JSON here (default: stdout)")
     ap.add_argument("--quick", action="store_true", help="L = 1..3, batch 256, 5 repeats")
     ap.add_argument("--budget-s", type=float, default=300.0)
+    ap.add_argument("--variants", help=f"comma-separated subset of {','.join(POF_VARIANTS)}")
     ap.add_argument(
         "--interactability",
         action="store_true",
@@ -327,8 +365,8 @@ def main(argv=None) -> int:
         return subprocess.run(cmd, env=env, cwd=str(Path(args.pof).resolve())).returncode
     ls = [1, 2, 3] if args.quick else list(range(1, 11))
     config = {
-        "settings": ["siso", "simo", "mimo"],
-        "lmaxes": {s: ls for s in ("siso", "simo", "mimo")},
+        "settings": ["siso", "simo", "mimo", "vsh"],
+        "lmaxes": {s: ls for s in ("siso", "simo", "mimo", "vsh")},
         "batch": {
             str(l): 256
             if args.quick
@@ -342,6 +380,8 @@ def main(argv=None) -> int:
         "max_call_s": 3.0,
         "dtype": "float32",
     }
+    if args.variants:
+        config["variants"] = check_variants(args.variants.split(","))
     rows, meta = run_pof(args.pof, config, venv=Path(args.venv), budget_s=args.budget_s,
                          log=lambda m: print(m, file=sys.stderr))  # fmt: skip
     text = json.dumps({"meta": meta, "rows": rows}, indent=1)

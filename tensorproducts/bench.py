@@ -27,10 +27,14 @@ Modules: :mod:`~tensorproducts.bench_cases` (settings, :class:`BenchConfig`, can
 :mod:`~tensorproducts.bench_measure` (one case, interleaved), this one (the run, cost-vs-L
 slopes), and the report: :mod:`~tensorproducts.bench_report` with
 :mod:`~tensorproducts.bench_verdicts` (checks, losses), :mod:`~tensorproducts.bench_plots`.
+:mod:`~tensorproducts.bench_runs` merges the rows of several runs into one result (each row
+keeps its run id; comparisons stay within one run); :mod:`~tensorproducts.bench_main` is the
+``facet bench tp`` invocation.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import statistics
@@ -62,6 +66,7 @@ __all__ = [
     "THEORY",
     "batch_size",
     "candidates",
+    "config_dict",
     "loglog_slope",
     "measure_group",
     "median_of",
@@ -71,6 +76,8 @@ __all__ = [
     "system_info",
 ]
 
+
+_RUNS = itertools.count()
 
 # ---------------------------------------------------------------------------- system info
 
@@ -114,6 +121,8 @@ def run(cfg: BenchConfig = BenchConfig(), log=print, on_rows=None) -> dict:  # n
     names = list(cfg.variants) if cfg.variants else list(candidates())
     start = time.perf_counter()
     run_id = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f"-{os.getpid()}"
+    k = next(_RUNS)  # unique also for several runs of one process within a second
+    run_id += f".{k}" if k else ""
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     rows: list[dict] = []
     dead: dict[tuple, str] = {}  # (variant, setting, channels, mode) -> reason (skip larger L)
@@ -141,14 +150,19 @@ def run(cfg: BenchConfig = BenchConfig(), log=print, on_rows=None) -> dict:  # n
         rows.extend(dict(r, run=run_id) for r in got)
         if on_rows is not None:
             on_rows(rows)
-    cfg_dict = asdict(cfg)
-    cfg_dict["batch"] = {str(k): v for k, v in cfg.batch.items()}
-    cfg_dict["lmaxes"] = {k: list(v) for k, v in cfg.lmaxes.items()}
     meta = dict(system_info(), wall_s=time.perf_counter() - start)
     meta["load_average_at_start"] = load0
     meta["run_id"] = run_id
     return {"meta": meta,
-            "config": cfg_dict, "rows": rows}  # fmt: skip
+            "config": config_dict(cfg), "rows": rows}  # fmt: skip
+
+
+def config_dict(cfg: BenchConfig) -> dict:
+    """``cfg`` as JSON-ready data (the ``config`` of a result)."""
+    out = asdict(cfg)
+    out["batch"] = {str(k): v for k, v in cfg.batch.items()}
+    out["lmaxes"] = {k: list(v) for k, v in cfg.lmaxes.items()}
+    return out
 
 
 def loglog_slope(ls, values) -> float | None:
@@ -164,11 +178,14 @@ def loglog_slope(ls, values) -> float | None:
 def slopes(rows: list[dict], lmin: int = 5) -> list[dict]:
     """Measured cost-vs-L exponents per (variant, setting, mode): time per sample and FLOPs per
     sample, fitted over ``L >= lmin`` (the large-L part, where per-call overhead no longer
-    dominates), beside :data:`THEORY`."""
-    groups: dict[tuple, list[dict]] = {}
+    dominates), beside :data:`THEORY`. Each fit reads one run (in a merged result, the run
+    with the most points of that variant, setting and mode; the newest on a tie)."""
+    runs: dict[tuple, dict[str, list[dict]]] = {}
     for r in rows:
         if r.get("channels", 1) == 1 and "median_ms" in r and r["L"] >= lmin:
-            groups.setdefault((r["variant"], r["setting"], r["mode"]), []).append(r)
+            key = (r["variant"], r["setting"], r["mode"])
+            runs.setdefault(key, {}).setdefault(r.get("run", ""), []).append(r)
+    groups = {k: max(per.items(), key=lambda t: (len(t[1]), t[0]))[1] for k, per in runs.items()}
     out = []
     for (v, s, m), rs in sorted(groups.items()):
         rs.sort(key=lambda r: r["L"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .bench_format import find_row, variants_of
+from .bench_runs import current, stamp
 
 __all__ = ["plot"]
 
@@ -17,8 +18,13 @@ def plot(result: dict, out_dir: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = result["rows"]
-    pof = result.get("pof", {}).get("rows", [])
+    run = result.get("meta", {}).get("run_id")
+    rows = current(stamp(result["rows"], run))  # one row per case (the newest run's)
+    pof = [  # the research vector Gaunt on VSH inputs is drawn beside our mimo rows
+        dict(r, variant=r["variant"] + "[vsh]", setting=r["ours_setting"]) if "ours_setting" in r
+        else r
+        for r in current(stamp(result.get("pof", {}).get("rows", []), run))
+    ]  # fmt: skip
     files = []
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
     for ax, setting in zip(axes, ("siso", "simo", "mimo"), strict=True):

@@ -12,6 +12,7 @@ import numpy as np
 from .bench import median_of
 from .bench_coverage import l_ranges
 from .bench_format import fmt, variants_of
+from .bench_runs import current, one_run, runs_of, stamp
 
 __all__ = ["RESEARCH_WHY", "WHY", "checks", "losses"]
 
@@ -51,32 +52,33 @@ RESEARCH_WHY = {
 def checks(result: dict) -> list[tuple[str, str, str]]:
     """``(check, measured, verdict)`` for the issue's acceptance comparisons.
 
-    Only rows of one run are compared: ours carry the run's ``run`` id (rows of any other run in
-    ``result`` are ignored), the research rows come from the subprocess of the same invocation."""
-    run = result.get("meta", {}).get("run_id")
-    rows = [r for r in result["rows"] if run is None or r.get("run") == run]
+    Only rows of one run are compared (:mod:`tensorproducts.bench_runs`): every pair of rows
+    (e3nn against cg-dense, the research code against ours) carries the same ``run`` id, and
+    gaunt-grid against cg-dense is read from one run. In a merged result each check therefore
+    reads the run that measured its rows; a row whose run lacks the partner is not compared."""
+    default = result.get("meta", {}).get("run_id", "")
+    rows = stamp(result["rows"], default)
     out = []
-    lmax = max((r["L"] for r in rows if r.get("setting") == "mimo"), default=None)
-    g = median_of(rows, variant="gaunt-grid", setting="mimo", L=lmax, mode="fwd")
-    c = median_of(rows, variant="cg-dense", setting="mimo", L=lmax, mode="fwd")
-    if g and c:
+    pair = _largest_l_pair(rows)
+    if pair:
+        lmax, c, g, run = pair
         out.append(
             (
                 f"gaunt-grid >= 7x faster than cg-dense, mimo L={lmax}",
-                f"{c / g:.1f}x ({fmt(c)} vs {fmt(g)} ms)",
+                f"{c / g:.1f}x ({fmt(c)} vs {fmt(g)} ms){_tag(result, run)}",
                 "yes" if c / g >= 7 else "NO",
             )
         )
     for setting in ("siso", "simo", "mimo", "edge"):
         for mode in ("fwd", "fwd_bwd"):
             ratios = []
-            for r in rows:
+            for r in current(rows):
                 if (r.get("variant"), r.get("setting"), r.get("mode")) != ("e3nn", setting, mode):
                     continue
                 if "median_ms" not in r:
                     continue
                 match = dict(setting=setting, L=r["L"], mode=mode, channels=r.get("channels", 1))
-                cd = median_of(rows, variant="cg-dense", **match)
+                cd = median_of(rows, variant="cg-dense", run=r["run"], **match)
                 if cd:
                     tag = f"L{r['L']}" + (f"C{r['channels']}" if setting == "edge" else "")
                     ratios.append((tag, r["median_ms"] / cd))
@@ -89,49 +91,77 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
                         "yes" if worst[1] >= 1 else f"NO at {worst[0]}",
                     )
                 )
-    pof = result.get("pof", {}).get("rows", [])
+    pof = current(stamp(result.get("pof", {}).get("rows", []), default))
     for ours in sorted({r.get("ours") for r in pof if r.get("ours")}):
-        cmp, lost, skipped = [], [], 0
+        cmp, lost, skipped, unpaired, other = [], [], 0, 0, False
         for r in pof:
             if r.get("ours") != ours:
                 continue
             if "median_ms" not in r:
                 skipped += 1
                 continue
-            mine = median_of(rows, variant=ours, setting=r["setting"], L=r["L"], mode="fwd")
+            setting = r.get("ours_setting", r["setting"])
+            mine = median_of(rows, variant=ours, setting=setting, L=r["L"], mode="fwd",
+                             run=r["run"])  # fmt: skip
             if mine is None:
+                unpaired += 1
                 continue
+            other |= setting != r["setting"]
             q = r["median_ms"] / mine
             cmp.append(q)
             if q < 1:
                 lost.append(f"{r['setting']} L={r['L']} ({q:.2f}x)")
+        note = f"{skipped} research cases skipped" + (
+            f", {unpaired} without a row of ours in their run" if unpaired else ""
+        )
+        title = f"{ours} at least as fast as the research implementation" + (
+            " (research on VSH-coefficient inputs, ours on s2_irreps: different products at "
+            "equal L)"
+            if other
+            else ""
+        )
         if cmp:
             verdict = "yes" if not lost else "NO: " + ", ".join(lost)
             out.append(
                 (
-                    f"{ours} at least as fast as the research implementation",
+                    title,
                     f"research/ours median {np.median(cmp):.1f}x, min {min(cmp):.2f}x over "
-                    f"{len(cmp)} cases ({skipped} research cases skipped)",
+                    f"{len(cmp)} cases ({note})",
                     verdict,
                 )
             )
-        elif skipped:
-            out.append((f"{ours} vs research implementation", "research side skipped", "n/a"))
+        elif skipped or unpaired:
+            out.append((f"{ours} vs research implementation", f"nothing compared ({note})", "n/a"))
     return out
+
+
+def _largest_l_pair(rows) -> tuple | None:
+    """``(L, cg-dense ms, gaunt-grid ms, run)`` at the largest mimo L where one run timed both
+    (newest run on a tie)."""
+    best = None
+    for r in rows:
+        if (r.get("variant"), r.get("setting"), r.get("mode")) != ("gaunt-grid", "mimo", "fwd"):
+            continue
+        if "median_ms" not in r:
+            continue
+        c = median_of(rows, variant="cg-dense", setting="mimo", L=r["L"], mode="fwd", run=r["run"])
+        if c and (best is None or (r["L"], r["run"]) > (best[0], best[3])):
+            best = (r["L"], c, r["median_ms"], r["run"])
+    return best
+
+
+def _tag(result, run) -> str:
+    return f" [run {run}]" if len(runs_of(result)) > 1 else ""
 
 
 def losses(result) -> list[str]:
     """One line per (setting, mode) naming the fastest variant and each slower one's factor at
     the largest L, with the reason from :data:`WHY`."""
-    rows = result["rows"]
+    rows = stamp(result["rows"], result.get("meta", {}).get("run_id", ""))
     out = []
     for setting in ("siso", "simo", "mimo", "edge"):
         for mode in ("fwd", "fwd_bwd"):
-            sel = [
-                r
-                for r in rows
-                if r.get("setting") == setting and r.get("mode") == mode and "median_ms" in r
-            ]
+            sel = [r for r in one_run(rows, setting=setting, mode=mode) if "median_ms" in r]
             if not sel:
                 continue
             lmax = max(r["L"] for r in sel)
@@ -148,9 +178,9 @@ def losses(result) -> list[str]:
             )
             out.append(
                 f"- **{setting} {mode}, L={lmax}**: fastest {best['variant']} "
-                f"({fmt(best['median_ms'])} ms); slower: {desc}."
+                f"({fmt(best['median_ms'])} ms); slower: {desc}.{_tag(result, best['run'])}"
             )
-    out += _versus_reference(rows)
+    out += _versus_reference(rows, tag=lambda run: _tag(result, run))
     out += _versus_research(result)
     names = {r["variant"] for r in rows if "median_ms" in r}
     out += ["", "Reasons (from the algorithms; the factors above are what the data show):"]
@@ -158,17 +188,14 @@ def losses(result) -> list[str]:
     return out
 
 
-def _versus_reference(rows, ref: str = "cg-dense") -> list[str]:
+def _versus_reference(rows, ref: str = "cg-dense", tag=lambda run: "") -> list[str]:
     """Per (setting, mode) with ``ref`` timed at two L or more: the L where each variant is
-    slower than ``ref`` (with the range of its time ratio) and where it is not."""
+    slower than ``ref`` (with the range of its time ratio) and where it is not; rows of the
+    run that measured most of that (setting, mode)."""
     out = []
     for setting in ("siso", "simo", "mimo"):
         for mode in ("fwd", "fwd_bwd"):
-            sel = [
-                r
-                for r in rows
-                if (r.get("setting"), r.get("mode")) == (setting, mode) and "median_ms" in r
-            ]
+            sel = [r for r in one_run(rows, setting=setting, mode=mode) if "median_ms" in r]
             base = {r["L"]: r["median_ms"] for r in sel if r["variant"] == ref}
             if len(base) < 2:
                 continue
@@ -190,6 +217,7 @@ def _versus_reference(rows, ref: str = "cg-dense") -> list[str]:
                 f"- **{setting} {mode}, L by L against {ref}** (time ratio; > 1 is slower): "
                 + "; ".join(parts)
                 + "."
+                + tag(sel[0]["run"])
             )
     return out
 
@@ -202,9 +230,13 @@ def _span(values) -> str:
 def _versus_research(result) -> list[str]:
     """Each case where the research implementation was faster than ours, with the ratio of XLA
     FLOPs (ours / research) that tells arithmetic apart from timing."""
-    run = result.get("meta", {}).get("run_id")
-    rows = [r for r in result["rows"] if run is None or r.get("run") == run]
-    pof = [r for r in result.get("pof", {}).get("rows", []) if "median_ms" in r and r.get("ours")]
+    run = result.get("meta", {}).get("run_id", "")
+    rows = stamp(result["rows"], run)
+    pof = [
+        r
+        for r in current(stamp(result.get("pof", {}).get("rows", []), run))
+        if "median_ms" in r and r.get("ours")
+    ]
     if not pof:
         return []
     lost: dict[str, list[tuple]] = {}
@@ -213,8 +245,8 @@ def _versus_research(result) -> list[str]:
         mine = [
             x
             for x in rows
-            if (x.get("variant"), x.get("setting"), x.get("L"), x.get("mode"))
-            == (r["ours"], r["setting"], r["L"], "fwd")
+            if (x.get("variant"), x.get("setting"), x.get("L"), x.get("mode"), x.get("run"))
+            == (r["ours"], r.get("ours_setting", r["setting"]), r["L"], "fwd", r["run"])
             and "median_ms" in x
         ]
         if mine and r["median_ms"] < mine[0]["median_ms"]:

@@ -20,9 +20,6 @@ The runners live in :mod:`facet.bench`; this module only parses arguments.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib.util
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,11 +60,29 @@ def _tp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        help=f"output folder (default {FULL_TP_DIR}, or {QUICK_TP_DIR} with --quick)",
+        help=f"output folder (default {FULL_TP_DIR}, or {QUICK_TP_DIR} with --quick, or the "
+        "folder of --merge-into)",
     )
     p.add_argument("--pof", help="path of a PriceofFreedom checkout to run beside ours")
     p.add_argument("--pof-budget-s", type=float, default=None, help="time budget of that run")
-    p.add_argument("--variants", help="comma-separated subset of variants")
+    p.add_argument(
+        "--pof-variants",
+        help="comma-separated research variants (e.g. GTP-grid,Matrix-TP; default: those "
+        "beside --variants, else all)",
+    )
+    p.add_argument("--variants", help="comma-separated subset of our variants")
+    p.add_argument(
+        "--settings",
+        help="comma-separated subset of mimo,edge,siso,simo (default all); the research code "
+        "runs the chosen ones of siso,simo,mimo (mimo adds its VSH-input vector Gaunt)",
+    )
+    p.add_argument(
+        "--merge-into",
+        type=Path,
+        help="merge this run into FILE (an earlier results.json; rows keep their run ids, "
+        "checks pair rows of one run only) and write the result and report to --out "
+        "(default: FILE's folder)",
+    )
     p.add_argument("--no-expressivity", action="store_true", help="skip the expressivity table")
     p.add_argument("--from-json", type=Path, help="only rewrite the report from a results.json")
     p.add_argument(
@@ -78,99 +93,10 @@ def _tp_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _load_pof_script():
-    """``scripts/pof_bench.py`` of this source checkout (it is not part of the package)."""
-    import tensorproducts
-
-    path = Path(tensorproducts.__file__).resolve().parent.parent / "scripts" / "pof_bench.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("facet_pof_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def tp_config(quick: bool, variants=None):
-    """The :class:`tensorproducts.bench.BenchConfig` of a full or ``--quick`` run."""
-    from tensorproducts.bench import BenchConfig
-
-    if not quick:
-        return BenchConfig(variants=variants)
-    return BenchConfig(  # small enough for `facet bench all --quick` on a shared 2-core box
-        lmaxes={"siso": (1, 2), "simo": (1, 2), "mimo": (1, 2, 3)},
-        bwd_lmaxes=(2,),
-        batch={1: 256, 2: 256, 3: 256},
-        channel_counts=(16,),
-        channel_lmaxes=(2,),
-        bwd_channel_counts=(16,),
-        edges=128,
-        warmup=2,
-        repeats=3,
-        variants=variants,
-    )
-
-
-def _save(result: dict, out: Path) -> None:
-    """Keep the raw rows on disk at each stage (a later failure loses nothing measured)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1, default=str))
-
-
 def _tp_run(args: argparse.Namespace) -> int:
-    import jax
+    from tensorproducts import bench_main
 
-    from tensorproducts import bench, bench_report, expressivity
-
-    out = args.out or (QUICK_TP_DIR if args.quick else FULL_TP_DIR)
-    if args.quick and out.resolve() == FULL_TP_DIR.resolve():
-        print(f"error: --quick never writes over the full report in {FULL_TP_DIR}", file=sys.stderr)
-        return 2
-    command = (
-        "facet bench tp" + (" --quick" if args.quick else "") + (" --pof PATH" if args.pof else "")
-    )
-    if args.from_json:
-        result = json.loads(Path(args.from_json).read_text())
-        print(f"wrote {bench_report.write_report(result, out, command=result.get('command', ''))}")
-        return 0
-    variants = tuple(args.variants.split(",")) if args.variants else None
-    cfg = tp_config(args.quick, variants)
-    if args.budget_min:
-        cfg = dataclasses.replace(cfg, deadline_s=60.0 * args.budget_min)
-    print(f"facet bench tp: {'quick' if args.quick else 'full'} run -> {out}")
-    partial = {"command": command, "config": {}, "meta": {}}
-    result = bench.run(cfg, on_rows=lambda rows: _save(dict(partial, rows=rows), out))
-    result["command"] = command
-    _save(result, out)
-    pof_rows, pof_meta = [], {"pof": "not requested (--pof PATH)"}
-    if args.pof:
-        mod = _load_pof_script()
-        if mod is None:
-            pof_meta = {"pof": "skipped: scripts/pof_bench.py not found (run from a checkout)"}
-        else:
-            pcfg = {
-                "settings": ["siso", "simo", "mimo"],
-                "lmaxes": {s: list(cfg.lmaxes[s]) for s in ("siso", "simo", "mimo")},
-                "batch": {str(k): v for k, v in cfg.batch.items()},
-                "warmup": cfg.warmup,
-                "repeats": cfg.repeats,
-                "max_call_s": cfg.max_call_s,
-                "dtype": cfg.dtype,
-            }
-            budget = args.pof_budget_s or (120.0 if args.quick else 360.0)
-            pof_rows, pof_meta = mod.run_pof(args.pof, pcfg, budget_s=budget)
-    result["pof"] = {"meta": pof_meta, "rows": pof_rows}
-    _save(result, out)
-    if not args.no_expressivity:
-        names = [n for n in (variants or sorted(bench.REGISTRY)) if n in bench.REGISTRY]
-        lmaxes, inter = ((1, 2), 1) if args.quick else ((1, 2, 3), 2)
-        with jax.enable_x64(True):  # exact ranks; scoped, restored afterwards
-            result["expressivity"] = expressivity.expressivity_rows(
-                names, lmaxes, interact_lmax=inter
-            )
-    path = bench_report.write_report(result, out, command=command)
-    print(f"wrote {path}")
-    return 0
+    return bench_main.main(args, full_dir=FULL_TP_DIR, quick_dir=QUICK_TP_DIR)
 
 
 register_selection(

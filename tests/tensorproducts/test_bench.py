@@ -67,7 +67,7 @@ def test_slopes_and_report(tiny, tmp_path):
     assert len(saved["rows"]) == len(tiny["rows"])
     assert (tmp_path / "time_vs_L.png").stat().st_size > 1000
     # the research side was not run, and no case of ours was cut
-    assert "No case was cut by a time budget." in text and "Not completed in this run" not in text
+    assert "No case was cut by a time budget." in text and "Not completed" not in text
 
 
 def test_checks_compare_only_rows_of_the_same_run(tiny):
@@ -86,6 +86,53 @@ def test_checks_compare_only_rows_of_the_same_run(tiny):
     assert "L1:" in e3 and "L2:" in e3 and "e-" not in e3
     assert bench.batch_size({"siso:3": 7, 3: 5}, "siso", 3) == 7
     assert bench.batch_size({"siso:3": 7, 3: 5}, "mimo", 3) == 5
+
+
+def test_merged_file_pairs_rows_by_run_only(tiny, tmp_path):
+    """A merged file holds rows of several runs; no comparison may pair rows across runs."""
+    from tensorproducts.bench_runs import merge
+
+    run_a = tiny["meta"]["run_id"]
+    run_b = run_a[:4] + "9" + run_a[5:]  # a later run (ids sort by their UTC start)
+    # run B re-measured cg-dense in mimo at 1e-9 ms and nothing else: paired across runs, e3nn
+    # would look 1e6x slower than cg-dense, and the research rows would look unbeatable
+    again = [
+        dict(r, run=run_b, median_ms=1e-9)
+        for r in tiny["rows"]
+        if (r["variant"], r["setting"], r["mode"]) == ("cg-dense", "mimo", "fwd")
+    ]
+    mine = {
+        r["L"]: r for r in tiny["rows"]
+        if (r["variant"], r["setting"], r["mode"]) == ("cg-dense", "mimo", "fwd")
+    }  # fmt: skip
+    pof_a = [dict(variant="pof:CGTP-dense", ours="cg-dense", setting="mimo", L=2, channels=1,
+                  mode="fwd", median_ms=mine[2]["median_ms"] / 2, iqr_ms=0.0, batch=8,
+                  us_per_sample=1.0, flops=mine[2]["flops"])]  # fmt: skip
+    # run B timed the research code at L=1 but not our cg-dense at L=1: nothing to pair with
+    pof_b = [dict(pof_a[0], L=1, median_ms=1.0)]
+    base = dict(tiny, pof={"meta": {"pof": "checkout test"}, "rows": pof_a}, expressivity=[])
+    new = {"meta": dict(tiny["meta"], run_id=run_b), "config": tiny["config"], "command": "b",
+           "rows": [r for r in again if r["L"] == 2],
+           "pof": {"meta": {}, "rows": pof_b}}  # fmt: skip
+    merged = merge(base, new)
+    assert [r["run_id"] for r in merged["runs"]] == [run_a, run_b]
+    assert all(r["run"] in (run_a, run_b) for r in merged["rows"] + merged["pof"]["rows"])
+    got = {c: (m, v) for c, m, v in bench_report.checks(merged)}
+    alone = {c: (m, v) for c, m, v in bench_report.checks(base)}
+    key = "cg-dense at least as fast as e3nn.tensor_product (mimo, fwd)"
+    assert got[key] == alone[key] and "e-" not in got[key][0]
+    m, v = got["cg-dense at least as fast as the research implementation"]
+    assert "over 1 cases" in m and "1 without a row of ours in their run" in m
+    assert v == "NO: mimo L=2 (0.50x)"  # run A's research row against run A's cg-dense only
+    text = bench_report.write_report(merged, tmp_path, command="merged").read_text()
+    # the table shows the newest measurement of a case; coverage counts each case once
+    assert "- ours, **mimo fwd**: 8 of 8 measured (L=1-2)." in text
+    assert "## Runs" in text and f"`{run_b}`" in text and "2 runs merged" in text
+    # the table shows run B's cg-dense; the losses compare the variants of run A (which timed
+    # most of mimo), so run B's 1e-9 ms is never called the fastest
+    assert "| 1e-09 ±0 |" in text
+    fastest = next(line for line in text.splitlines() if line.startswith("- **mimo fwd, L=2**"))
+    assert "1e-09" not in fastest and f"[run {run_a}]" in fastest
 
 
 def test_variants_are_timed_on_outputs_they_reach():
@@ -131,10 +178,15 @@ def test_report_states_what_a_budget_cut_and_rerenders_from_json(tiny, tmp_path)
         "- research pof:GTP-fourier (beside our gaunt-fourier): none of 1 measured; 1 lost when "
         "the time limit killed the research subprocess." in text
     )
-    assert "**Not completed in this run**: our harness stopped starting cases" in text
+    assert "**Not completed**: our harness stopped starting cases" in text
     # more time cannot complete the research vector Gaunt product on s2_irreps inputs: said so
     assert "Note: its product takes vector-spherical-harmonic coefficients" in text
-    assert "MKL_NUM_THREADS=1 facet bench tp --pof PATH --pof-budget-s 3600" in text
+    # the command that completes only what was cut: our edge cases, and the research variants
+    # cut in mimo together with our mimo rows (checks pair rows of one run), merged into the file
+    assert (
+        "MKL_NUM_THREADS=1 facet bench tp --settings mimo,edge --pof PATH --pof-variants "
+        "GTP-fourier,VGTP-grid --pof-budget-s 3600 --merge-into docs/benchmarks/tp/results.json"
+    ) in text
     # the loss to the research code is stated with the FLOPs that show it is timing, not work
     assert "slower in 1 of 1 cases: mimo L=2 (research/ours time 0.50, XLA FLOPs ours/research " \
         "1.00)" in text  # fmt: skip
