@@ -12,7 +12,7 @@ import numpy as np
 from .bench import median_of
 from .bench_coverage import l_ranges
 from .bench_format import fmt, variants_of
-from .bench_runs import current, one_run, runs_of, stamp
+from .bench_runs import case_key, current, one_run, runs_of, stamp
 
 __all__ = ["RESEARCH_WHY", "WHY", "checks", "losses"]
 
@@ -72,16 +72,14 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
     for setting in ("siso", "simo", "mimo", "edge"):
         for mode in ("fwd", "fwd_bwd"):
             ratios = []
-            for r in current(rows):
-                if (r.get("variant"), r.get("setting"), r.get("mode")) != ("e3nn", setting, mode):
-                    continue
-                if "median_ms" not in r:
-                    continue
-                match = dict(setting=setting, L=r["L"], mode=mode, channels=r.get("channels", 1))
-                cd = median_of(rows, variant="cg-dense", run=r["run"], **match)
-                if cd:
-                    tag = f"L{r['L']}" + (f"C{r['channels']}" if setting == "edge" else "")
-                    ratios.append((tag, r["median_ms"] / cd))
+            e3 = [
+                r
+                for r in rows
+                if (r.get("variant"), r.get("setting"), r.get("mode")) == ("e3nn", setting, mode)
+            ]
+            for r, cd in _newest_pairs(e3, rows, lambda r: dict(variant="cg-dense")).values():
+                tag = f"L{r['L']}" + (f"C{r['channels']}" if setting == "edge" else "")
+                ratios.append((tag, r["median_ms"] / cd))
             if ratios:
                 worst = min(ratios, key=lambda t: t[1])
                 out.append(
@@ -91,22 +89,27 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
                         "yes" if worst[1] >= 1 else f"NO at {worst[0]}",
                     )
                 )
-    pof = current(stamp(result.get("pof", {}).get("rows", []), default))
+    all_pof = stamp(result.get("pof", {}).get("rows", []), default)
+    pof = current(all_pof)
     for ours in sorted({r.get("ours") for r in pof if r.get("ours")}):
         cmp, lost, skipped, unpaired, other = [], [], 0, 0, False
+        mine_of = _newest_pairs(
+            [r for r in all_pof if r.get("ours") == ours],
+            rows,
+            lambda r: dict(variant=r["ours"], setting=r.get("ours_setting", r["setting"])),
+        )
         for r in pof:
             if r.get("ours") != ours:
                 continue
-            if "median_ms" not in r:
+            if case_key(r) in mine_of:
+                r, mine = mine_of[case_key(r)]
+            elif "median_ms" not in r:
                 skipped += 1
                 continue
-            setting = r.get("ours_setting", r["setting"])
-            mine = median_of(rows, variant=ours, setting=setting, L=r["L"], mode="fwd",
-                             run=r["run"])  # fmt: skip
-            if mine is None:
+            else:
                 unpaired += 1
                 continue
-            other |= setting != r["setting"]
+            other |= r.get("ours_setting", r["setting"]) != r["setting"]
             q = r["median_ms"] / mine
             cmp.append(q)
             if q < 1:
@@ -132,6 +135,23 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
             )
         elif skipped or unpaired:
             out.append((f"{ours} vs research implementation", f"nothing compared ({note})", "n/a"))
+    return out
+
+
+def _newest_pairs(cands, rows, partner) -> dict[tuple, tuple[dict, float]]:
+    """Per case of the measured rows ``cands``: ``(row, partner median ms)`` from the newest run
+    in which ``rows`` hold the partner (``partner(row)``: its variant and setting; same L,
+    channels and mode, and the same run). Cases without a partner in any run are absent."""
+    out: dict[tuple, tuple[dict, float]] = {}
+    for r in cands:
+        if "median_ms" not in r:
+            continue
+        match = dict(setting=r["setting"], L=r["L"], mode=r.get("mode", "fwd"),
+                     channels=r.get("channels", 1), run=r["run"])  # fmt: skip
+        ms = median_of(rows, **dict(match, **partner(r)))
+        k = case_key(r)
+        if ms is not None and (k not in out or r["run"] > out[k][0]["run"]):
+            out[k] = (r, ms)
     return out
 
 

@@ -142,8 +142,8 @@ def test_research_vector_gaunt_runs_on_vsh_inputs():
     config = {"settings": ["mimo", "vsh"], "lmaxes": {"mimo": [1], "vsh": [1]},
               "batch": {"1": 16}, "warmup": 1, "repeats": 2, "max_call_s": 30.0,
               "dtype": "float32", "variants": ["VGTP-grid"]}  # fmt: skip
-    rows, meta = _load_pof().run_pof(checkout, config, budget_s=900.0, log=lambda *_: None)
-    assert meta["budget_s"] == 900.0
+    rows, meta = _load_pof().run_pof(checkout, config, budget_s=1800.0, log=lambda *_: None)
+    assert meta["budget_s"] == 1800.0
     (vsh,) = [r for r in rows if r["setting"] == "vsh"]
     assert "median_ms" in vsh, vsh.get("skipped")
     assert vsh["ours_setting"] == "mimo" and vsh["equivariance_error"] < 1e-5
