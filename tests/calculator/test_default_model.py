@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "2f3b4a6640bdd2ad26c3e6a8358cc1835a41d1dda3bdfb865de08818133b1063"
+PINNED_SHA256 = "5e4973393a81da5dac002bdb6493ff1a59220f3412eb3da89aa0f9c5c3862bc7"
 
 
 def _reference():
