@@ -20,50 +20,59 @@ def _tp(root: Path) -> list[dict]:
     f = "tp/results.json"
     data, cache = read_json(root / f, "tp rows"), {}
     rows = data.get("rows", [])
+    # A merged results.json holds rows of several runs (tensorproducts.bench_runs): a ratio
+    # pairs two rows of one run only, the newest run that measured both.
+    run0 = data.get("meta", {}).get("run_id", "")
     key = {}
     for i, r in enumerate(rows):
         if r.get("median_ms") is None:  # skipped or failed case
             continue
-        key[(r["variant"], r["setting"], r["mode"], r["L"], r["channels"])] = i
+        c = (r["variant"], r["setting"], r["mode"], r["L"], r.get("channels", 1))
+        key[(*c, r.get("run") or run0)] = i
+
+    def newest_pair(a: str, b: str, L: int):
+        runs = [
+            k[5]
+            for k in key
+            if k[:5] == (a, "mimo", "fwd", L, 1) and (b, "mimo", "fwd", L, 1, k[5]) in key
+        ]
+        return max(runs) if runs else None
+
     out = []
-    mimo = sorted(
-        k[3]
-        for k in key
-        if k[:3] == ("e3nn", "mimo", "fwd")
-        and k[4] == 1
-        and ("cg-dense", "mimo", "fwd", k[3], 1) in key
-    )
+    mimo = sorted({k[3] for k in key if newest_pair("e3nn", "cg-dense", k[3]) is not None})
     for L in (mimo[:1] + mimo[-1:]) if len(mimo) > 1 else mimo:
         for ours in ("cg-dense", "gaunt-grid"):
-            if (ours, "mimo", "fwd", L, 1) not in key:
+            run = newest_pair(ours, "e3nn", L)
+            if run is None:
                 continue
+            i_ours, i_e3nn = (key[(v, "mimo", "fwd", L, 1, run)] for v in (ours, "e3nn"))
             out.append(
                 finding(
                     "tensor product (mimo forward, ms per batch)",
                     "e3nn-jax tensor_product",
                     f"{ours} vs e3nn.tensor_product at L={L}",
-                    {"file": f, "path": ["rows", key[(ours, "mimo", "fwd", L, 1)], "median_ms"]},
-                    {"file": f, "path": ["rows", key[("e3nn", "mimo", "fwd", L, 1)], "median_ms"]},
+                    {"file": f, "path": ["rows", i_ours, "median_ms"]},
+                    {"file": f, "path": ["rows", i_e3nn, "median_ms"]},
                     root,
                     "ms",
                     cache=cache,
                 )
             )
     pof = data.get("pof", {}).get("rows", [])
-    best: dict[str, int] = {}
+    best: dict[str, tuple] = {}
     for j, r in enumerate(pof):
-        k = (r.get("ours"), r["setting"], r["mode"], r["L"], r.get("channels", 1))
+        run = r.get("run") or run0
+        k = (r.get("ours"), r["setting"], r["mode"], r["L"], r.get("channels", 1), run)
         if k in key and r["setting"] == "mimo" and r["mode"] == "fwd" and r.get("median_ms"):
-            if r["variant"] not in best or r["L"] > pof[best[r["variant"]]]["L"]:
-                best[r["variant"]] = j
-    for v, j in sorted(best.items()):
+            if r["variant"] not in best or (r["L"], run) > best[r["variant"]][:2]:
+                best[r["variant"]] = (r["L"], run, j, key[k])
+    for v, (L, _, j, i) in sorted(best.items()):
         r = pof[j]
-        i = key[(r["ours"], "mimo", "fwd", r["L"], r.get("channels", 1))]
         out.append(
             finding(
                 "tensor product (mimo forward, ms per batch)",
                 "PriceofFreedom research code",
-                f"{r['ours']} vs {v} at L={r['L']} (largest L both ran)",
+                f"{r['ours']} vs {v} at L={L} (largest L both ran)",
                 {"file": f, "path": ["rows", i, "median_ms"]},
                 {"file": f, "path": ["pof", "rows", j, "median_ms"]},
                 root,

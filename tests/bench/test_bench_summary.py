@@ -121,3 +121,35 @@ def test_committed_summary_numbers_equal_their_json(tmp_path):
         cells = [c.strip() for c in line.split("|")]
         assert cells[4] == summary._cell(f["facet"], f["scale"])
         assert cells[5] == summary._cell(f["peer_value"], f["scale"])
+
+
+def _tp_row(variant, L, ms, run):
+    return {"variant": variant, "setting": "mimo", "mode": "fwd", "L": L, "channels": 1,
+            "median_ms": ms, "run": run}  # fmt: skip
+
+
+def test_tp_ratios_pair_rows_of_one_run(tmp_path):
+    """A merged tp results.json (several runs): every ratio uses two rows of the same run, the
+    newest that measured both; a newer run's lone row never pairs with an older run's row."""
+    a, b = "2026-01-01T00:00:00Z-1", "2026-02-01T00:00:00Z-2"
+    rows = [
+        _tp_row("cg-dense", 2, 1.0, a), _tp_row("e3nn", 2, 4.0, a),
+        _tp_row("gaunt-grid", 2, 2.0, a),
+        _tp_row("cg-dense", 5, 3.0, a), _tp_row("e3nn", 5, 6.0, a),
+        _tp_row("e3nn", 2, 100.0, b),  # run B re-measured e3nn only: no partner in B
+        _tp_row("cg-dense", 5, 1.5, b), _tp_row("e3nn", 5, 6.0, b),  # newest pair at L=5
+    ]  # fmt: skip
+    pof = [
+        {"variant": "GTP-grid", "ours": "gaunt-grid", "setting": "mimo", "mode": "fwd", "L": 2,
+         "median_ms": 8.0, "run": a},
+        {"variant": "CGTP-dense", "ours": "cg-dense", "setting": "mimo", "mode": "fwd", "L": 2,
+         "median_ms": 3.0, "run": b},  # ours at L=2 in run B is missing: not compared
+    ]  # fmt: skip
+    _write(tmp_path, "tp/results.json", {"meta": {"run_id": a}, "rows": rows,
+                                         "pof": {"rows": pof}})  # fmt: skip
+    f = _by_what(summary.build(tmp_path))
+    assert f["cg-dense vs e3nn.tensor_product at L=2"]["ratio"] == pytest.approx(0.25)
+    assert f["gaunt-grid vs e3nn.tensor_product at L=2"]["ratio"] == pytest.approx(0.5)
+    assert f["cg-dense vs e3nn.tensor_product at L=5"]["ratio"] == pytest.approx(0.25)
+    assert f["gaunt-grid vs GTP-grid at L=2 (largest L both ran)"]["ratio"] == pytest.approx(0.25)
+    assert not any("CGTP-dense" in w for w in f)
