@@ -121,7 +121,9 @@ def _conclusion(cut, tri, fin, goal_p, goal_f, goal_v, ft) -> str:
     return txt + "Not met on this CPU budget: " + "; ".join(miss) + "."
 
 
-def markdown(res: dict) -> str:
+def markdown(res: dict, basis_section: list[str] | None = None) -> str:
+    """report.md from one run's results; ``basis_section``: lines added after the conclusion
+    (the basis study's summary, :func:`trim_sevennet_basis_md.report_section`)."""
     p = res["parameters"]
     o, t = p["original"]["trainable"], p["trimmed"]["trainable"]
     cut = 100 * (1 - t / o)
@@ -155,6 +157,7 @@ def markdown(res: dict) -> str:
         "",
         _conclusion(cut, tri, fin, goal_p, goal_f, goal_v, res["finetune"]),
         "",
+        *(basis_section or []),
         "## Parameters",
         "",
         "| model | trainable | all (incl. frozen) |",
@@ -293,4 +296,11 @@ def write_report(
         results["finetune"]["steps"],
         tuned,
     )
-    (out_dir / "report.md").write_text(markdown(results))
+    (out_dir / "report.md").write_text(markdown(results, basis_report_section(out_dir)))
+
+
+def basis_report_section(out_dir: Path) -> list[str]:
+    """The basis study's section (empty when out_dir has no basis_study.json)."""
+    import trim_sevennet_basis_md as basis_md  # sibling script module (scripts/ on sys.path)
+
+    return basis_md.report_section(Path(out_dir) / "basis_study.json")
