@@ -98,3 +98,35 @@ def test_shared_edge_input_equals_materialised_broadcast(variant, x64):
     zr = f(x.transform_by_matrix(rot), y.transform_by_matrix(rot), w)
     expect = e3nn.IrrepsArray(out, z).transform_by_matrix(rot).array
     np.testing.assert_allclose(zr, expect, atol=1e-12 * float(jnp.max(jnp.abs(z))))
+
+
+@pytest.mark.parametrize(
+    "ir1, ir2, out",
+    [("2e", "2e", "2e"), ("3o", "3o", "3e"), ("3o", "2e + 1o", "3o"), ("4e", "4e", "0e + 2e")],
+)
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted"])
+def test_cg_dense_x_first_branch_equals_e3nn(ir1, ir2, out, weighted, x64):
+    """Narrow outputs take the x-first contraction (tensorproducts.cg_dense.x_first); it gives
+    e3nn.tensor_product's blocks (weighted: each path scaled by its weight), batch-broadcast."""
+    from tensorproducts.cg_dense import _fused_plan, x_first
+
+    x = e3nn.normal(ir1, jax.random.PRNGKey(2), (3, 4), dtype=jnp.float64)
+    y = e3nn.normal(ir2, jax.random.PRNGKey(3), (4,), dtype=jnp.float64)
+    out = e3nn.Irreps(out)
+    big = _fused_plan(str(x.irreps), str(y.irreps), str(out), weighted)[0]
+    assert x_first(x.irreps.dim, big.shape[1])  # the branch under test is taken
+    paths = _irreps.cg_paths(x.irreps, y.irreps, out)
+    w = jnp.asarray(np.random.default_rng(4).normal(size=len(paths))) if weighted else None
+    got = cg_dense(x, y, out, w)
+    yb = e3nn.IrrepsArray(y.irreps, jnp.broadcast_to(y.array, (3, 4, y.irreps.dim)))
+    ref_blocks = {}
+    for k, (l1, p1, l2, p2, l3, p3) in enumerate(paths):
+        xs = x.filter(keep=[e3nn.Irrep(l1, p1)])
+        ys = yb.filter(keep=[e3nn.Irrep(l2, p2)])
+        blk = e3nn.tensor_product(xs, ys, filter_ir_out=[e3nn.Irrep(l3, p3)]).array
+        blk = blk * (w[k] if weighted else 1.0)
+        key = e3nn.Irrep(l3, p3)
+        ref_blocks[key] = ref_blocks.get(key, 0.0) + blk
+    ref = jnp.concatenate([ref_blocks[ir] for _, ir in out], axis=-1)
+    assert float(jnp.max(jnp.abs(ref))) > 0.1
+    np.testing.assert_allclose(got.array, ref, rtol=0, atol=1e-12)
