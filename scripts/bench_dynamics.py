@@ -211,7 +211,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=10, help="timed MD / FIRE steps per call")
     p.add_argument("--quick", action="store_true", help="small sizes, few steps, one repeat")
     p.add_argument("--jax-threads", choices=["single", "default"], default="single")
-    p.add_argument("--facet-model", help="trained Facet model (path or name) instead of random")
+    p.add_argument(
+        "--facet-model",
+        help="trained Facet model (path or name) for the facet-s rows instead of random weights "
+        "(other presets keep random weights)",
+    )
     p.add_argument("--out", help="output directory (default docs/benchmarks/dynamics or quick)")
     p.add_argument("--skip-tasks", default="", help="comma-separated tasks to leave out")
     p.add_argument("--converge-structures", type=int, default=4)
@@ -286,7 +290,9 @@ def run(args: argparse.Namespace) -> int:
         if m.name == "nequix-mp-1":
             # Runners work in scripts/peers: pass an absolute path resolved from here.
             opts["model_path"] = str(Path(args.nequix_model).resolve()) if args.nequix_model else ""
-        if m.venv == "self" and args.facet_model:
+        if m.name == "facet-s" and args.facet_model:
+            # The trained model replaces facet-s only (the shipped default is a facet-s); the
+            # other presets keep random weights, so each row is the architecture it names.
             opts["model"] = args.facet_model
         m = Model(m.name, m.venv, m.runner, m.variant, m.trained, m.tasks, opts)
         if m.venv == "self":
@@ -395,7 +401,11 @@ def run(args: argparse.Namespace) -> int:
             "batched_structures": batch_n,
             "batched_steps": batch_steps,
             "sizes": [natoms[s] for s in sizes],
-            "facet_model": args.facet_model or "random weights",
+            "facet_model": (
+                f"facet-s: {args.facet_model}, other presets: random weights"
+                if args.facet_model
+                else "random weights"
+            ),
         },
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
