@@ -90,8 +90,11 @@ SELECTIONS = {
 class Runner:
     """A model's subprocess speaking the JSON-lines protocol of ``scripts/peers/_protocol.py``."""
 
-    def __init__(self, model: Model, python: str, env: dict, log):
+    def __init__(self, model: Model, python: str, env: dict, log, cpu: int | None = None):
         self.model = model
+        # Pinned to one core: thread settings alone leave XLA:CPU running independent
+        # operations on a second core (CPU time above wall time), which the peers never do.
+        pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
         self.proc = subprocess.Popen(
             [python, str(PEER_DIR / model.runner), model.variant, json.dumps(model.options)],
             stdin=subprocess.PIPE,
@@ -100,6 +103,7 @@ class Runner:
             text=True,
             env=env,
             cwd=str(PEER_DIR),
+            preexec_fn=pin,
         )
 
     def ask(self, msg: dict) -> dict:
@@ -263,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
     env["JAX_PLATFORMS"] = "cpu"  # no accelerator probing (and the same backend for all)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
 
+    # Every runner on the same single core (they take turns), unless XLA may use its threads.
+    pin_cpu = min(os.sched_getaffinity(0)) if args.jax_threads == "single" else None
     selected = [m for m in MODELS if set(m.tasks) & set(tasks)]
     if args.models:
         keep = set(args.models.split(","))
@@ -294,7 +300,8 @@ def run(args: argparse.Namespace) -> int:
             # The trained model replaces facet-s only (the shipped default is a facet-s); the
             # other presets keep random weights, so each row is the architecture it names.
             opts["model"] = args.facet_model
-        m = Model(m.name, m.venv, m.runner, m.variant, m.trained, m.tasks, opts)
+        trained = m.trained or (m.name == "facet-s" and bool(args.facet_model))
+        m = Model(m.name, m.venv, m.runner, m.variant, trained, m.tasks, opts)
         if m.venv == "self":
             python = sys.executable
         else:
@@ -305,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
                 skipped[m.name] = f"no python for peer {m.venv!r} (--venvs-dir/--python)"
                 print(f"[bench] {m.name}: skipped ({skipped[m.name]})", flush=True)
                 continue
-        pending.append(Runner(m, python, env, log))
+        pending.append(Runner(m, python, env, log, cpu=pin_cpu))
     for r in pending:  # every runner loads in parallel; ask each in turn
         m = r.model
         hello = r.ask({"cmd": "hello"})
@@ -389,6 +396,7 @@ def run(args: argparse.Namespace) -> int:
             for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
         },
         "jax_threads": args.jax_threads,
+        "pinned_cpu": pin_cpu,
         "models": meta,
         "skipped": skipped,
         "settings": {

@@ -162,11 +162,20 @@ def write_report(out: Path, info: dict, rows: list) -> None:
                 f"{_fmt(s['per_step'], 1e3)} | {'-' if cpu is None else _fmt(cpu, 1e3)} | "
                 f"{s['converged']} |"
             )
+        # facet-s converges only with a trained model (--facet-model); random weights run
+        # a fixed number of steps.
+        untrained = st.get("facet_model", "random weights") == "random weights"
         lines += [
             "",
-            f"Facet with random weights cannot converge: it runs a fixed "
-            f"{st['converge_steps_random']} steps (fmax 0) and its row gives the time per "
-            "step only.",
+            *(
+                [
+                    f"Facet with random weights cannot converge: it runs a fixed "
+                    f"{st['converge_steps_random']} steps (fmax 0) and its row gives the time per "
+                    "step only."
+                ]  # fmt: skip
+                if untrained
+                else []
+            ),
             "",
         ]
     b = summ.get(("batched_batched", "facet-s", st["batched_structures"]))

