@@ -106,6 +106,8 @@ def _gather_index(irreps: e3nn.Irreps, cls: int, lmax: int) -> np.ndarray:
 def gather_dense(x: e3nn.IrrepsArray, cls: int, lmax: int) -> jnp.ndarray:
     """Dense ``(..., (lmax+1)^2)`` class-``cls`` coefficients of ``x`` (zeros filled)."""
     idx = _gather_index(x.irreps, cls, lmax)
+    if idx.size == x.irreps.dim and np.array_equal(idx, np.arange(idx.size)):
+        return x.array  # already dense in this class (e.g. s2_irreps): no gather, no copy
     ext = jnp.concatenate([x.array, jnp.zeros(x.shape[:-1] + (1,), x.dtype)], axis=-1)
     return ext[..., idx]
 
@@ -121,6 +123,15 @@ def assemble_output(
     An irrep whose class is absent, or whose degree exceeds the class's available degree, is
     exactly zero in these products (not dropped: it is present in the output, as zeros).
     """
+    # irreps_out is exactly the dense layout of one class (e.g. s2_irreps(L)), filled up to its
+    # degree: the array as it is, without slicing it into blocks and concatenating them again.
+    classes = {parity_class(ir) for _, ir in irreps_out}
+    if len(classes) == 1 and all(mul == 1 for mul, _ in irreps_out):
+        d = dense.get(classes.pop())
+        ls = [ir.l for _, ir in irreps_out]
+        if d is not None and ls == list(range(len(ls))) and d.shape[-1] == len(ls) ** 2:
+            arr = jnp.broadcast_to(d, leading + (d.shape[-1],)).astype(dtype)
+            return e3nn.IrrepsArray(irreps_out, arr)
     chunks = []
     for mul, ir in irreps_out:
         s = parity_class(ir)
