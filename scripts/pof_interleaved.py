@@ -1,0 +1,170 @@
+"""Interleaved A/B timing of our tensor products against the PriceofFreedom research code.
+
+`facet bench tp --pof` times the research code in its own subprocess, after our rows. When both
+sides run the same arithmetic (equal XLA FLOPs), the drift between the two halves of a run can be
+larger than the gap being measured. This script times both in one process instead, alternating
+calls in ABBA order, so slow phases of the machine hit both sides alike. Setting names, batch
+sizes and research-code keywords are the benchmark's (tensorproducts.bench, scripts/pof_bench.py).
+
+Run it with the research environment's Python (it needs both packages), pinned to one core::
+
+    PYTHONPATH=<checkout> OMP_NUM_THREADS=1 taskset -c 1 \\
+        ~/.cache/facet/pof-venv/bin/python scripts/pof_interleaved.py \\
+        --out docs/benchmarks/tp/interleaved
+
+Writes ``interleaved.json`` and ``interleaved.md`` in ``--out``. Not a test: timings are
+measurements, reported as medians with the interquartile range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+# (setting, L, our variant): the cases where the non-interleaved run had ours slower
+DEFAULT_CASES = [
+    ("siso", 2, "cg-dense"),
+    ("siso", 3, "cg-dense"),
+    ("simo", 1, "cg-dense"),
+    ("simo", 6, "cg-dense"),
+    ("siso", 8, "cg-sparse"),
+    ("siso", 9, "cg-sparse"),
+    ("siso", 10, "cg-sparse"),
+    ("mimo", 1, "matrix"),
+    ("mimo", 3, "matrix"),
+    ("mimo", 4, "matrix"),
+    ("mimo", 6, "matrix"),
+    ("mimo", 7, "matrix"),
+]
+MIMO_BATCH = {1: 10000, 2: 10000, 3: 10000, 4: 4000, 5: 4000, 6: 2000, 7: 1000, 8: 1000}
+
+
+def abba(n: int) -> list[tuple[int, int]]:
+    """Call order for ``n`` rounds of two functions: (0, 1), (1, 0), (0, 1), ... so each side
+    goes first equally often and neither always follows the other."""
+    return [(0, 1) if i % 2 == 0 else (1, 0) for i in range(n)]
+
+
+def summarise(times_ms) -> dict:
+    t = np.asarray(times_ms, float)
+    q1, med, q3 = np.percentile(t, [25, 50, 75])
+    return {"median_ms": float(med), "iqr_ms": float(q3 - q1), "n": int(t.size)}
+
+
+def _case_inputs(setting: str, lmax: int):
+    import e3nn_jax as e3nn
+    import jax
+
+    one = e3nn.Irreps(f"{lmax}{'e' if lmax % 2 == 0 else 'o'}")
+    if setting == "siso":
+        ir1, ir2, out, batch = one, one, e3nn.Irreps(f"{lmax}e"), 10000
+    elif setting == "simo":
+        ir1, ir2, out, batch = one, one, e3nn.s2_irreps(2 * lmax), 10000
+    else:
+        ir1, ir2 = e3nn.s2_irreps(lmax), e3nn.s2_irreps(lmax)
+        out, batch = e3nn.s2_irreps(2 * lmax), MIMO_BATCH[lmax]
+    k = jax.random.split(jax.random.PRNGKey(lmax), 2)
+    return e3nn.normal(ir1, k[0], (batch,)), e3nn.normal(ir2, k[1], (batch,)), out, batch
+
+
+def _functions(variant: str, out):
+    from freedom.tensor_products import functional as F
+
+    import tensorproducts
+
+    ours = tensorproducts.get(variant).apply
+    research = {
+        "cg-dense": F.clebsch_gordan_tensor_product_dense,
+        "cg-sparse": F.clebsch_gordan_tensor_product_sparse,
+        "matrix": F.matrix_tensor_product,
+    }[variant]
+    return (
+        lambda x, y: ours(x, y, out).array,
+        lambda x, y: research(x, y, filter_ir_out=out, irrep_normalization="norm").array,
+    )
+
+
+def time_pair(fa, fb, x, y, rounds: int, warmup: int = 3) -> tuple[dict, dict]:
+    import jax
+
+    fns = (jax.jit(fa), jax.jit(fb))
+    for f in fns:
+        for _ in range(warmup):
+            jax.block_until_ready(f(x, y))
+    times: tuple[list, list] = ([], [])
+    for order in abba(rounds):
+        for k in order:
+            t0 = time.perf_counter()
+            jax.block_until_ready(fns[k](x, y))
+            times[k].append(1e3 * (time.perf_counter() - t0))
+    return summarise(times[0]), summarise(times[1])
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (reports are committed: no paths of
+    this machine), else as given."""
+    try:
+        return str(path.resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rounds", type=int, default=40)
+    args = ap.parse_args(argv)
+    import jax
+
+    rows = []
+    for setting, lmax, variant in DEFAULT_CASES:
+        x, y, out, batch = _case_inputs(setting, lmax)
+        ours, research = _functions(variant, out)
+        a, b = time_pair(ours, research, x, y, args.rounds)
+        ratio = b["median_ms"] / a["median_ms"]
+        row = {"setting": setting, "L": lmax, "variant": variant, "batch": batch}
+        rows.append(dict(row, ours=a, research=b, research_over_ours=ratio))
+        print(f"{setting} L={lmax:2d} {variant:9s} ours {a['median_ms']:.3f} ms  research "
+              f"{b['median_ms']:.3f} ms  research/ours {ratio:.2f}", flush=True)  # fmt: skip
+    meta = {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "XLA_FLAGS")},
+        "rounds": args.rounds,
+        "command": "scripts/pof_interleaved.py --out " + _shown(args.out),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "interleaved.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    lines = [
+        "# Interleaved A/B: ours vs the research code, one process",
+        "",
+        f"Measured {meta['date_utc']} by `{meta['command']}` (scripts/pof_interleaved.py), "
+        f"JAX {meta['jax']}, Python {meta['python']}, cores {meta['affinity']}, "
+        f"{args.rounds} ABBA rounds after 3 warm-up calls each; forward, float32. The cases are "
+        "those where the non-interleaved report (report.md) had ours slower.",
+        "",
+        "| setting | L | variant | batch | ours ms (IQR) | research ms (IQR) | research/ours |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a, b = r["ours"], r["research"]
+        lines.append(
+            f"| {r['setting']} | {r['L']} | {r['variant']} | {r['batch']} | "
+            f"{a['median_ms']:.3f} ({a['iqr_ms']:.3f}) | {b['median_ms']:.3f} ({b['iqr_ms']:.3f}) "
+            f"| {r['research_over_ours']:.2f} |"
+        )
+    (args.out / "interleaved.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
