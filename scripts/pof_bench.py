@@ -166,6 +166,42 @@ def run_pof(
     return rows, meta
 
 
+def setting_irreps(setting: str, lmax: int):
+    """``(irreps_in1, irreps_in2, irreps_out)`` of the s2 settings at ``lmax`` (as
+    tensorproducts.bench): siso ``L x L -> Le``, simo ``L x L -> s2(2L)``, mimo
+    ``s2(L) x s2(L) -> s2(2L)``."""
+    import e3nn_jax as e3nn
+
+    one = e3nn.Irreps(f"{lmax}{'e' if lmax % 2 == 0 else 'o'}")
+    if setting == "siso":
+        return one, one, e3nn.Irreps(f"{lmax}e")
+    if setting == "simo":
+        return one, one, e3nn.s2_irreps(2 * lmax)
+    return e3nn.s2_irreps(lmax), e3nn.s2_irreps(lmax), e3nn.s2_irreps(2 * lmax)
+
+
+def research_fn(F, variant: str, lmax: int, out):
+    """The research code's product ``variant`` (``F``: its ``freedom.tensor_products.functional``)
+    as ``(x, y) -> IrrepsArray``, with the keyword choices of the research benchmark script
+    (benchmarking/__main__.py)."""
+    grid = dict(res_beta=2 * lmax + 1, res_alpha=2 * (2 * lmax + 1), quadrature="gausslegendre",
+                p_val1=1, p_val2=1)  # fmt: skip
+    return {
+        "CGTP-dense": lambda x, y: F.clebsch_gordan_tensor_product_dense(
+            x, y, filter_ir_out=out, irrep_normalization="norm"),
+        "CGTP-sparse": lambda x, y: F.clebsch_gordan_tensor_product_sparse(
+            x, y, filter_ir_out=out, irrep_normalization="norm"),
+        "GTP-grid": lambda x, y: F.gaunt_tensor_product_s2grid(
+            x, y, filter_ir_out=out, s2grid_fft=False, **grid),
+        "GTP-fourier": lambda x, y: F.gaunt_tensor_product_2D_fourier(
+            x, y, filter_ir_out=out, res_theta=300, res_phi=300, convolution_type="direct"),
+        "Matrix-TP": lambda x, y: F.matrix_tensor_product(
+            x, y, filter_ir_out=out, irrep_normalization="norm"),
+        "VGTP-grid": lambda x, y: F.vector_gaunt_tensor_product_s2grid(
+            x, y, filter_ir_out=out, **dict(grid, p_val1=-1, p_val2=-1)),
+    }[variant]  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- worker (research env)
 
 
@@ -192,31 +228,10 @@ def _worker(config: dict, deadline: float) -> None:
         if setting == "vsh":  # vector fields: VSH coefficients up to jmax = L, out jmax = 2L
             ir = VSHCoeffs.get_vsh_irreps(jmax=lmax, parity=-1)
             return ir, ir, VSHCoeffs.get_vsh_irreps(jmax=2 * lmax, parity=1)
-        one = e3nn.Irreps(f"{lmax}{'e' if lmax % 2 == 0 else 'o'}")
-        if setting == "siso":
-            return one, one, e3nn.Irreps(f"{lmax}e")
-        if setting == "simo":
-            return one, one, e3nn.s2_irreps(2 * lmax)
-        return e3nn.s2_irreps(lmax), e3nn.s2_irreps(lmax), e3nn.s2_irreps(2 * lmax)
+        return setting_irreps(setting, lmax)
 
     def make(variant, lmax, out):
-        # keyword choices follow the research benchmark script (benchmarking/__main__.py)
-        grid = dict(res_beta=2 * lmax + 1, res_alpha=2 * (2 * lmax + 1), quadrature="gausslegendre",
-                    p_val1=1, p_val2=1)  # fmt: skip
-        return {
-            "CGTP-dense": lambda x, y: F.clebsch_gordan_tensor_product_dense(
-                x, y, filter_ir_out=out, irrep_normalization="norm"),
-            "CGTP-sparse": lambda x, y: F.clebsch_gordan_tensor_product_sparse(
-                x, y, filter_ir_out=out, irrep_normalization="norm"),
-            "GTP-grid": lambda x, y: F.gaunt_tensor_product_s2grid(
-                x, y, filter_ir_out=out, s2grid_fft=False, **grid),
-            "GTP-fourier": lambda x, y: F.gaunt_tensor_product_2D_fourier(
-                x, y, filter_ir_out=out, res_theta=300, res_phi=300, convolution_type="direct"),
-            "Matrix-TP": lambda x, y: F.matrix_tensor_product(
-                x, y, filter_ir_out=out, irrep_normalization="norm"),
-            "VGTP-grid": lambda x, y: F.vector_gaunt_tensor_product_s2grid(
-                x, y, filter_ir_out=out, **dict(grid, p_val1=-1, p_val2=-1)),
-        }[variant]  # fmt: skip
+        return research_fn(F, variant, lmax, out)
 
     dtype = jnp.dtype(config.get("dtype", "float32"))
     dead: dict = {}

@@ -22,10 +22,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling pof_bench.py
 
 # (setting, L, our variant): the cases where the non-interleaved run had ours slower
 DEFAULT_CASES = [
@@ -42,7 +45,6 @@ DEFAULT_CASES = [
     ("mimo", 6, "matrix"),
     ("mimo", 7, "matrix"),
 ]
-MIMO_BATCH = {1: 10000, 2: 10000, 3: 10000, 4: 4000, 5: 4000, 6: 2000, 7: 1000, 8: 1000}
 
 
 def abba(n: int) -> list[tuple[int, int]]:
@@ -58,36 +60,31 @@ def summarise(times_ms) -> dict:
 
 
 def _case_inputs(setting: str, lmax: int):
+    """Inputs of the benchmark's case: its irreps and its batch size (BenchConfig)."""
     import e3nn_jax as e3nn
     import jax
+    from pof_bench import setting_irreps
 
-    one = e3nn.Irreps(f"{lmax}{'e' if lmax % 2 == 0 else 'o'}")
-    if setting == "siso":
-        ir1, ir2, out, batch = one, one, e3nn.Irreps(f"{lmax}e"), 10000
-    elif setting == "simo":
-        ir1, ir2, out, batch = one, one, e3nn.s2_irreps(2 * lmax), 10000
-    else:
-        ir1, ir2 = e3nn.s2_irreps(lmax), e3nn.s2_irreps(lmax)
-        out, batch = e3nn.s2_irreps(2 * lmax), MIMO_BATCH[lmax]
+    from tensorproducts.bench import BenchConfig
+    from tensorproducts.bench_cases import batch_size
+
+    ir1, ir2, out = setting_irreps(setting, lmax)
+    batch = batch_size(BenchConfig().batch, setting, lmax)
     k = jax.random.split(jax.random.PRNGKey(lmax), 2)
     return e3nn.normal(ir1, k[0], (batch,)), e3nn.normal(ir2, k[1], (batch,)), out, batch
 
 
-def _functions(variant: str, out):
+def _functions(variant: str, lmax: int, out):
+    """Ours and the research code's product of the same variant (scripts/pof_bench.py's
+    mapping and keyword choices)."""
     from freedom.tensor_products import functional as F
+    from pof_bench import POF_VARIANTS, research_fn
 
     import tensorproducts
 
     ours = tensorproducts.get(variant).apply
-    research = {
-        "cg-dense": F.clebsch_gordan_tensor_product_dense,
-        "cg-sparse": F.clebsch_gordan_tensor_product_sparse,
-        "matrix": F.matrix_tensor_product,
-    }[variant]
-    return (
-        lambda x, y: ours(x, y, out).array,
-        lambda x, y: research(x, y, filter_ir_out=out, irrep_normalization="norm").array,
-    )
+    research = research_fn(F, {v: k for k, v in POF_VARIANTS.items()}[variant], lmax, out)
+    return lambda x, y: ours(x, y, out).array, lambda x, y: research(x, y).array
 
 
 def time_pair(fa, fb, x, y, rounds: int, warmup: int = 3) -> tuple[dict, dict]:
@@ -125,7 +122,7 @@ def main(argv=None) -> int:
     rows = []
     for setting, lmax, variant in DEFAULT_CASES:
         x, y, out, batch = _case_inputs(setting, lmax)
-        ours, research = _functions(variant, out)
+        ours, research = _functions(variant, lmax, out)
         a, b = time_pair(ours, research, x, y, args.rounds)
         ratio = b["median_ms"] / a["median_ms"]
         row = {"setting": setting, "L": lmax, "variant": variant, "batch": batch}
