@@ -4,7 +4,9 @@ Xie, Daigavane, Kotak, Smidt, "The Price of Freedom", ICML 2025; code
 github.com/atomicarchitects/PriceofFreedom. Nothing of it is copied here: this script imports it
 from a checkout given by ``--pof`` and runs it **in its own environment** (a virtual environment
 created on first use) in a subprocess, in the same three settings, batch sizes, dtype and timing
-method as :mod:`tensorproducts.bench`, and prints JSON rows.
+method as :mod:`tensorproducts.bench`, and prints JSON rows. Each measured research row also
+carries ``paired``: our variant timed beside it in that process, ABBA-interleaved
+(scripts/pof_pairing.py): a ratio not confounded by drift between our run and this one.
 
 Environment: the checkout pins ``jax[cuda12]>=0.5`` and ``e3nn-jax>=0.20.7`` (plus notebook and
 plotting tools). CUDA wheels are unusable on a CPU-only machine, so the venv is created with
@@ -49,6 +51,11 @@ DEFAULT_VENV = Path.home() / ".cache" / "facet" / "pof-venv"
 S2_SETTINGS = ("siso", "simo", "mimo")
 APPLIES = {v: ("vsh",) if v == "VGTP-grid" else S2_SETTINGS for v in POF_VARIANTS}
 NEEDS_VSH = "needs VSH-coefficient inputs (its VSHCoeffs rejects s2_irreps): timed in setting vsh"
+
+
+def paired_rounds(quick: bool) -> int:
+    """Default ABBA rounds of ours beside each research case (``--paired-rounds``)."""
+    return 5 if quick else 15
 
 
 def accounted(variant: str, setting: str, lmax: int, why: str) -> dict | None:
@@ -216,12 +223,18 @@ def _worker(config: dict, deadline: float) -> None:
     # functional.py uses VSHCoeffs without importing it (their benchmark never runs VGTP); bind
     # the name in that module's namespace at run time, the checkout itself is left untouched
     F.VSHCoeffs = VSHCoeffs
+    from pof_pairing import MIN_ROUNDS, PAIRED_MAX_S, paired  # this script's sibling
 
     def emit(obj):
         print(json.dumps(obj), flush=True)
 
     env = "venv --system-site-packages + chex; checkout on PYTHONPATH; VSHCoeffs bound"
-    emit({"meta": {"jax": jax.__version__, "e3nn_jax": e3nn.__version__,
+    rounds = int(config.get("paired_rounds", paired_rounds(False)))
+    cap = float(config.get("paired_max_s", PAIRED_MAX_S))
+    how = (f"ours timed beside each research case in its worker, ABBA-interleaved: up to "
+           f"{rounds} rounds, none added after {cap:g} s on a case beyond "
+           f"{min(MIN_ROUNDS, rounds)}")  # fmt: skip
+    emit({"meta": {"jax": jax.__version__, "e3nn_jax": e3nn.__version__, "paired": how,
                    "python": sys.version.split()[0], "environment": env}})  # fmt: skip
 
     def irreps(setting, lmax):
@@ -300,51 +313,16 @@ def _worker(config: dict, deadline: float) -> None:
                     q = np.percentile(times, [25, 50, 75])
                     row.update(median_ms=1e3 * q[1], iqr_ms=1e3 * (q[2] - q[0]),
                                us_per_sample=1e6 * q[1] / batch, n_timed=len(times))  # fmt: skip
+                    row["paired"] = (  # ours beside it, same process (never raises)
+                        paired(compiled, row["ours"], setting, lmax, x, y, out, rounds=rounds,
+                               max_s=cap, max_call_s=config["max_call_s"])
+                        if time.time() < deadline
+                        else {"skipped": "time budget of the research run exhausted"}
+                    )  # fmt: skip
                 except Exception as err:  # noqa: BLE001 - recorded, not hidden
                     dead[(variant, setting)] = f"failed: {type(err).__name__}: {str(err)[:200]}"
                     row["skipped"] = dead[(variant, setting)]
                 emit(row)
-
-
-def _interactability_worker(jmaxes) -> None:
-    """Interactability of the research vector Gaunt product (its own VSH inputs): rank of the
-    Jacobian of the output w.r.t. one weight per input-1, input-2 and output irrep (copy), the
-    measure of :func:`tensorproducts.expressivity.interactability`, in float64. Prints JSON."""
-    import e3nn_jax as e3nn
-    import jax
-    import numpy as np
-    from freedom.tensor_products import functional as F  # the research code, from --pof
-    from freedom.tensor_products.vector_spherical_harmonics import VSHCoeffs
-
-    F.VSHCoeffs = VSHCoeffs  # see _worker
-    with jax.enable_x64(True):
-        for jmax in jmaxes:
-            ir = VSHCoeffs.get_vsh_irreps(jmax=jmax, parity=-1)
-            res = 2 * (2 * jmax + 2) + 2  # ample grid for output degree 2 jmax + 2
-
-            def tp(a, b, res=res):
-                return F.vector_gaunt_tensor_product_s2grid(
-                    a, b, res_beta=res, res_alpha=2 * res, quadrature="gausslegendre",
-                    p_val1=-1, p_val2=-1)  # fmt: skip
-
-            k = jax.random.split(jax.random.PRNGKey(0), 3)
-            a = e3nn.normal(ir, k[0], (4,), dtype=np.float64)
-            b = e3nn.normal(ir, k[1], (4,), dtype=np.float64)
-            out = tp(a, b).irreps
-            e1 = np.repeat(np.arange(ir.num_irreps), [i.dim for m, i in ir for _ in range(m)])
-            e3 = np.repeat(np.arange(out.num_irreps), [i.dim for m, i in out for _ in range(m)])
-            n1 = ir.num_irreps
-
-            def f(w, ir=ir, a=a, b=b, e1=e1, e3=e3, n1=n1, tp=tp):
-                x = e3nn.IrrepsArray(ir, a.array * w[:n1][e1])
-                y = e3nn.IrrepsArray(ir, b.array * w[n1 : 2 * n1][e1])
-                return (tp(x, y).array * w[2 * n1 :][e3]).reshape(-1)
-
-            w0 = 0.5 + np.abs(np.asarray(jax.random.normal(k[2], (2 * n1 + out.num_irreps,))))
-            sv = np.linalg.svd(np.asarray(jax.jacfwd(f)(w0)), compute_uv=False)
-            rank = int((sv > 1e-7 * sv[0]).sum())
-            print(json.dumps({"jmax": jmax, "irreps_in": str(ir), "irreps_out": str(out),
-                              "weights": int(w0.size), "rank": rank}), flush=True)  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -355,6 +333,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="L = 1..3, batch 256, 5 repeats")
     ap.add_argument("--budget-s", type=float, default=300.0)
     ap.add_argument("--variants", help=f"comma-separated subset of {','.join(POF_VARIANTS)}")
+    ap.add_argument("--paired-rounds", type=int, help="ABBA rounds of ours beside each research "
+                    "case (default 15, --quick 5; 0: none)")  # fmt: skip
     ap.add_argument(
         "--interactability",
         action="store_true",
@@ -367,7 +347,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         if args.interactability:
-            _interactability_worker([1, 2, 3])
+            from pof_interactability import interactability_worker  # this script's sibling
+
+            interactability_worker([1, 2, 3])
         else:
             _worker(json.loads(args.config), args.deadline)
         return 0
@@ -394,6 +376,9 @@ def main(argv=None) -> int:
         "repeats": 5 if args.quick else 15,
         "max_call_s": 3.0,
         "dtype": "float32",
+        "paired_rounds": paired_rounds(args.quick)
+        if args.paired_rounds is None
+        else args.paired_rounds,
     }
     if args.variants:
         config["variants"] = check_variants(args.variants.split(","))

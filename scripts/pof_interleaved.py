@@ -2,9 +2,11 @@
 
 `facet bench tp --pof` times the research code in its own subprocess, after our rows. When both
 sides run the same arithmetic (equal XLA FLOPs), the drift between the two halves of a run can be
-larger than the gap being measured. This script times both in one process instead, alternating
-calls in ABBA order, so slow phases of the machine hit both sides alike. Setting names, batch
-sizes and research-code keywords are the benchmark's (tensorproducts.bench, scripts/pof_bench.py).
+larger than the gap being measured. Its research worker therefore also times our variant beside
+each research case, ABBA-interleaved (the rows' ``paired`` field, a few rounds per case); this
+script does the same, with more rounds, for a hand-picked case list (scripts/pof_pairing.py has
+the call order and the timing). Setting names, batch sizes and research-code keywords are the
+benchmark's (tensorproducts.bench, scripts/pof_bench.py).
 
 Run it with the research environment's Python (it needs both packages), pinned to one core::
 
@@ -26,9 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling pof_bench.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling pof_bench, pof_pairing
 
 # (setting, L, our variant): the cases where the non-interleaved run had ours slower
 DEFAULT_CASES = [
@@ -45,18 +45,6 @@ DEFAULT_CASES = [
     ("mimo", 6, "matrix"),
     ("mimo", 7, "matrix"),
 ]
-
-
-def abba(n: int) -> list[tuple[int, int]]:
-    """Call order for ``n`` rounds of two functions: (0, 1), (1, 0), (0, 1), ... so each side
-    goes first equally often and neither always follows the other."""
-    return [(0, 1) if i % 2 == 0 else (1, 0) for i in range(n)]
-
-
-def summarise(times_ms) -> dict:
-    t = np.asarray(times_ms, float)
-    q1, med, q3 = np.percentile(t, [25, 50, 75])
-    return {"median_ms": float(med), "iqr_ms": float(q3 - q1), "n": int(t.size)}
 
 
 def _case_inputs(setting: str, lmax: int):
@@ -88,19 +76,12 @@ def _functions(variant: str, lmax: int, out):
 
 
 def time_pair(fa, fb, x, y, rounds: int, warmup: int = 3) -> tuple[dict, dict]:
+    """``fa`` and ``fb`` jitted and timed on ``(x, y)``, ABBA-interleaved (pof_pairing)."""
     import jax
+    from pof_pairing import interleave, ready
 
-    fns = (jax.jit(fa), jax.jit(fb))
-    for f in fns:
-        for _ in range(warmup):
-            jax.block_until_ready(f(x, y))
-    times: tuple[list, list] = ([], [])
-    for order in abba(rounds):
-        for k in order:
-            t0 = time.perf_counter()
-            jax.block_until_ready(fns[k](x, y))
-            times[k].append(1e3 * (time.perf_counter() - t0))
-    return summarise(times[0]), summarise(times[1])
+    a, b, _ = interleave(ready(jax.jit(fa), x, y), ready(jax.jit(fb), x, y), rounds, warmup=warmup)
+    return a, b
 
 
 def _shown(path: Path) -> str:

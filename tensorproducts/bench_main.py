@@ -122,6 +122,7 @@ def _research_plan(args, cfg, variants, mod) -> tuple[dict | None, str]:
         "repeats": cfg.repeats,
         "max_call_s": cfg.max_call_s,
         "dtype": cfg.dtype,
+        "paired_rounds": mod.paired_rounds(args.quick),  # ours beside each research case
     }, ""
 
 

@@ -88,7 +88,8 @@ def write_report(result: dict, out_dir, command: str = "") -> Path:
             "cases beyond the budget are listed as skipped)."
             if pm.get("config")
             else ""
-        ),
+        )
+        + (f" Pairing: {pm['paired']} (the rows' `paired` field)." if pm.get("paired") else ""),
         "",
     ]
     md += [

@@ -14,7 +14,7 @@ from .bench_coverage import l_ranges
 from .bench_format import fmt, variants_of
 from .bench_runs import case_key, current, one_run, runs_of, stamp
 
-__all__ = ["RESEARCH_WHY", "WHY", "checks", "losses"]
+__all__ = ["RESEARCH_WHY", "WHY", "checks", "losses", "paired_ratio"]
 
 
 WHY = {
@@ -55,7 +55,9 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
     Only rows of one run are compared (:mod:`tensorproducts.bench_runs`): every pair of rows
     (e3nn against cg-dense, the research code against ours) carries the same ``run`` id, and
     gaunt-grid against cg-dense is read from one run. In a merged result each check therefore
-    reads the run that measured its rows; a row whose run lacks the partner is not compared."""
+    reads the run that measured its rows; a row whose run lacks the partner is not compared.
+    A research row with a ``paired`` field (ours timed beside it in the research worker,
+    ABBA-interleaved: :func:`paired_ratio`) is compared by that pair instead of our row."""
     default = result.get("meta", {}).get("run_id", "")
     rows = stamp(result["rows"], default)
     out = []
@@ -92,7 +94,7 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
     all_pof = stamp(result.get("pof", {}).get("rows", []), default)
     pof = current(all_pof)
     for ours in sorted({r.get("ours") for r in pof if r.get("ours")}):
-        cmp, lost, skipped, unpaired, other = [], [], 0, 0, False
+        cmp, lost, skipped, unpaired, interleaved, other = [], [], 0, 0, 0, False
         mine_of = _newest_pairs(
             [r for r in all_pof if r.get("ours") == ours],
             rows,
@@ -101,8 +103,12 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
         for r in pof:
             if r.get("ours") != ours:
                 continue
-            if case_key(r) in mine_of:
+            q = paired_ratio(r) if "median_ms" in r else None
+            if q is not None:  # timed beside ours in one process: no cross-row pairing needed
+                interleaved += 1
+            elif case_key(r) in mine_of:
                 r, mine = mine_of[case_key(r)]
+                q = r["median_ms"] / mine
             elif "median_ms" not in r:
                 skipped += 1
                 continue
@@ -110,7 +116,6 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
                 unpaired += 1
                 continue
             other |= r.get("ours_setting", r["setting"]) != r["setting"]
-            q = r["median_ms"] / mine
             cmp.append(q)
             if q < 1:
                 lost.append(f"{r['setting']} L={r['L']} ({q:.2f}x)")
@@ -129,13 +134,23 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
                 (
                     title,
                     f"research/ours median {np.median(cmp):.1f}x, min {min(cmp):.2f}x over "
-                    f"{len(cmp)} cases ({note})",
+                    f"{len(cmp)} cases ({interleaved} interleaved; {note})",
                     verdict,
                 )
             )
         elif skipped or unpaired:
             out.append((f"{ours} vs research implementation", f"nothing compared ({note})", "n/a"))
     return out
+
+
+def paired_ratio(row: dict) -> float | None:
+    """research / ours median time of a research row's ``paired`` field: both timed in the
+    research worker's process, ABBA-interleaved (scripts/pof_pairing.py); None when the row has
+    none (results written before the worker paired, or ours skipped there)."""
+    p = row.get("paired") or {}
+    if p.get("ours_median_ms") and p.get("research_median_ms") is not None:
+        return p["research_median_ms"] / p["ours_median_ms"]
+    return None
 
 
 def _newest_pairs(cands, rows, partner) -> dict[tuple, tuple[dict, float]]:
@@ -260,40 +275,38 @@ def _versus_research(result) -> list[str]:
     if not pof:
         return []
     lost: dict[str, list[tuple]] = {}
-    spreads: dict[str, list[float]] = {}  # IQR / median of the equal-FLOP losses
+    spreads: dict[str, list[float]] = {}  # IQR / median of the equal-FLOP losses, not paired
+    tight: dict[str, list[float]] = {}  # the same of the paired (interleaved) losses
     for r in pof:
-        mine = [
-            x
-            for x in rows
-            if (x.get("variant"), x.get("setting"), x.get("L"), x.get("mode"), x.get("run"))
-            == (r["ours"], r.get("ours_setting", r["setting"]), r["L"], "fwd", r["run"])
-            and "median_ms" in x
-        ]
-        if mine and r["median_ms"] < mine[0]["median_ms"]:
-            fl = (mine[0].get("flops") or 0) / r["flops"] if r.get("flops") else None
-            spread = max(x.get("iqr_ms", 0.0) / x["median_ms"] for x in (r, mine[0]))
-            lost.setdefault(r["ours"], []).append((r, r["median_ms"] / mine[0]["median_ms"], fl))
-            spreads.setdefault(r["ours"], []).append(spread if fl and abs(fl - 1) <= 0.05 else 0)
+        got = _research_case(r, rows)
+        if got is None or got[0] >= 1:
+            continue
+        q, fl, spread, inter = got
+        lost.setdefault(r["ours"], []).append((r, q, fl, inter))
+        equal = spread if fl and abs(fl - 1) <= 0.05 else 0
+        (tight if inter else spreads).setdefault(r["ours"], []).append(equal)
     load = result.get("meta", {}).get("load_average_at_start")
     out = []
     for ours in sorted({r["ours"] for r in pof}):
         n = sum(1 for r in pof if r["ours"] == ours)
+        k = sum(1 for r in pof if r["ours"] == ours and paired_ratio(r) is not None)
+        n_cases = f"{n} cases" + (f" ({k} interleaved)" if k else "")
         if ours not in lost:
             out.append(
-                f"- **{ours} against the research code**: not slower in any of the {n} cases "
+                f"- **{ours} against the research code**: not slower in any of the {n_cases} "
                 "both measured."
             )
             continue
         cases = ", ".join(
             f"{r['setting']} L={r['L']} (research/ours time {q:.2f}, XLA FLOPs ours/research "
-            f"{'-' if fl is None else f'{fl:.2f}'})"
-            for r, q, fl in lost[ours]
+            f"{'-' if fl is None else f'{fl:.2f}'}{', interleaved' if inter else ''})"
+            for r, q, fl, inter in lost[ours]
         )
         out.append(
             f"- **{ours} against the research code** ({lost[ours][0][0]['variant']}): "
-            f"slower in {len(lost[ours])} of {n} cases: {cases}."
+            f"slower in {len(lost[ours])} of {n_cases}: {cases}."
         )
-        if max(spreads[ours]) > 0:
+        if max(spreads.get(ours, [0])) > 0:
             out.append(
                 "  Where the FLOPs are equal (within 5 %) both run the same arithmetic, so the gap "
                 "is timing, not work: the research rows run after ours in the same invocation, "
@@ -302,6 +315,41 @@ def _versus_research(result) -> list[str]:
                 + f"; the IQR of these rows is up to {100 * max(spreads[ours]):.0f} % of their "
                 "median."
             )
-        if ours in RESEARCH_WHY and any(fl is not None and fl > 1.05 for _, _, fl in lost[ours]):
+        if max(tight.get(ours, [0])) > 0:
+            out.append(
+                "  The cases marked interleaved were timed in one process, ours and the research "
+                "code alternating call by call (ABBA), so machine drift hits both alike; where "
+                "their FLOPs are equal (within 5 %) the IQR is up to "
+                f"{100 * max(tight[ours]):.0f} % of the median."
+            )
+        if ours in RESEARCH_WHY and any(f is not None and f > 1.05 for _, _, f, _ in lost[ours]):
             out.append(f"  Where ours does more FLOPs: {RESEARCH_WHY[ours]}.")
     return out
+
+
+def _research_case(r: dict, rows) -> tuple | None:
+    """``(research/ours time, ours/research XLA FLOPs or None, IQR / median, interleaved)`` of
+    the research row ``r``: from its ``paired`` field where it has one, else against our row of
+    the same case and run in ``rows``; None when neither exists."""
+    q = paired_ratio(r)
+    mine = [
+        x
+        for x in rows
+        if (x.get("variant"), x.get("setting"), x.get("L"), x.get("mode"), x.get("run"))
+        == (r["ours"], r.get("ours_setting", r["setting"]), r["L"], "fwd", r["run"])
+        and "median_ms" in x
+    ]
+    if q is not None:
+        p = r["paired"]
+        ours_fl = p.get("ours_flops") or (mine[0].get("flops") if mine else None)
+        fl = ours_fl / r["flops"] if ours_fl and r.get("flops") else None
+        spread = max(
+            p.get(f"{s}_iqr_ms", 0.0) / p[f"{s}_median_ms"] if p[f"{s}_median_ms"] else 0.0
+            for s in ("ours", "research")
+        )
+        return q, fl, spread, True
+    if not mine:
+        return None
+    fl = (mine[0].get("flops") or 0) / r["flops"] if r.get("flops") else None
+    spread = max(x.get("iqr_ms", 0.0) / x["median_ms"] for x in (r, mine[0]))
+    return r["median_ms"] / mine[0]["median_ms"], fl, spread, False
