@@ -22,7 +22,10 @@ weighted and summed by a 0/1 matrix. When that matrix is narrow (no more columns
 ``y``, which avoids the outer product. Cost per sample
 :math:`\sum_{l_1 l_2} (2l_1+1)(2l_2+1) \sum_{l_3} (2l_3+1) = O(L^6)` for ``s2_irreps(L)``
 inputs. Per-path weights ``weights[..., k]`` (paths in :func:`tensorproducts._irreps.cg_paths`
-order) broadcast over batch and channel axes.
+order) broadcast over batch and channel axes. Large batches run in blocks of samples whose outer
+products fit 1 MiB (:mod:`tensorproducts._blocking`): at batch 10,000 on one pinned core,
+interleaved with the one-pass form, 1.7x faster at siso L=10, 1.4x at simo L=10, 1.1-1.25x at
+simo L=6 and mimo L=3-6; unchanged for small products (whose intermediates fit 4 MiB).
 
 **Shared second input.** When ``y`` is broadcast along some axes (the spherical harmonics of an
 edge shared by its ``R`` channels: ``x[E, C, :]``, ``y[E, 1, :]``), ``y`` is contracted with the
@@ -41,7 +44,7 @@ import e3nn_jax as e3nn
 import jax.numpy as jnp
 import numpy as np
 
-from . import _irreps
+from . import _blocking, _irreps
 from .clebsch_gordan import clebsch_gordan
 from .registry import TensorProductSpec, register
 
@@ -160,19 +163,37 @@ def cg_dense(
     if layout.r > 1:
         return _shared(x, y, out, weights, layout)
     xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y, *lead_w)
+    w = None
     if weights is not None:
         w = jnp.broadcast_to(weights.astype(dtype), lead + (len(paths),)).reshape(-1, len(paths))
-    if ir1.dim * ir2.dim * out.dim <= FUSED_MAX:
-        big, col_path, scatter = _fused_plan(str(ir1), str(ir2), str(out), weights is not None)
-        if x_first(ir1.dim, big.shape[1]):
-            xc = xa @ jnp.asarray(big.reshape(ir1.dim, -1), dtype)  # [N, D2 cols]
-            z = jnp.sum(xc.reshape(xa.shape[0], ir2.dim, -1) * ya[:, :, None], axis=1)
-        else:
-            outer = (xa[:, :, None] * ya[:, None, :]).reshape(xa.shape[0], -1)
-            z = outer @ jnp.asarray(big, dtype)
-        if weights is not None:
-            z = (z * w[:, col_path]) @ jnp.asarray(scatter, dtype)
-        return e3nn.IrrepsArray(out, z.reshape(lead + (out.dim,)))
+    fused = ir1.dim * ir2.dim * out.dim <= FUSED_MAX
+    if fused:
+        per_sample = ir1.dim * ir2.dim + out.dim
+    else:
+        per_sample = max(mat.size // mat.shape[1] + mat.shape[1] for _, _, mat, _, _ in plan)
+    size = _blocking.block_size(4 * per_sample, xa.shape[0])
+    fn = functools.partial(_fused if fused else _per_pair, ir1, ir2, out, dtype)
+    z = _blocking.in_blocks(fn, size, xa, ya, w)
+    return e3nn.IrrepsArray(out, z.reshape(lead + (out.dim,)))
+
+
+def _fused(ir1, ir2, out, dtype, xa, ya, w) -> jnp.ndarray:
+    """Small products: one matmul over the whole outer product (or x-first), ``[N, out.dim]``."""
+    big, col_path, scatter = _fused_plan(str(ir1), str(ir2), str(out), w is not None)
+    if x_first(ir1.dim, big.shape[1]):
+        xc = xa @ jnp.asarray(big.reshape(ir1.dim, -1), dtype)  # [N, D2 cols]
+        z = jnp.sum(xc.reshape(xa.shape[0], ir2.dim, -1) * ya[:, :, None], axis=1)
+    else:
+        outer = (xa[:, :, None] * ya[:, None, :]).reshape(xa.shape[0], -1)
+        z = outer @ jnp.asarray(big, dtype)
+    if w is not None:
+        z = (z * w[:, col_path]) @ jnp.asarray(scatter, dtype)
+    return z
+
+
+def _per_pair(ir1, ir2, out, dtype, xa, ya, w) -> jnp.ndarray:
+    """One outer product and matmul per pair of input irreps, ``[N, out.dim]``."""
+    _, plan = _pair_plan(str(ir1), str(ir2), str(out))
     blocks: dict = {}
     for s1, s2, mat, _, targets in plan:
         x1, y2 = xa[:, s1], ya[:, s2]
@@ -180,10 +201,10 @@ def cg_dense(
         z = outer @ jnp.asarray(mat, dtype)
         for ir3, cols, k in targets:
             zk = z[:, cols]
-            if weights is not None:
+            if w is not None:
                 zk = zk * w[:, k : k + 1]
             blocks[ir3] = zk if ir3 not in blocks else blocks[ir3] + zk
-    return _irreps.assemble(out, blocks, lead, dtype)
+    return _irreps.assemble(out, blocks, (xa.shape[0],), dtype).array
 
 
 def _shared(x, y, out, weights, layout) -> e3nn.IrrepsArray:

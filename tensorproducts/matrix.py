@@ -40,7 +40,11 @@ linear combination of CG paths; the paths actually realised are measured by
 
 **Cost.** Embedding :math:`O(L^2 D^2)`, product :math:`O(D^3) = O(L^6)`, decomposition
 :math:`O(D^2 L^2)`, all dense matrix multiplies (tables are mostly zeros; the dense form is what
-runs fast on CPUs and GPUs).
+runs fast on CPUs and GPUs). Large batches run in blocks of samples whose three operators fit
+1 MiB (:mod:`tensorproducts._blocking`), so the decomposition reads :math:`X_1 X_2` from cache:
+1.2-2.1x faster than one pass at mimo L = 3-7 (one pinned core, interleaved; mimo L=5 at batch
+4,000: 32 against 66 ms). Operators of :math:`4 \times 4` are multiplied as a broadcast sum
+(``_BROADCAST_MAX_D``).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import e3nn_jax as e3nn
 import jax.numpy as jnp
 import numpy as np
 
-from . import _irreps
+from . import _blocking, _irreps
 from . import _irreps_io as io
 from .clebsch_gordan import clebsch_gordan, real_gaunt, triangle
 from .registry import TensorProductSpec, register
@@ -162,6 +166,56 @@ def _num_weights(irreps1, irreps2, irreps_out) -> int:
     return e3nn.Irreps(irreps_out).num_irreps
 
 
+# Operators of this size or smaller are multiplied as a broadcast sum, not a batched dot: XLA's
+# CPU batched dot of 4 x 4 matrices is 5-10x slower than the fused elementwise loop
+# (mimo L=1, batch 10,000: 0.8 against 5-10 ms, one pinned core, interleaved), while from
+# 9 x 9 up the dot is at least as fast.
+_BROADCAST_MAX_D = 4
+
+
+def _matmul(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+    """Batched ``a @ b`` of ``(..., D, D)`` operators (see ``_BROADCAST_MAX_D``)."""
+    if a.shape[-1] <= _BROADCAST_MAX_D:
+        return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
+    return a @ b
+
+
+def _product(irreps1, irreps2, irreps_out, dtype, lt, xa, ya) -> jnp.ndarray:
+    """Embed, multiply, decompose: ``[N, irreps_out.dim]`` from ``[N, D1]`` and ``[N, D2]``."""
+    x, y = e3nn.IrrepsArray(irreps1, xa), e3nn.IrrepsArray(irreps2, ya)
+    l1 = max((ir.l for _, ir in irreps1), default=0)
+    l2 = max((ir.l for _, ir in irreps2), default=0)
+    lmax_out = min(max((ir.l for _, ir in irreps_out), default=0), 2 * lt)
+
+    def embed(a, lmax):
+        return {
+            s: jnp.einsum(
+                "...i,iab->...ab",
+                io.gather_dense(a, s, lmax).astype(dtype),
+                jnp.asarray(embedding_table(lmax, lt), dtype),
+            )
+            for s in io.class_degrees(a.irreps)
+        }
+
+    m1, m2 = embed(x, l1), embed(y, l2)
+    prods: dict[int, jnp.ndarray] = {}
+    for s1, a in m1.items():
+        for s2, b in m2.items():
+            p = _matmul(a, b)
+            prods[s1 * s2] = prods[s1 * s2] + p if s1 * s2 in prods else p
+    t_even, t_odd = decomposition_tables(lt, lmax_out)
+    dense = {}
+    for s3 in {io.parity_class(ir) for _, ir in irreps_out}:
+        acc = None
+        for sigma, table in ((s3, t_even), (-s3, t_odd)):
+            if sigma in prods:
+                term = jnp.einsum("...ac,ack->...k", prods[sigma], jnp.asarray(table, dtype))
+                acc = term if acc is None else acc + term
+        if acc is not None:
+            dense[s3] = acc
+    return io.assemble_output(irreps_out, dense, (xa.shape[0],), dtype).array
+
+
 def matrix_tp(
     x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, irreps_out=None, weights=None
 ) -> e3nn.IrrepsArray:
@@ -182,35 +236,13 @@ def matrix_tp(
     l1 = max((ir.l for _, ir in x.irreps), default=0)
     l2 = max((ir.l for _, ir in y.irreps), default=0)
     lt = matrix_size(l1, l2)
-    lmax_out = min(max((ir.l for _, ir in irreps_out), default=0), 2 * lt)
-
-    def embed(a, lmax):
-        return {
-            s: jnp.einsum(
-                "...i,iab->...ab",
-                io.gather_dense(a, s, lmax).astype(dtype),
-                jnp.asarray(embedding_table(lmax, lt), dtype),
-            )
-            for s in io.class_degrees(a.irreps)
-        }
-
-    m1, m2 = embed(x, l1), embed(y, l2)
-    prods: dict[int, jnp.ndarray] = {}
-    for s1, a in m1.items():
-        for s2, b in m2.items():
-            p = a @ b
-            prods[s1 * s2] = prods[s1 * s2] + p if s1 * s2 in prods else p
-    t_even, t_odd = decomposition_tables(lt, lmax_out)
-    dense = {}
-    for s3 in {io.parity_class(ir) for _, ir in irreps_out}:
-        acc = None
-        for sigma, table in ((s3, t_even), (-s3, t_odd)):
-            if sigma in prods:
-                term = jnp.einsum("...ac,ack->...k", prods[sigma], jnp.asarray(table, dtype))
-                acc = term if acc is None else acc + term
-        if acc is not None:
-            dense[s3] = acc
-    out = io.assemble_output(irreps_out, dense, lead, dtype)
+    # samples in blocks that keep their operators X1, X2, X1 X2 in cache (tensorproducts._blocking)
+    xa = jnp.broadcast_to(x.array, lead + (x.irreps.dim,)).reshape(-1, x.irreps.dim)
+    ya = jnp.broadcast_to(y.array, lead + (y.irreps.dim,)).reshape(-1, y.irreps.dim)
+    size = _blocking.block_size(4 * (3 * (lt + 1) ** 4 + irreps_out.dim), xa.shape[0])
+    fn = functools.partial(_product, x.irreps, y.irreps, irreps_out, dtype, lt)
+    arr = _blocking.in_blocks(fn, size, xa, ya)
+    out = e3nn.IrrepsArray(irreps_out, arr.reshape(lead + (irreps_out.dim,)))
     if weights is not None:
         weights = jnp.asarray(weights)
         if weights.shape[-1] != irreps_out.num_irreps:
