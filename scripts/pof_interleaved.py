@@ -128,7 +128,8 @@ def main(argv=None) -> int:
         f"Measured {meta['date_utc']} by `{meta['command']}` (scripts/pof_interleaved.py), "
         f"JAX {meta['jax']}, Python {meta['python']}, cores {meta['affinity']}, "
         f"{args.rounds} ABBA rounds after 3 warm-up calls each; forward, float32. The cases are "
-        "those where the non-interleaved report (report.md) had ours slower.",
+        "those where an earlier, non-interleaved report had ours slower; report.md now pairs every "
+        "research case this way (the `paired` field of its research rows).",
         "",
         "| setting | L | variant | batch | ours ms (IQR) | research ms (IQR) | research/ours |",
         "|---|---|---|---|---|---|---|",
