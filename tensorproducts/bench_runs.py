@@ -12,7 +12,10 @@ Rules for reading a merged result:
 * **Tables and coverage** show one row per case, :func:`current`: the newest run's
   measurement, else the newest skip.
 * **Comparisons** (acceptance checks, losses, slopes) never pair rows of different runs: they
-  read :func:`same_run` pairs or the rows of one run (:func:`one_run`).
+  read pairs of one run (:func:`partner_index`, :func:`newest_pairs`) or the rows of one run
+  (:func:`one_run`). A research row with a usable ``paired`` field (:func:`paired_times`: ours
+  and the research code timed ABBA-interleaved in one process) is compared by that pair
+  instead of our row of its run.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ __all__ = [
     "check_compatible",
     "current",
     "merge",
+    "newest_pairs",
     "one_run",
+    "paired_times",
+    "partner_index",
     "research_settings",
     "run_of",
     "runs_of",
@@ -52,6 +58,49 @@ def stamp(rows: list[dict], run_id: str | None) -> list[dict]:
     """``rows`` with ``run`` set to ``run_id`` where they carry none (results written before
     the research rows were stamped: they came from the same invocation as ``meta.run_id``)."""
     return [r if r.get("run") or not run_id else dict(r, run=run_id) for r in rows]
+
+
+def paired_times(row: dict) -> tuple[float, float] | None:
+    """``(ours, research)`` median ms of a research row's ``paired`` field: both timed in the
+    research worker's process, ABBA-interleaved (scripts/pof_pairing.py); None when the row has
+    none (results written before the worker paired) or ours was not timed there (``skipped``)."""
+    p = row.get("paired") or {}
+    if p.get("ours_median_ms") and p.get("research_median_ms") is not None:
+        return p["ours_median_ms"], p["research_median_ms"]
+    return None
+
+
+_DEFAULTS = {"channels": 1, "mode": "fwd"}
+
+
+def partner_index(row: dict, rows: list[dict], **over) -> int | None:
+    """Index in ``rows`` of the first measured row of ``row``'s case and run with the fields
+    ``over`` replaced (e.g. ``variant=...``): same setting, L, channels, mode and run (rows
+    stamped, :func:`stamp`); None when there is none."""
+    want = {k: row.get(k, _DEFAULTS.get(k)) for k in ("setting", "L", "channels", "mode", "run")}
+    want.update(over)
+    for i, x in enumerate(rows):
+        if x.get("median_ms") is not None and all(
+            x.get(k, _DEFAULTS.get(k)) == v for k, v in want.items()
+        ):
+            return i
+    return None
+
+
+def newest_pairs(cands: list[dict], rows: list[dict], partner) -> dict[tuple, tuple[int, int]]:
+    """Per case of the measured rows ``cands``: ``(index in cands, index in rows)`` of the row
+    and its partner from the newest run in which ``rows`` hold the partner (``partner(row)``: the
+    fields that differ, e.g. its variant; the rest of the case and the run equal, as in
+    :func:`partner_index`). Cases without a partner in any run are absent."""
+    out: dict[tuple, tuple[int, int]] = {}
+    for i, r in enumerate(cands):
+        if r.get("median_ms") is None:
+            continue
+        j = partner_index(r, rows, **partner(r))
+        k = case_key(r)
+        if j is not None and (k not in out or run_of(r) > run_of(cands[out[k][0]])):
+            out[k] = (i, j)
+    return out
 
 
 def current(rows: list[dict]) -> list[dict]:

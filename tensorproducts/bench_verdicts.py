@@ -12,7 +12,16 @@ import numpy as np
 from .bench import median_of
 from .bench_coverage import l_ranges
 from .bench_format import fmt, variants_of
-from .bench_runs import case_key, current, one_run, runs_of, stamp
+from .bench_runs import (
+    case_key,
+    current,
+    newest_pairs,
+    one_run,
+    paired_times,
+    partner_index,
+    runs_of,
+    stamp,
+)
 
 __all__ = ["RESEARCH_WHY", "WHY", "checks", "losses", "paired_ratio"]
 
@@ -144,30 +153,18 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
 
 
 def paired_ratio(row: dict) -> float | None:
-    """research / ours median time of a research row's ``paired`` field: both timed in the
-    research worker's process, ABBA-interleaved (scripts/pof_pairing.py); None when the row has
-    none (results written before the worker paired, or ours skipped there)."""
-    p = row.get("paired") or {}
-    if p.get("ours_median_ms") and p.get("research_median_ms") is not None:
-        return p["research_median_ms"] / p["ours_median_ms"]
-    return None
+    """research / ours median time of a research row's ``paired`` field (both timed in the
+    research worker's process, ABBA-interleaved: :func:`~.bench_runs.paired_times`); None when
+    the row has none (results written before the worker paired, or ours skipped there)."""
+    t = paired_times(row)
+    return t[1] / t[0] if t else None
 
 
 def _newest_pairs(cands, rows, partner) -> dict[tuple, tuple[dict, float]]:
     """Per case of the measured rows ``cands``: ``(row, partner median ms)`` from the newest run
-    in which ``rows`` hold the partner (``partner(row)``: its variant and setting; same L,
-    channels and mode, and the same run). Cases without a partner in any run are absent."""
-    out: dict[tuple, tuple[dict, float]] = {}
-    for r in cands:
-        if "median_ms" not in r:
-            continue
-        match = dict(setting=r["setting"], L=r["L"], mode=r.get("mode", "fwd"),
-                     channels=r.get("channels", 1), run=r["run"])  # fmt: skip
-        ms = median_of(rows, **dict(match, **partner(r)))
-        k = case_key(r)
-        if ms is not None and (k not in out or r["run"] > out[k][0]["run"]):
-            out[k] = (r, ms)
-    return out
+    in which ``rows`` hold the partner (:func:`~.bench_runs.newest_pairs`)."""
+    pairs = newest_pairs(cands, rows, partner)
+    return {k: (cands[i], rows[j]["median_ms"]) for k, (i, j) in pairs.items()}
 
 
 def _largest_l_pair(rows) -> tuple | None:
@@ -332,13 +329,8 @@ def _research_case(r: dict, rows) -> tuple | None:
     the research row ``r``: from its ``paired`` field where it has one, else against our row of
     the same case and run in ``rows``; None when neither exists."""
     q = paired_ratio(r)
-    mine = [
-        x
-        for x in rows
-        if (x.get("variant"), x.get("setting"), x.get("L"), x.get("mode"), x.get("run"))
-        == (r["ours"], r.get("ours_setting", r["setting"]), r["L"], "fwd", r["run"])
-        and "median_ms" in x
-    ]
+    i = partner_index(r, rows, variant=r["ours"], setting=r.get("ours_setting", r["setting"]))
+    mine = [] if i is None else [rows[i]]
     if q is not None:
         p = r["paired"]
         ours_fl = p.get("ours_flops") or (mine[0].get("flops") if mine else None)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tensorproducts.bench_runs import newest_pairs, paired_times, partner_index, run_of, stamp
+
 from .common import fmt, read_json
 from .summary import extractor, finding, note, resolve
 
@@ -19,33 +21,23 @@ def _is_quick(root: Path) -> bool:
 def _tp(root: Path) -> list[dict]:
     f = "tp/results.json"
     data, cache = read_json(root / f, "tp rows"), {}
-    rows = data.get("rows", [])
     # A merged results.json holds rows of several runs (tensorproducts.bench_runs): a ratio
-    # pairs two rows of one run only, the newest run that measured both.
+    # pairs two rows of one run only, the newest run that measured both (stamping keeps the
+    # indices, which the references below point at).
     run0 = data.get("meta", {}).get("run_id", "")
-    key = {}
-    for i, r in enumerate(rows):
-        if r.get("median_ms") is None:  # skipped or failed case
-            continue
-        c = (r["variant"], r["setting"], r["mode"], r["L"], r.get("channels", 1))
-        key[(*c, r.get("run") or run0)] = i
+    rows = stamp(data.get("rows", []), run0)
+    with_e3nn = newest_pairs(rows, rows, lambda r: {"variant": "e3nn"})
 
-    def newest_pair(a: str, b: str, L: int):
-        runs = [
-            k[5]
-            for k in key
-            if k[:5] == (a, "mimo", "fwd", L, 1) and (b, "mimo", "fwd", L, 1, k[5]) in key
-        ]
-        return max(runs) if runs else None
+    def mimo_fwd(v: str, L: int) -> tuple:
+        return (v, "mimo", L, 1, "fwd")
 
     out = []
-    mimo = sorted({k[3] for k in key if newest_pair("e3nn", "cg-dense", k[3]) is not None})
+    mimo = sorted({k[2] for k in with_e3nn if k == mimo_fwd("cg-dense", k[2])})
     for L in (mimo[:1] + mimo[-1:]) if len(mimo) > 1 else mimo:
         for ours in ("cg-dense", "gaunt-grid"):
-            run = newest_pair(ours, "e3nn", L)
-            if run is None:
+            if mimo_fwd(ours, L) not in with_e3nn:
                 continue
-            i_ours, i_e3nn = (key[(v, "mimo", "fwd", L, 1, run)] for v in (ours, "e3nn"))
+            i_ours, i_e3nn = with_e3nn[mimo_fwd(ours, L)]
             out.append(
                 finding(
                     "tensor product (mimo forward, ms per batch)",
@@ -58,23 +50,34 @@ def _tp(root: Path) -> list[dict]:
                     cache=cache,
                 )
             )
-    pof = data.get("pof", {}).get("rows", [])
+    # the research code against ours at the largest L both ran: the pair timed interleaved in
+    # the research worker (its ``paired`` field) where the row has one, else our row of its run
+    pof = stamp(data.get("pof", {}).get("rows", []), run0)
     best: dict[str, tuple] = {}
     for j, r in enumerate(pof):
-        run = r.get("run") or run0
-        k = (r.get("ours"), r["setting"], r["mode"], r["L"], r.get("channels", 1), run)
-        if k in key and r["setting"] == "mimo" and r["mode"] == "fwd" and r.get("median_ms"):
-            if r["variant"] not in best or (r["L"], run) > best[r["variant"]][:2]:
-                best[r["variant"]] = (r["L"], run, j, key[k])
-    for v, (L, _, j, i) in sorted(best.items()):
-        r = pof[j]
+        if (r["setting"], r.get("mode", "fwd")) != ("mimo", "fwd") or not r.get("median_ms"):
+            continue
+        inter = r.get("ours") is not None and paired_times(r) is not None
+        i = partner_index(r, rows, variant=r.get("ours"))
+        if (inter or i is not None) and (
+            r["variant"] not in best or (r["L"], run_of(r)) > best[r["variant"]][:2]
+        ):
+            best[r["variant"]] = (r["L"], run_of(r), j, i, inter)
+    for v, (L, _, j, i, inter) in sorted(best.items()):
+        at = ["pof", "rows", j]
+        refs = (
+            ([*at, "paired", "ours_median_ms"], [*at, "paired", "research_median_ms"])
+            if inter
+            else (["rows", i, "median_ms"], [*at, "median_ms"])
+        )
         out.append(
             finding(
                 "tensor product (mimo forward, ms per batch)",
                 "PriceofFreedom research code",
-                f"{r['ours']} vs {v} at L={L} (largest L both ran)",
-                {"file": f, "path": ["rows", i, "median_ms"]},
-                {"file": f, "path": ["pof", "rows", j, "median_ms"]},
+                f"{pof[j]['ours']} vs {v} at L={L} (largest L both ran"
+                + ("; interleaved)" if inter else ")"),
+                {"file": f, "path": refs[0]},
+                {"file": f, "path": refs[1]},
                 root,
                 "ms",
                 cache=cache,

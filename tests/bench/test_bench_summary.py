@@ -153,3 +153,58 @@ def test_tp_ratios_pair_rows_of_one_run(tmp_path):
     assert f["cg-dense vs e3nn.tensor_product at L=5"]["ratio"] == pytest.approx(0.25)
     assert f["gaunt-grid vs GTP-grid at L=2 (largest L both ran)"]["ratio"] == pytest.approx(0.25)
     assert not any("CGTP-dense" in w for w in f)
+
+
+def _pof_row(variant, ours, L, ms, run, paired=None):
+    r = {"variant": variant, "ours": ours, "setting": "mimo", "mode": "fwd", "L": L,
+         "median_ms": ms, "run": run}  # fmt: skip
+    return r | ({"paired": paired} if paired is not None else {})
+
+
+def _pair(ours_ms, research_ms):
+    return {"ours_median_ms": ours_ms, "ours_iqr_ms": 0.1, "research_median_ms": research_ms,
+            "research_iqr_ms": 0.1, "rounds": 40}  # fmt: skip
+
+
+def test_tp_research_rows_use_their_interleaved_pair(tmp_path):
+    """A research row with a usable ``paired`` field is compared by that pair (ours and the
+    research code timed ABBA-interleaved in one process), referenced at its path, and counts as
+    "both ran" without a row of ours in its run; a row without one (or with a skipped pair) is
+    compared with our row of its run as before."""
+    a = "2026-01-01T00:00:00Z-1"
+    rows = [
+        _tp_row("cg-dense", 2, 3.0, a), _tp_row("e3nn", 2, 6.0, a),
+        _tp_row("gaunt-grid", 2, 1.0, a), _tp_row("gaunt-grid", 4, 2.0, a),
+        _tp_row("cg-dense", 4, 10.0, a),
+    ]  # fmt: skip
+    pof = [
+        # cross-row: ours 3.0 vs 6.0; the pair says 2.0 vs 5.0
+        _pof_row("CGTP-dense", "cg-dense", 2, 6.0, a, _pair(2.0, 5.0)),
+        # L=6: no cg-dense row at L=6, but the worker timed both: the largest L both ran
+        _pof_row("CGTP-sparse", "cg-dense", 4, 12.0, a),
+        _pof_row("CGTP-sparse", "cg-dense", 6, 30.0, a, _pair(20.0, 40.0)),
+        # a skipped pair is no pair: cross-row, at the largest L with our row (L=4, 2.0 vs 8.0)
+        _pof_row("GTP-grid", "gaunt-grid", 2, 4.0, a),
+        _pof_row("GTP-grid", "gaunt-grid", 4, 8.0, a, {"skipped": "ours failed"}),
+    ]
+    _write(tmp_path, "tp/results.json", {"meta": {"run_id": a}, "rows": rows,
+                                         "pof": {"rows": pof}})  # fmt: skip
+    summary.write_page(tmp_path, command="facet bench summary", date="now")
+    res = json.loads((tmp_path / "summary.json").read_text())
+    f = _by_what(res)
+    dense = f["cg-dense vs CGTP-dense at L=2 (largest L both ran; interleaved)"]
+    assert (dense["facet"], dense["peer_value"]) == (2.0, 5.0)
+    assert dense["ratio"] == pytest.approx(0.4)
+    assert dense["refs"]["facet"]["path"] == ["pof", "rows", 0, "paired", "ours_median_ms"]
+    assert dense["refs"]["peer"]["path"] == ["pof", "rows", 0, "paired", "research_median_ms"]
+    sparse = f["cg-dense vs CGTP-sparse at L=6 (largest L both ran; interleaved)"]
+    assert (sparse["facet"], sparse["peer_value"], sparse["ratio"]) == (20.0, 40.0, 0.5)
+    grid = f["gaunt-grid vs GTP-grid at L=4 (largest L both ran)"]
+    assert (grid["facet"], grid["peer_value"], grid["ratio"]) == (2.0, 8.0, 0.25)
+    assert grid["refs"]["facet"]["path"] == ["rows", 3, "median_ms"]
+    assert grid["refs"]["peer"]["path"] == ["pof", "rows", 4, "median_ms"]
+    research = [w for w in f if f[w]["peer"] == "PriceofFreedom research code"]
+    assert len(research) == 3
+    for w in research:  # every number equals the JSON value its reference names
+        for side, key in (("facet", "facet"), ("peer", "peer_value")):
+            assert f[w][key] == _independent(tmp_path, f[w]["refs"][side]), w
