@@ -84,6 +84,8 @@ def tp_command(args: argparse.Namespace) -> str:
             parts.append(f"--pof-variants {args.pof_variants}")
         if args.pof_budget_s is not None:
             parts.append(f"--pof-budget-s {args.pof_budget_s:g}")
+        if getattr(args, "pof_max_compile_s", None) is not None:
+            parts.append(f"--pof-max-compile-s {args.pof_max_compile_s:g}")
     if args.no_expressivity:
         parts.append("--no-expressivity")
     merge = getattr(args, "merge_into", None)
@@ -123,6 +125,11 @@ def _research_plan(args, cfg, variants, mod) -> tuple[dict | None, str]:
         "max_call_s": cfg.max_call_s,
         "dtype": cfg.dtype,
         "paired_rounds": mod.paired_rounds(args.quick),  # ours beside each research case
+        **(
+            {"max_compile_s": args.pof_max_compile_s}
+            if getattr(args, "pof_max_compile_s", None) is not None
+            else {}
+        ),
     }, ""
 
 

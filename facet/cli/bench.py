@@ -66,6 +66,12 @@ def _tp_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pof", help="path of a PriceofFreedom checkout to run beside ours")
     p.add_argument("--pof-budget-s", type=float, default=None, help="time budget of that run")
     p.add_argument(
+        "--pof-max-compile-s",
+        type=float,
+        default=None,
+        help="skip a research case (and its larger L) whose compile takes longer (default 120)",
+    )
+    p.add_argument(
         "--pof-variants",
         help="comma-separated research variants (e.g. GTP-grid,Matrix-TP; default: those "
         "beside --variants, else all)",

@@ -234,3 +234,21 @@ def test_quick_never_writes_over_the_full_report(capsys):
     assert cli._tp_run(args) == 2
     assert "never writes over the full report" in capsys.readouterr().err
     assert "tp" in cli.SELECTIONS
+
+
+def test_research_compile_limit_reaches_the_worker_and_the_command():
+    """``--pof-max-compile-s`` goes into the research worker's config (its ``max_compile_s``)
+    and into the recorded command; without it the worker keeps its default."""
+    from tensorproducts import bench_main
+
+    cfg = bench_main.tp_config(True, None, ["mimo"])
+    args = argparse.Namespace(quick=True, pof="PATH", pof_variants="Matrix-TP", variants=None,
+                              pof_budget_s=600.0, pof_max_compile_s=400.0, settings="mimo",
+                              no_expressivity=True, budget_min=None, merge_into=None)  # fmt: skip
+    plan, why = bench_main._research_plan(args, cfg, None, _load_pof())
+    assert why == "" and plan["max_compile_s"] == 400.0 and plan["variants"] == ["Matrix-TP"]
+    assert "--pof-max-compile-s 400" in bench_main.tp_command(args)
+    args.pof_max_compile_s = None
+    plan, _ = bench_main._research_plan(args, cfg, None, _load_pof())
+    assert "max_compile_s" not in plan
+    assert "--pof-max-compile-s" not in bench_main.tp_command(args)
