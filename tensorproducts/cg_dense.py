@@ -110,10 +110,18 @@ def x_first(d1: int, cols: int) -> bool:
     return 5 <= d1 and cols <= d1
 
 
-# x-first products with at most this many components in ``x`` run feature-major: siso L=2 at batch
-# 10,000, one pinned core, interleaved: 0.11 against 0.21 ms batch-major; from L=3 up the
-# batch-major form is as fast or faster (0.73x at L=3, 0.6x at L=5 feature-major).
-FEATURE_MAJOR_MAX_D1 = 5
+# Tiny products (D1 D2 cols multiply-adds per sample at most this) contract x first in the
+# feature-major layout [D, N], where every op runs along N: at batch 10,000, one pinned core,
+# interleaved, 1.9-2.0x faster than the batch-major forms at siso L=1, 2 and simo L=1 (27, 125
+# and 81 multiply-adds); slower above (0.68x at mimo L=1, 144; 0.38x at simo L=2, 625; 0.73x
+# at siso L=3, 343), where the batch-major matmuls have long enough inner dimensions.
+FEATURE_MAJOR_MAX_MACS = 125
+
+
+def feature_major(d1: int, d2: int, cols: int) -> bool:
+    """Whether a fused product runs x-first in the feature-major layout (see above)."""
+    return d1 * d2 * cols <= FEATURE_MAJOR_MAX_MACS
+
 
 # Below this many multiply-adds per sample (D1 D2 x outputs) one matmul over the whole outer
 # product beats one per input pair: per-op overhead dominates small products.
@@ -185,7 +193,7 @@ def cg_dense(
 def _fused(ir1, ir2, out, dtype, xa, ya, w) -> jnp.ndarray:
     """Small products: one matmul over the whole outer product (or x-first), ``[N, out.dim]``."""
     big, col_path, scatter = _fused_plan(str(ir1), str(ir2), str(out), w is not None)
-    if x_first(ir1.dim, big.shape[1]) and ir1.dim <= FEATURE_MAJOR_MAX_D1:
+    if feature_major(ir1.dim, ir2.dim, big.shape[1]):
         # feature-major [D, N]: the sum over y's components runs over contiguous rows of N
         m = jnp.asarray(big.reshape(ir1.dim, -1).T, dtype)  # [D2 cols, D1]
         xc = (m @ xa.T).reshape(ir2.dim, big.shape[1], -1)

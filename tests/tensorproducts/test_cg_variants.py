@@ -102,23 +102,33 @@ def test_shared_edge_input_equals_materialised_broadcast(variant, x64):
 
 @pytest.mark.parametrize(
     "ir1, ir2, out",
-    [("2e", "2e", "2e"), ("3o", "3o", "3e"), ("3o", "2e + 1o", "3o"), ("4e", "4e", "0e + 2e")],
+    [
+        ("1o", "1o", "1e"),  # feature-major (tensorproducts.cg_dense.feature_major)
+        ("1o", "1o", "0e + 1e + 2e"),  # feature-major, not narrow
+        ("2e", "2e", "2e"),  # feature-major
+        ("3o", "3o", "3e"),
+        ("3o", "2e + 1o", "3o"),
+        ("4e", "4e", "0e + 2e"),
+    ],
 )
 @pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted"])
 def test_cg_dense_x_first_branch_equals_e3nn(ir1, ir2, out, weighted, x64):
-    """Narrow outputs take the x-first contraction (tensorproducts.cg_dense.x_first); it gives
-    e3nn.tensor_product's blocks (weighted: each path scaled by its weight), batch-broadcast."""
-    from tensorproducts.cg_dense import _fused_plan, x_first
+    """Narrow outputs take the x-first contraction (tensorproducts.cg_dense.x_first), tiny ones
+    its feature-major form (feature_major); both give e3nn.tensor_product's blocks (weighted:
+    each path scaled by its weight), with weights broadcast over the batch."""
+    from tensorproducts.cg_dense import _fused_plan, feature_major, x_first
 
     x = e3nn.normal(ir1, jax.random.PRNGKey(2), (3, 4), dtype=jnp.float64)
-    y = e3nn.normal(ir2, jax.random.PRNGKey(3), (4,), dtype=jnp.float64)
+    # y as large as x: a y broadcast over x's axes would take the shared-y path instead
+    y = e3nn.normal(ir2, jax.random.PRNGKey(3), (3, 4), dtype=jnp.float64)
     out = e3nn.Irreps(out)
     big = _fused_plan(str(x.irreps), str(y.irreps), str(out), weighted)[0]
-    assert x_first(x.irreps.dim, big.shape[1])  # the branch under test is taken
+    d1, cols = x.irreps.dim, big.shape[1]
+    assert x_first(d1, cols) or feature_major(d1, y.irreps.dim, cols)  # a branch under test
     paths = _irreps.cg_paths(x.irreps, y.irreps, out)
     w = jnp.asarray(np.random.default_rng(4).normal(size=len(paths))) if weighted else None
     got = cg_dense(x, y, out, w)
-    yb = e3nn.IrrepsArray(y.irreps, jnp.broadcast_to(y.array, (3, 4, y.irreps.dim)))
+    yb = y
     ref_blocks = {}
     for k, (l1, p1, l2, p2, l3, p3) in enumerate(paths):
         xs = x.filter(keep=[e3nn.Irrep(l1, p1)])
