@@ -28,9 +28,12 @@ __all__ = ["RESEARCH_WHY", "WHY", "checks", "losses", "paired_ratio"]
 
 WHY = {
     "cg-sparse": "the selection rule removes about 4.5x of the multiply-adds (XLA FLOPs), but the "
-    "products x_m1 y_m2 it keeps must be gathered, which is memory-bound on a CPU and costs more "
-    "than the compute-bound dense matmul it replaces (a gather-free Toeplitz/skew layout and a "
-    "single gather from the flattened outer product were both measured slower still)",
+    "products x_m1 y_m2 it keeps must be gathered, which is memory-bound on a CPU; with the batch "
+    "cache-blocked (tensorproducts/_blocking.py) the gathers stay in cache and the fewer FLOPs "
+    "pay from moderate L in many-output settings, while for single outputs, small L and the "
+    "backward pass (whose transposed gathers are scatters) the compute-bound dense matmul wins "
+    "(a gather-free Toeplitz/skew layout and a single gather from the flattened outer product "
+    "were both measured slower still)",
     "gaunt-fourier": "XLA's CPU FFT is slow for a batch of small 2D transforms and the torus grid "
     "has twice the points of the sphere grid; the SH<->Fourier tables cost O(L^3) like the grid",
     "gaunt-fourier[direct]": "the direct convolution is O(L^4) complex multiply-adds per sample",
