@@ -21,13 +21,20 @@ import jax.numpy as jnp
 BLOCK_BYTES = 1 << 20
 
 
+def _on_cpu() -> bool:
+    """Blocking is a CPU cache measure: on accelerators (not measured here) the one pass, whose
+    ops each fill the device, is kept, as for the model's blocked message pass
+    (facet.nn.interaction.edge_block_size)."""
+    return jax.default_backend() == "cpu"
+
+
 def block_size(bytes_per_sample: int, n: int, budget: int | None = None) -> int:
     """Samples per block: the largest power of two (at least 64) whose intermediates fit
-    ``budget``; ``n`` (no blocking) when the whole batch's intermediates are within four budgets
-    or fit in two blocks, where the loop costs more than it saves (cg-dense siso L=3: 1.13x
-    slower blocked)."""
+    ``budget``; ``n`` (no blocking) off the CPU, and when the whole batch's intermediates are
+    within four budgets or fit in two blocks, where the loop costs more than it saves
+    (cg-dense siso L=3: 1.13x slower blocked)."""
     budget = BLOCK_BYTES if budget is None else budget
-    if n * bytes_per_sample <= 4 * budget:
+    if n * bytes_per_sample <= 4 * budget or not _on_cpu():
         return n
     size = 64
     while size * 2 * bytes_per_sample <= budget:

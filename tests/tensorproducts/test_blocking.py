@@ -24,6 +24,11 @@ def test_block_size_rules():
     assert _blocking.block_size(1 << 20, 10_000, budget=1 << 20) == 64  # floor of 64 samples
 
 
+def test_no_blocking_off_the_cpu(monkeypatch):
+    monkeypatch.setattr(_blocking, "_on_cpu", lambda: False)
+    assert _blocking.block_size(4096, 10_000, budget=1 << 20) == 10_000
+
+
 def test_in_blocks_keeps_order_and_remainder():
     a = jnp.arange(1000.0).reshape(250, 4)
     out = _blocking.in_blocks(lambda x, w: x * 2 + (0 if w is None else 1), 64, a, None)
