@@ -180,11 +180,10 @@ def _matmul(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
     return a @ b
 
 
-def _product(irreps1, irreps2, irreps_out, dtype, lt, xa, ya) -> jnp.ndarray:
-    """Embed, multiply, decompose: ``[N, irreps_out.dim]`` from ``[N, D1]`` and ``[N, D2]``."""
+def _product(irreps1, irreps2, irreps_out, dtype, l1, l2, lt, xa, ya) -> jnp.ndarray:
+    """Embed, multiply, decompose: ``[N, irreps_out.dim]`` from ``[N, D1]`` and ``[N, D2]``
+    (input degrees ``l1``, ``l2``, operator degree ``lt``)."""
     x, y = e3nn.IrrepsArray(irreps1, xa), e3nn.IrrepsArray(irreps2, ya)
-    l1 = max((ir.l for _, ir in irreps1), default=0)
-    l2 = max((ir.l for _, ir in irreps2), default=0)
     lmax_out = min(max((ir.l for _, ir in irreps_out), default=0), 2 * lt)
 
     def embed(a, lmax):
@@ -231,16 +230,14 @@ def matrix_tp(
     if irreps_out is None:
         irreps_out = _irreps.reachable_irreps(x.irreps, y.irreps)
     irreps_out = _irreps.check_irreps(irreps_out, "irreps_out", "matrix")
-    lead = io.broadcast_leading(x, y)
-    dtype = jnp.result_type(x.dtype, y.dtype)
+    io.broadcast_leading(x, y)  # a clear error for leading shapes that do not broadcast
+    xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y)
     l1 = max((ir.l for _, ir in x.irreps), default=0)
     l2 = max((ir.l for _, ir in y.irreps), default=0)
     lt = matrix_size(l1, l2)
     # samples in blocks that keep their operators X1, X2, X1 X2 in cache (tensorproducts._blocking)
-    xa = jnp.broadcast_to(x.array, lead + (x.irreps.dim,)).reshape(-1, x.irreps.dim)
-    ya = jnp.broadcast_to(y.array, lead + (y.irreps.dim,)).reshape(-1, y.irreps.dim)
     size = _blocking.block_size(4 * (3 * (lt + 1) ** 4 + irreps_out.dim), xa.shape[0])
-    fn = functools.partial(_product, x.irreps, y.irreps, irreps_out, dtype, lt)
+    fn = functools.partial(_product, x.irreps, y.irreps, irreps_out, dtype, l1, l2, lt)
     arr = _blocking.in_blocks(fn, size, xa, ya)
     out = e3nn.IrrepsArray(irreps_out, arr.reshape(lead + (irreps_out.dim,)))
     if weights is not None:
