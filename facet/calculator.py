@@ -1,6 +1,6 @@
 """ASE calculator for Facet models: energy, free_energy, forces, stress (Voigt), per-atom energies.
 
-``FacetCalculator(model="default" | path | name | model object, dtype=None)``
+``FacetCalculator(model="default" | path | name | model object, dtype=None, dispersion=None)``
 
 * **model**: an object following the model contract (a :class:`facet.nn.FacetModel`, or any
   module with ``cutoff``, ``dtype`` and ``node_energies(batch, positions, cell)``); a registered
@@ -9,6 +9,12 @@
   (``"facet-s"``, ``"facet-m"``: random weights, with a warning).
 * **dtype**: ``"float32"`` or ``"float64"``; ``None`` keeps a model object's own dtype (float32
   otherwise). Float64 runs inside ``jax.enable_x64(True)`` contexts: no global JAX flag changes.
+* **dispersion**: ``None`` (default) or a DFT-D3 damping name (``"d3bj"``, see
+  :data:`facet.dispersion.DAMPINGS`) with the parameters of ``dispersion_xc`` (``"pbe"``): the
+  D3 energy, forces, stress and per-atom energies of the ``dftd3`` package are added to the
+  model's (:mod:`facet.dispersion`).
+* Any other keyword raises ``TypeError`` naming it, except ASE's own ``Calculator`` keywords
+  (``label``, ``directory``, ``atoms``, ``restart``, ``ignore_bad_restart_file``).
 
 Shapes. Each structure becomes a graph at ``model.cutoff`` (every periodic image counts, so cells
 smaller than the cutoff are correct) padded to a bucket of the geometric ladder of
@@ -197,11 +203,24 @@ def _check_geometry(atoms, graph, where: str) -> None:
         )
 
 
+def add_dispersion(results: dict, disp: dict) -> None:
+    """Add the dispersion terms ``disp`` to a calculator's ``results`` in place."""
+    for k in ("energy", "forces", "stress", "energies"):
+        if k in results and k in disp:
+            results[k] = results[k] + disp[k]
+    if "energy" in results:
+        results["free_energy"] = results["energy"]
+
+
 def _describe(atoms) -> str:
     try:
         return f"Atoms {atoms.get_chemical_formula()}"
     except (IndexError, KeyError):  # atomic numbers ASE cannot name
         return f"Atoms with {len(atoms)} atoms"
+
+
+#: Keywords of ASE's ``Calculator`` that FacetCalculator passes on; any other raises.
+_ASE_KEYWORDS = frozenset({"restart", "ignore_bad_restart_file", "label", "atoms", "directory"})
 
 
 class FacetCalculator(Calculator):
@@ -224,8 +243,22 @@ class FacetCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
     def __init__(
-        self, model: Any = "default", *, dtype: str | None = None, headroom: float = 0.1, **kw
+        self,
+        model: Any = "default",
+        *,
+        dtype: str | None = None,
+        headroom: float = 0.1,
+        dispersion: str | None = None,
+        dispersion_xc: str = "pbe",
+        **kw,
     ):
+        unknown = sorted(set(kw) - _ASE_KEYWORDS)
+        if unknown:
+            raise TypeError(
+                f"FacetCalculator got unknown keyword argument(s) {', '.join(map(repr, unknown))}; "
+                f"it takes model, dtype, headroom, dispersion, dispersion_xc and ASE's "
+                f"{', '.join(sorted(_ASE_KEYWORDS))}"
+            )
         super().__init__(**kw)
         import jax
         from flax import nnx
@@ -233,6 +266,9 @@ class FacetCalculator(Calculator):
         from .physics import predict
 
         self.model = load_model(model, dtype)
+        from .dispersion import make_dispersion
+
+        self.dispersion = make_dispersion(dispersion, dispersion_xc)
         self.dtype = np.dtype(self.model.dtype).name
         self.headroom = float(headroom)
         graphdef, _ = nnx.split(self.model)
@@ -302,3 +338,9 @@ class FacetCalculator(Calculator):
                 from .physics import full_to_voigt
 
                 self.results["stress"] = np.asarray(full_to_voigt(out.stress[0]), np.float64)
+        if self.dispersion is not None:
+            # D3 per-atom energies need an N x N pair matrix: only when asked for.
+            per_atom = "energies" in properties
+            if not per_atom:
+                del self.results["energies"]
+            add_dispersion(self.results, self.dispersion.compute(atoms, energies=per_atom))
