@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tensorproducts.bench_runs import newest_pairs, paired_times, partner_index, run_of, stamp
+from tensorproducts.bench.runs import newest_pairs, paired_times, partner_index, run_of, stamp
 
 from .common import fmt, read_json
 from .summary import extractor, finding, note, resolve
@@ -21,7 +21,7 @@ def _is_quick(root: Path) -> bool:
 def _tp(root: Path) -> list[dict]:
     f = "tp/results.json"
     data, cache = read_json(root / f, "tp rows"), {}
-    # A merged results.json holds rows of several runs (tensorproducts.bench_runs): a ratio
+    # A merged results.json holds rows of several runs (tensorproducts.bench.runs): a ratio
     # pairs two rows of one run only, the newest run that measured both (stamping keeps the
     # indices, which the references below point at).
     run0 = data.get("meta", {}).get("run_id", "")

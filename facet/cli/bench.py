@@ -100,9 +100,9 @@ def _tp_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _tp_run(args: argparse.Namespace) -> int:
-    from tensorproducts import bench_main
+    from tensorproducts.bench import main as tp_main
 
-    return bench_main.main(args, full_dir=FULL_TP_DIR, quick_dir=QUICK_TP_DIR)
+    return tp_main.main(args, full_dir=FULL_TP_DIR, quick_dir=QUICK_TP_DIR)
 
 
 register_selection(

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from tensorproducts import bench, bench_report
+from tensorproducts.bench import cases, harness, pof
+from tensorproducts.bench import main as bench_main
+from tensorproducts.bench import report as bench_report
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = bench.BenchConfig(
+    cfg = cases.BenchConfig(
         lmaxes={"siso": (2,), "mimo": (1, 2)},
         settings=("mimo", "siso"),
         modes=("fwd", "fwd_bwd"),
@@ -25,7 +25,7 @@ def tiny():
         warmup=1,
         repeats=2,
     )
-    return bench.run(cfg, log=lambda *_: None)
+    return harness.run(cfg, log=lambda *_: None)
 
 
 def test_rows_are_complete_and_sane(tiny):
@@ -56,8 +56,8 @@ def test_rows_are_complete_and_sane(tiny):
 
 
 def test_slopes_and_report(tiny, tmp_path):
-    assert bench.loglog_slope([1, 2, 4], [1.0, 8.0, 64.0]) == pytest.approx(3.0)
-    assert bench.loglog_slope([1, 2], [1.0, 8.0]) is None
+    assert harness.loglog_slope([1, 2, 4], [1.0, 8.0, 64.0]) == pytest.approx(3.0)
+    assert harness.loglog_slope([1, 2], [1.0, 8.0]) is None
     result = dict(tiny, pof={"meta": {"pof": "skipped: test"}, "rows": []}, expressivity=[])
     path = bench_report.write_report(result, tmp_path, command="test")
     text = path.read_text()
@@ -84,13 +84,13 @@ def test_checks_compare_only_rows_of_the_same_run(tiny):
     assert got == {c: (m, v) for c, m, v in bench_report.checks(tiny)}
     e3 = got["cg-dense at least as fast as e3nn.tensor_product (mimo, fwd)"][0]
     assert "L1:" in e3 and "L2:" in e3 and "e-" not in e3
-    assert bench.batch_size({"siso:3": 7, 3: 5}, "siso", 3) == 7
-    assert bench.batch_size({"siso:3": 7, 3: 5}, "mimo", 3) == 5
+    assert cases.batch_size({"siso:3": 7, 3: 5}, "siso", 3) == 7
+    assert cases.batch_size({"siso:3": 7, 3: 5}, "mimo", 3) == 5
 
 
 def test_merged_file_pairs_rows_by_run_only(tiny, tmp_path):
     """A merged file holds rows of several runs; no comparison may pair rows across runs."""
-    from tensorproducts.bench_runs import merge
+    from tensorproducts.bench.runs import merge
 
     run_a = tiny["meta"]["run_id"]
     run_b = run_a[:4] + "9" + run_a[5:]  # a later run (ids sort by their UTC start)
@@ -136,23 +136,23 @@ def test_merged_file_pairs_rows_by_run_only(tiny, tmp_path):
 
 
 def test_variants_are_timed_on_outputs_they_reach():
-    ir1, ir2, out = bench.SETTINGS["mimo"](2)
-    assert bench.reached_outputs("cg-dense", ir1, ir2, out) == out
+    ir1, ir2, out = cases.SETTINGS["mimo"](2)
+    assert cases.reached_outputs("cg-dense", ir1, ir2, out) == out
     # vector Gaunt's odd paths land on the other parity class: 0o + 1e + 2o + 3e + 4o
-    flipped = bench.reached_outputs("vector-gaunt-grid", ir1, ir2, out)
+    flipped = cases.reached_outputs("vector-gaunt-grid", ir1, ir2, out)
     assert [(ir.l, ir.p) for _, ir in flipped] == [(l, -((-1) ** l)) for l in range(5)]
     # siso at odd L: 1o x 1o -> 1e is antisymmetric, so Gaunt has nothing to compute there
-    assert bench.reached_outputs("gaunt-fourier[direct]", *bench.SETTINGS["siso"](1)) is None
-    assert bench.reached_outputs("e3nn", *bench.SETTINGS["siso"](1)) is not None
+    assert cases.reached_outputs("gaunt-fourier[direct]", *cases.SETTINGS["siso"](1)) is None
+    assert cases.reached_outputs("e3nn", *cases.SETTINGS["siso"](1)) is not None
 
 
 def test_report_states_what_a_budget_cut_and_rerenders_from_json(tiny, tmp_path):
     from facet.cli import bench as cli
 
     # a budget already spent: run() records every case as cut and compiles nothing
-    cfg = bench.BenchConfig(settings=("edge",), channel_counts=(16,), bwd_channel_counts=(16,),
+    cfg = cases.BenchConfig(settings=("edge",), channel_counts=(16,), bwd_channel_counts=(16,),
                             variants=("cg-dense", "so2"), deadline_s=-1.0)  # fmt: skip
-    cut = bench.run(cfg, log=lambda *_: None)["rows"]
+    cut = harness.run(cfg, log=lambda *_: None)["rows"]
     assert len(cut) == 4 and all(r["skipped"] == "time budget of the run exhausted" for r in cut)
     run = tiny["meta"]["run_id"]
     mine = next(
@@ -203,7 +203,7 @@ def test_report_states_what_a_budget_cut_and_rerenders_from_json(tiny, tmp_path)
 
 
 def test_coverage_helpers():
-    from tensorproducts.bench_coverage import l_ranges, skip_kind
+    from tensorproducts.bench.coverage import l_ranges, skip_kind
 
     assert l_ranges([8, 1, 2, 3, 5, 7]) == "1-3, 5, 7-8"
     assert skip_kind("time budget of the research run exhausted") == "budget"
@@ -212,17 +212,10 @@ def test_coverage_helpers():
     assert skip_kind("not measured above L=5 (configured limit, see report)") == "limit"
 
 
-def _load_pof():
-    path = Path(__file__).resolve().parents[2] / "scripts" / "pof_bench.py"
-    spec = importlib.util.spec_from_file_location("pof_bench_test", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def test_research_run_is_reported_skipped_when_absent(tmp_path):
-    rows, meta = _load_pof().run_pof(str(tmp_path / "nowhere"), {})
-    assert {r["variant"] for r in rows} == {f"pof:{v}" for v in _load_pof().POF_VARIANTS}
+    rows, meta = pof.run_pof(str(tmp_path / "nowhere"), {})
+    assert {r["variant"] for r in rows} == {f"pof:{v}" for v in pof.POF_VARIANTS}
     assert all(r["skipped"].startswith("skipped: no PriceofFreedom checkout") for r in rows)
 
 
@@ -239,16 +232,33 @@ def test_quick_never_writes_over_the_full_report(capsys):
 def test_research_compile_limit_reaches_the_worker_and_the_command():
     """``--pof-max-compile-s`` goes into the research worker's config (its ``max_compile_s``)
     and into the recorded command; without it the worker keeps its default."""
-    from tensorproducts import bench_main
-
     cfg = bench_main.tp_config(True, None, ["mimo"])
     args = argparse.Namespace(quick=True, pof="PATH", pof_variants="Matrix-TP", variants=None,
                               pof_budget_s=600.0, pof_max_compile_s=400.0, settings="mimo",
                               no_expressivity=True, budget_min=None, merge_into=None)  # fmt: skip
-    plan, why = bench_main._research_plan(args, cfg, None, _load_pof())
+    plan, why = bench_main._research_plan(args, cfg, None, pof)
     assert why == "" and plan["max_compile_s"] == 400.0 and plan["variants"] == ["Matrix-TP"]
     assert "--pof-max-compile-s 400" in bench_main.tp_command(args)
     args.pof_max_compile_s = None
-    plan, _ = bench_main._research_plan(args, cfg, None, _load_pof())
+    plan, _ = bench_main._research_plan(args, cfg, None, pof)
     assert "max_compile_s" not in plan
     assert "--pof-max-compile-s" not in bench_main.tp_command(args)
+
+
+def test_research_worker_runs_from_the_installed_package(tmp_path):
+    """The research worker is started as ``python -m tensorproducts.bench.pof`` with the folder
+    holding this package on its path: nothing is read from a source checkout's scripts/."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tensorproducts
+
+    env = pof.worker_env(str(tmp_path))
+    path = env["PYTHONPATH"].split(os.pathsep)
+    assert path == [str(tmp_path.resolve()), str(Path(tensorproducts.__file__).parent.parent)]
+    out = subprocess.run([sys.executable, "-m", pof.WORKER_MODULE, "--help"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "--pof" in out.stdout

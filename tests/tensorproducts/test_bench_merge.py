@@ -12,10 +12,10 @@ import json
 import os
 
 import pytest
-from test_bench import _load_pof
 
 from facet.cli import bench as cli
-from tensorproducts.bench_runs import MergeError, case_key, current, merge
+from tensorproducts.bench import pof
+from tensorproducts.bench.runs import MergeError, case_key, current, merge
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -111,7 +111,6 @@ def test_merge_refuses_incomparable_runs_and_bad_options(tmp_path, capsys):
 
 
 def test_research_vector_gaunt_is_planned_on_vsh_inputs_only():
-    pof = _load_pof()
     assert pof.APPLIES["VGTP-grid"] == ("vsh",)
     assert all(pof.APPLIES[v] == ("siso", "simo", "mimo") for v in pof.POF_VARIANTS if v[0] != "V")
     # a killed worker's missing cases: cut where the variant applies, n/a on s2 inputs for VGTP,
@@ -121,8 +120,8 @@ def test_research_vector_gaunt_is_planned_on_vsh_inputs_only():
     na = pof.accounted("VGTP-grid", "mimo", 3, "research worker: timeout (killed)")
     assert na["skipped"] == pof.NEEDS_VSH
     assert pof.accounted("GTP-grid", "vsh", 3, "x") is None
-    from tensorproducts.bench_coverage import skip_kind
-    from tensorproducts.bench_runs import research_settings
+    from tensorproducts.bench.coverage import skip_kind
+    from tensorproducts.bench.runs import research_settings
 
     assert skip_kind(pof.NEEDS_VSH) == "n/a"
     assert research_settings(("mimo", "edge")) == ["mimo", "vsh"]
@@ -142,7 +141,7 @@ def test_research_vector_gaunt_runs_on_vsh_inputs():
     config = {"settings": ["mimo", "vsh"], "lmaxes": {"mimo": [1], "vsh": [1]},
               "batch": {"1": 16}, "warmup": 1, "repeats": 2, "max_call_s": 30.0,
               "dtype": "float32", "variants": ["VGTP-grid"]}  # fmt: skip
-    rows, meta = _load_pof().run_pof(checkout, config, budget_s=1800.0, log=lambda *_: None)
+    rows, meta = pof.run_pof(checkout, config, budget_s=1800.0, log=lambda *_: None)
     assert meta["budget_s"] == 1800.0
     (vsh,) = [r for r in rows if r["setting"] == "vsh"]
     assert "median_ms" in vsh, vsh.get("skipped")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tensorproducts import bench_verdicts as bv
+from tensorproducts.bench import verdicts as bv
 
 RUN = "2025-01-01T00:00:00Z-1"
 TITLE = "cg-dense at least as fast as the research implementation"

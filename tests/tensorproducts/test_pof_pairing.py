@@ -1,32 +1,23 @@
-"""ABBA-interleaved timing of ours beside the research code (scripts/pof_pairing.py), used by
-the research worker of scripts/pof_bench.py and by scripts/pof_interleaved.py; the research
-code itself is replaced by stand-ins, so no PriceofFreedom checkout is needed."""
+"""ABBA-interleaved timing of ours beside the research code (tensorproducts.bench.pof_pairing),
+used by the research worker of tensorproducts.bench.pof and by
+tensorproducts.bench.pof_interleaved; the research code itself is replaced by stand-ins, so no
+PriceofFreedom checkout is needed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import time
 import types
-from pathlib import Path
 
 import e3nn_jax as e3nn
 import jax
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tensorproducts.bench import pof, pof_interleaved, pof_pairing
 
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_test", SCRIPTS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-pp = _load("pof_pairing")
+pp = pof_pairing
 
 
 def test_abba_alternates_who_goes_first():
@@ -127,12 +118,10 @@ def _stand_in_research(monkeypatch):
     freedom.tensor_products = tp
     for mod in (freedom, tp, functional, vsh):
         monkeypatch.setitem(sys.modules, mod.__name__, mod)
-    monkeypatch.syspath_prepend(str(SCRIPTS))  # the worker imports its sibling pof_pairing
 
 
 def test_worker_records_the_pair_on_every_research_row(monkeypatch, capsys):
     _stand_in_research(monkeypatch)
-    pof = _load("pof_bench")
     # our side of Matrix-TP cannot be built: its research row stays, with the reason
     monkeypatch.setitem(pof.POF_VARIANTS, "Matrix-TP", "no-such-variant")
     config = {"settings": ["mimo"], "lmaxes": {"mimo": [1]}, "batch": {"1": 8}, "warmup": 1,
@@ -151,8 +140,7 @@ def test_worker_records_the_pair_on_every_research_row(monkeypatch, capsys):
 
 
 def test_interleaved_script_times_with_the_shared_pairing(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    pi = _load("pof_interleaved")
+    pi = pof_interleaved
     x, y, out = _case()
     a, b = pi.time_pair(lambda p, q: p.array * 2.0, lambda p, q: p.array + q.array, x, y, 3, 1)
     assert a["n"] == b["n"] == 3 and not hasattr(pi, "abba")  # no copy of the pairing logic

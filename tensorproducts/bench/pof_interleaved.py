@@ -4,14 +4,15 @@
 sides run the same arithmetic (equal XLA FLOPs), the drift between the two halves of a run can be
 larger than the gap being measured. Its research worker therefore also times our variant beside
 each research case, ABBA-interleaved (the rows' ``paired`` field, a few rounds per case); this
-script does the same, with more rounds, for a hand-picked case list (scripts/pof_pairing.py has
-the call order and the timing). Setting names, batch sizes and research-code keywords are the
-benchmark's (tensorproducts.bench, scripts/pof_bench.py).
+module does the same, with more rounds, for a hand-picked case list
+(:mod:`tensorproducts.bench.pof_pairing` has the call order and the timing). Setting
+names, batch sizes and research-code keywords are the benchmark's
+(:mod:`tensorproducts.bench.cases`, :mod:`tensorproducts.bench.pof`).
 
 Run it with the research environment's Python (it needs both packages), pinned to one core::
 
     PYTHONPATH=<checkout> OMP_NUM_THREADS=1 taskset -c 1 \\
-        ~/.cache/facet/pof-venv/bin/python scripts/pof_interleaved.py \\
+        ~/.cache/facet/pof-venv/bin/python -m tensorproducts.bench.pof_interleaved \\
         --out docs/benchmarks/tp/interleaved
 
 Writes ``interleaved.json`` and ``interleaved.md`` in ``--out``. Not a test: timings are
@@ -24,11 +25,8 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling pof_bench, pof_pairing
 
 # (setting, L, our variant): the cases where the non-interleaved run had ours slower
 DEFAULT_CASES = [
@@ -51,10 +49,9 @@ def _case_inputs(setting: str, lmax: int):
     """Inputs of the benchmark's case: its irreps and its batch size (BenchConfig)."""
     import e3nn_jax as e3nn
     import jax
-    from pof_bench import setting_irreps
 
-    from tensorproducts.bench import BenchConfig
-    from tensorproducts.bench_cases import batch_size
+    from .cases import BenchConfig, batch_size
+    from .pof import setting_irreps
 
     ir1, ir2, out = setting_irreps(setting, lmax)
     batch = batch_size(BenchConfig().batch, setting, lmax)
@@ -63,12 +60,13 @@ def _case_inputs(setting: str, lmax: int):
 
 
 def _functions(variant: str, lmax: int, out):
-    """Ours and the research code's product of the same variant (scripts/pof_bench.py's
+    """Ours and the research code's product of the same variant (tensorproducts.bench.pof's
     mapping and keyword choices)."""
     from freedom.tensor_products import functional as F
-    from pof_bench import POF_VARIANTS, research_fn
 
     import tensorproducts
+
+    from .pof import POF_VARIANTS, research_fn
 
     ours = tensorproducts.get(variant).apply
     research = research_fn(F, {v: k for k, v in POF_VARIANTS.items()}[variant], lmax, out)
@@ -78,7 +76,8 @@ def _functions(variant: str, lmax: int, out):
 def time_pair(fa, fb, x, y, rounds: int, warmup: int = 3) -> tuple[dict, dict]:
     """``fa`` and ``fb`` jitted and timed on ``(x, y)``, ABBA-interleaved (pof_pairing)."""
     import jax
-    from pof_pairing import interleave, ready
+
+    from .pof_pairing import interleave, ready
 
     a, b, _ = interleave(ready(jax.jit(fa), x, y), ready(jax.jit(fb), x, y), rounds, warmup=warmup)
     return a, b
@@ -118,14 +117,14 @@ def main(argv=None) -> int:
         "affinity": sorted(os.sched_getaffinity(0)),
         "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "XLA_FLAGS")},
         "rounds": args.rounds,
-        "command": "scripts/pof_interleaved.py --out " + _shown(args.out),
+        "command": "python -m tensorproducts.bench.pof_interleaved --out " + _shown(args.out),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "interleaved.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = [
         "# Interleaved A/B: ours vs the research code, one process",
         "",
-        f"Measured {meta['date_utc']} by `{meta['command']}` (scripts/pof_interleaved.py), "
+        f"Measured {meta['date_utc']} by `{meta['command']}`, "
         f"JAX {meta['jax']}, Python {meta['python']}, cores {meta['affinity']}, "
         f"{args.rounds} ABBA rounds after 3 warm-up calls each; forward, float32. The cases are "
         "those where an earlier, non-interleaved report had ours slower; report.md now pairs every "

@@ -2,9 +2,9 @@
 
 Run one after the other, two timings differ by the machine's drift between them as well as by
 the functions; alternating calls in ABBA order (A B, B A, A B, ...) lets slow phases of the
-machine hit both sides alike. Used by the research worker of scripts/pof_bench.py (it times our
+machine hit both sides alike. Used by the research worker of tensorproducts.bench.pof (it times our
 variant beside every research case, the ``paired`` field of a research row) and by
-scripts/pof_interleaved.py (a hand-picked case list).
+tensorproducts.bench.pof_interleaved (a hand-picked case list).
 """
 
 from __future__ import annotations
@@ -73,12 +73,12 @@ def ours_compiled(ours: str, setting: str, lmax: int, x, y, out):
     IrrepsArrays like the research function: ``(compiled, x, y)``. In the research-only setting
     ``vsh`` ours runs where the benchmark shows it, on the mimo irreps at the same L (fresh
     inputs of the same batch and dtype); outputs are the ones it reaches
-    (:func:`tensorproducts.bench_cases.reached_outputs`), as in the benchmark."""
+    (:func:`tensorproducts.bench.cases.reached_outputs`), as in the benchmark."""
     import e3nn_jax as e3nn
     import jax
 
     from tensorproducts import REGISTRY
-    from tensorproducts.bench_cases import SETTINGS, reached_outputs
+    from tensorproducts.bench.cases import SETTINGS, reached_outputs
 
     spec = REGISTRY[ours]
     if spec.requires_sh_input:
@@ -140,7 +140,7 @@ def paired(
         "research_iqr_ms": b["iqr_ms"],
         "rounds": n,
     }
-    from tensorproducts.bench_measure import _cost
+    from tensorproducts.bench.measure import _cost
 
     flops = _cost(mine)[0]  # XLA FLOPs of ours, for the FLOPs ratio beside the time ratio
     return got if flops is None else dict(got, ours_flops=flops)

@@ -62,8 +62,9 @@ def stamp(rows: list[dict], run_id: str | None) -> list[dict]:
 
 def paired_times(row: dict) -> tuple[float, float] | None:
     """``(ours, research)`` median ms of a research row's ``paired`` field: both timed in the
-    research worker's process, ABBA-interleaved (scripts/pof_pairing.py); None when the row has
-    none (results written before the worker paired) or ours was not timed there (``skipped``)."""
+    research worker's process, ABBA-interleaved (:mod:`tensorproducts.bench.pof_pairing`); None
+    when the row has none (results written before the worker paired) or ours was not timed
+    there (``skipped``)."""
     p = row.get("paired") or {}
     if p.get("ours_median_ms") and p.get("research_median_ms") is not None:
         return p["ours_median_ms"], p["research_median_ms"]

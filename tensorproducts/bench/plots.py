@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_format import find_row, variants_of
-from .bench_runs import current, stamp
+from .format import find_row, variants_of
+from .runs import current, stamp
 
 __all__ = ["plot"]
 

@@ -11,8 +11,8 @@ what a budget cut. Every count is read from the rows.
 
 from __future__ import annotations
 
-from .bench_format import variants_of
-from .bench_runs import current, runs_of, stamp
+from .format import variants_of
+from .runs import current, runs_of, stamp
 
 __all__ = ["RESEARCH_LIMITS", "completion_command", "coverage_lines", "l_ranges", "skip_kind"]
 
@@ -26,7 +26,7 @@ RESEARCH_LIMITS = {
     "pof:VGTP-grid": "its product takes vector-spherical-harmonic coefficients: `VSHCoeffs` "
     "(freedom/tensor_products/vector_spherical_harmonics.py) raises ValueError unless the inputs "
     "carry exactly the irreps of `1o x s2_irreps(jmax)`, which the `s2_irreps(L)` inputs of the "
-    "three settings never do; scripts/pof_bench.py therefore times it in the research-only "
+    "three settings never do; tensorproducts.bench.pof therefore times it in the research-only "
     "setting `vsh` (both inputs the VSH coefficients up to jmax = L, output "
     "jmax = 2L: the inputs of the paper's own MIMO benchmark) and shows it beside our mimo rows "
     "(`[vsh]`); its rows on the three settings are not applicable. It is a different product "

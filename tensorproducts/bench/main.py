@@ -1,11 +1,11 @@
-"""``facet bench tp``: one benchmark invocation of :mod:`tensorproducts.bench` from its options.
+"""``facet bench tp``: one run of :mod:`tensorproducts.bench.harness` from its options.
 
 :func:`main` runs our cases (``--settings``, ``--variants``, ``--budget-min``), the research
 implementation beside them (``--pof``, ``--pof-variants``, ``--pof-budget-s``; through
-``scripts/pof_bench.py`` of this source checkout), the expressivity table, and writes
+:mod:`tensorproducts.bench.pof`), the expressivity table, and writes
 ``results.json`` and the report. Every run-shaping option is recorded in ``meta.options`` and the
 command line in ``command`` (no paths of the machine). ``--merge-into FILE`` merges the run into
-an earlier result (:func:`tensorproducts.bench_runs.merge`: rows keep their run ids; checks pair
+an earlier result (:func:`tensorproducts.bench.runs.merge`: rows keep their run ids; checks pair
 rows of one run only); the merged result is saved after every case, so an interrupted run loses
 nothing measured. The argument parser is in :mod:`facet.cli.bench`.
 """
@@ -14,32 +14,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
+import jax
+
+from .. import expressivity
+from ..registry import REGISTRY
+from . import harness, pof, report
+from .cases import SETTINGS, BenchConfig, candidates
+from .runs import MergeError, check_compatible, merge, research_settings, stamp
+
 __all__ = ["main", "tp_command", "tp_config"]
 
 
-def _load_pof_script():
-    """``scripts/pof_bench.py`` of this source checkout (it is not part of the package)."""
-    import tensorproducts
-
-    path = Path(tensorproducts.__file__).resolve().parent.parent / "scripts" / "pof_bench.py"
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location("facet_pof_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def tp_config(quick: bool, variants=None, settings=None):
-    """The :class:`tensorproducts.bench.BenchConfig` of a full or ``--quick`` run, restricted
+    """The :class:`tensorproducts.bench.cases.BenchConfig` of a full or ``--quick`` run, restricted
     to ``settings`` (names in the default run order) when given."""
-    from .bench import BenchConfig
-
     cfg = BenchConfig(variants=variants)
     if quick:
         cfg = BenchConfig(  # small enough for `facet bench all --quick` on a shared 2-core box
@@ -102,8 +94,6 @@ def _save(result: dict, out: Path) -> None:
 
 def _research_plan(args, cfg, variants, mod) -> tuple[dict | None, str]:
     """``(config of the research run, "")`` or ``(None, reason it is not run)``."""
-    from .bench_runs import research_settings
-
     settings = research_settings(cfg.settings)
     if not settings:
         return None, "skipped: no research setting among --settings (edge has none)"
@@ -145,11 +135,6 @@ def _read_base(path: Path) -> dict:
 
 def main(args: argparse.Namespace, full_dir: Path, quick_dir: Path) -> int:
     """Run ``facet bench tp`` with the parsed ``args``; 0 on success, 2 on bad options."""
-    import jax
-
-    from . import bench, bench_report, expressivity
-    from .bench_runs import MergeError, check_compatible, merge, stamp
-
     merge_into = getattr(args, "merge_into", None)
     merge_into = Path(merge_into) if merge_into else None
     out = args.out or (merge_into.parent if merge_into else quick_dir if args.quick else full_dir)
@@ -159,17 +144,17 @@ def main(args: argparse.Namespace, full_dir: Path, quick_dir: Path) -> int:
     command = tp_command(args)
     if args.from_json:
         result = json.loads(Path(args.from_json).read_text())
-        print(f"wrote {bench_report.write_report(result, out, command=result.get('command', ''))}")
+        print(f"wrote {report.write_report(result, out, command=result.get('command', ''))}")
         return 0
     try:
-        variants = _names(args.variants, list(bench.candidates()), "variant(s)")
-        settings = _names(getattr(args, "settings", None), list(bench.SETTINGS), "setting(s)")
+        variants = _names(args.variants, list(candidates()), "variant(s)")
+        settings = _names(getattr(args, "settings", None), list(SETTINGS), "setting(s)")
         cfg = tp_config(args.quick, variants, settings)
-        if args.pof and getattr(args, "pof_variants", None) and (mod := _load_pof_script()):
-            mod.check_variants(args.pof_variants.split(","))  # before, not after, our cases
+        if args.pof and getattr(args, "pof_variants", None):
+            pof.check_variants(args.pof_variants.split(","))  # before, not after, our cases
         base = _read_base(merge_into) if merge_into else None
         if base is not None:
-            check_compatible(base.get("config", {}), bench.config_dict(cfg), str(merge_into))
+            check_compatible(base.get("config", {}), harness.config_dict(cfg), str(merge_into))
     except (ValueError, OSError) as err:  # MergeError and JSONDecodeError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -189,29 +174,26 @@ def main(args: argparse.Namespace, full_dir: Path, quick_dir: Path) -> int:
         return merge(base, res, str(merge_into)) if base is not None else res
 
     print(f"facet bench tp: {'quick' if args.quick else 'full'} run -> {out}")
-    partial = {"command": command, "config": bench.config_dict(cfg), "meta": {"options": options}}
-    result = bench.run(cfg, on_rows=lambda rows: _save(merged(dict(partial, rows=rows)), out))
+    partial = {"command": command, "config": harness.config_dict(cfg), "meta": {"options": options}}
+    result = harness.run(cfg, on_rows=lambda rows: _save(merged(dict(partial, rows=rows)), out))
     result["command"] = command
     result["meta"]["options"] = options
     _save(merged(result), out)
     pof_rows, pof_meta = [], {"pof": "not requested (--pof PATH)"}
     if args.pof:
-        mod = _load_pof_script()
         try:
-            pcfg, why = _research_plan(args, cfg, variants, mod) if mod else (None, "")
+            pcfg, why = _research_plan(args, cfg, variants, pof)
         except ValueError as err:
             pcfg, why = None, f"skipped: {err}"
-        if mod is None:
-            pof_meta = {"pof": "skipped: scripts/pof_bench.py not found (run from a checkout)"}
-        elif pcfg is None:
+        if pcfg is None:
             pof_meta = {"pof": why}
         else:
-            pof_rows, pof_meta = mod.run_pof(args.pof, pcfg, budget_s=budget)
+            pof_rows, pof_meta = pof.run_pof(args.pof, pcfg, budget_s=budget)
         pof_meta["budget_s"] = budget
     result["pof"] = {"meta": pof_meta, "rows": stamp(pof_rows, result["meta"]["run_id"])}
     _save(merged(result), out)
     if not args.no_expressivity:
-        names = [n for n in (variants or sorted(bench.REGISTRY)) if n in bench.REGISTRY]
+        names = [n for n in (variants or sorted(REGISTRY)) if n in REGISTRY]
         lmaxes, inter = ((1, 2), 1) if args.quick else ((1, 2, 3), 2)
         with jax.enable_x64(True):  # exact ranks; scoped, restored afterwards
             result["expressivity"] = expressivity.expressivity_rows(
@@ -222,6 +204,6 @@ def main(args: argparse.Namespace, full_dir: Path, quick_dir: Path) -> int:
     except MergeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    path = bench_report.write_report(final, out, command=command)
+    path = report.write_report(final, out, command=command)
     print(f"wrote {path}")
     return 0

@@ -1,4 +1,4 @@
-"""Interactability of the research vector Gaunt product, for ``scripts/pof_bench.py
+"""Interactability of the research vector Gaunt product, for ``tensorproducts.bench.pof
 --interactability`` (run in the research environment, the PriceofFreedom checkout on
 ``PYTHONPATH``; see that script)."""
 

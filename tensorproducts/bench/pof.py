@@ -1,12 +1,12 @@
 """Benchmark the published research implementation (PriceofFreedom) beside ours.
 
 Xie, Daigavane, Kotak, Smidt, "The Price of Freedom", ICML 2025; code
-github.com/atomicarchitects/PriceofFreedom. Nothing of it is copied here: this script imports it
+github.com/atomicarchitects/PriceofFreedom. Nothing of it is copied here: this module imports it
 from a checkout given by ``--pof`` and runs it **in its own environment** (a virtual environment
 created on first use) in a subprocess, in the same three settings, batch sizes, dtype and timing
-method as :mod:`tensorproducts.bench`, and prints JSON rows. Each measured research row also
+method as :mod:`tensorproducts.bench.harness`, and prints JSON rows. Each measured research row also
 carries ``paired``: our variant timed beside it in that process, ABBA-interleaved
-(scripts/pof_pairing.py): a ratio not confounded by drift between our run and this one.
+(tensorproducts.bench.pof_pairing): a ratio not confounded by drift between our run and this one.
 
 Environment: the checkout pins ``jax[cuda12]>=0.5`` and ``e3nn-jax>=0.20.7`` (plus notebook and
 plotting tools). CUDA wheels are unusable on a CPU-only machine, so the venv is created with
@@ -16,7 +16,7 @@ on ``PYTHONPATH`` instead of ``pip install -e`` so that it stays read-only.
 
 Usage::
 
-    python scripts/pof_bench.py --pof /path/to/PriceofFreedom --out pof.json [--quick]
+    python -m tensorproducts.bench.pof --pof /path/to/PriceofFreedom --out pof.json [--quick]
 
 Library use (``facet bench tp --pof PATH``): :func:`run_pof` returns ``(rows, meta)``; when the
 checkout is absent or the run fails it returns rows marked ``skipped`` with the reason.
@@ -51,6 +51,20 @@ DEFAULT_VENV = Path.home() / ".cache" / "facet" / "pof-venv"
 S2_SETTINGS = ("siso", "simo", "mimo")
 APPLIES = {v: ("vsh",) if v == "VGTP-grid" else S2_SETTINGS for v in POF_VARIANTS}
 NEEDS_VSH = "needs VSH-coefficient inputs (its VSHCoeffs rejects s2_irreps): timed in setting vsh"
+
+
+#: The worker runs as ``python -m WORKER_MODULE --worker`` under the research venv's Python.
+WORKER_MODULE = "tensorproducts.bench.pof"
+
+
+def worker_env(pof: str) -> dict:
+    """The worker's environment: the research checkout and the folder holding this
+    ``tensorproducts`` package (installed or editable) on ``PYTHONPATH``, JAX on the CPU."""
+    import tensorproducts
+
+    here = Path(tensorproducts.__file__).resolve().parent.parent
+    path = os.pathsep.join([str(Path(pof).resolve()), str(here)])
+    return dict(os.environ, PYTHONPATH=path, JAX_PLATFORMS="cpu")
 
 
 def paired_rounds(quick: bool) -> int:
@@ -127,7 +141,7 @@ def run_pof(
     except (subprocess.CalledProcessError, OSError) as err:
         reason = f"skipped: could not build the research venv: {err}"
         return [{"variant": f"pof:{v}", "skipped": reason} for v in POF_VARIANTS], {"pof": reason}
-    env = dict(os.environ, PYTHONPATH=str(Path(pof).resolve()), JAX_PLATFORMS="cpu")
+    env = worker_env(pof)
     # record the checkout by its commit, not by this machine's path (reports are committed)
     rows, meta = [], {"pof": f"checkout {_git_head(Path(pof))}", "budget_s": budget_s}
     # the many-in-many-out setting first: it is the one the acceptance checks hinge on
@@ -142,7 +156,7 @@ def run_pof(
         share = left / (len(variants) - k)
         limit = left if k == len(variants) - 1 else min(left, max(share, 0.5 * left))
         cfg = dict(config, variants=[variant])
-        cmd = [str(py), str(Path(__file__).resolve()), "--worker", "--config", json.dumps(cfg),
+        cmd = [str(py), "-m", WORKER_MODULE, "--worker", "--config", json.dumps(cfg),
                "--deadline", str(time.time() + limit)]  # fmt: skip
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
@@ -223,7 +237,7 @@ def _worker(config: dict, deadline: float) -> None:
     # functional.py uses VSHCoeffs without importing it (their benchmark never runs VGTP); bind
     # the name in that module's namespace at run time, the checkout itself is left untouched
     F.VSHCoeffs = VSHCoeffs
-    from pof_pairing import MIN_ROUNDS, PAIRED_MAX_S, paired  # this script's sibling
+    from .pof_pairing import MIN_ROUNDS, PAIRED_MAX_S, paired
 
     def emit(obj):
         print(json.dumps(obj), flush=True)
@@ -347,7 +361,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         if args.interactability:
-            from pof_interactability import interactability_worker  # this script's sibling
+            from .pof_interactability import interactability_worker
 
             interactability_worker([1, 2, 3])
         else:
@@ -357,8 +371,8 @@ def main(argv=None) -> int:
         if not args.pof:
             ap.error("--interactability needs --pof PATH")
         py = ensure_venv(Path(args.venv))
-        env = dict(os.environ, PYTHONPATH=str(Path(args.pof).resolve()), JAX_PLATFORMS="cpu")
-        cmd = [str(py), str(Path(__file__).resolve()), "--worker", "--interactability"]
+        env = worker_env(args.pof)
+        cmd = [str(py), "-m", WORKER_MODULE, "--worker", "--interactability"]
         return subprocess.run(cmd, env=env, cwd=str(Path(args.pof).resolve())).returncode
     ls = [1, 2, 3] if args.quick else list(range(1, 11))
     config = {

@@ -1,10 +1,10 @@
-"""Markdown report and matplotlib plots for a :func:`tensorproducts.bench.run` result.
+"""Markdown report and matplotlib plots for a :func:`tensorproducts.bench.harness.run` result.
 
 :func:`write_report` writes ``results.json``, ``report.md`` and ``*.png`` into one folder. Every
 number in the report is read from the result; the few sentences that explain *why* a variant
-loses are in :data:`WHY` (:mod:`tensorproducts.bench_verdicts`, with the acceptance checks) and
+loses are in :data:`WHY` (:mod:`tensorproducts.bench.verdicts`, with the acceptance checks) and
 are printed only when the measured data show the loss; the plots are drawn by
-:mod:`tensorproducts.bench_plots`.
+:mod:`tensorproducts.bench.plots`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bench import slopes
-from .bench_coverage import coverage_lines
-from .bench_format import cell, find_row, fmt, md_table, variants_of
-from .bench_plots import plot
-from .bench_runs import current, runs_of, stamp
-from .bench_verdicts import WHY, checks, losses
+from .coverage import coverage_lines
+from .format import cell, find_row, fmt, md_table, variants_of
+from .harness import slopes
+from .plots import plot
+from .runs import current, runs_of, stamp
+from .verdicts import WHY, checks, losses
 
 __all__ = ["write_report", "checks", "WHY"]
 

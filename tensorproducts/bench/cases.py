@@ -4,7 +4,7 @@ The settings of Xie et al. (ICML 2025, sec. 5) plus the realistic ``edge`` setti
 theoretical cost exponents they are compared with, :class:`BenchConfig` (what a run measures),
 the candidates timed (every registered variant, gaunt-fourier's direct convolution and
 ``e3nn.tensor_product``) and the order in which cases run. The method is described in
-:mod:`tensorproducts.bench`; the timing itself is in :mod:`tensorproducts.bench_measure`.
+:mod:`tensorproducts.bench.harness`; the timing itself is in :mod:`tensorproducts.bench.measure`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import e3nn_jax as e3nn
 
-from .registry import REGISTRY
+from ..registry import REGISTRY
 
 __all__ = [
     "ALL_L",

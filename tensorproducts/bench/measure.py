@@ -1,7 +1,7 @@
 r"""Measurement of one benchmark case: inputs, compilation, XLA counts, equivariance, timing.
 
 :func:`measure_group` times several candidates on one case (setting, L, channels, mode),
-interleaved call by call; the method is described in :mod:`tensorproducts.bench`.
+interleaved call by call; the method is described in :mod:`tensorproducts.bench.harness`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .bench_cases import SETTINGS, BenchConfig, batch_size, candidates, reached_outputs
+from .cases import SETTINGS, BenchConfig, batch_size, candidates, reached_outputs
 
 __all__ = ["measure_group"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bench import median_of
-from .bench_coverage import l_ranges
-from .bench_format import fmt, variants_of
-from .bench_runs import (
+from .coverage import l_ranges
+from .format import fmt, variants_of
+from .harness import median_of
+from .runs import (
     case_key,
     current,
     newest_pairs,
@@ -64,7 +64,7 @@ RESEARCH_WHY = {
 def checks(result: dict) -> list[tuple[str, str, str]]:
     """``(check, measured, verdict)`` for the issue's acceptance comparisons.
 
-    Only rows of one run are compared (:mod:`tensorproducts.bench_runs`): every pair of rows
+    Only rows of one run are compared (:mod:`tensorproducts.bench.runs`): every pair of rows
     (e3nn against cg-dense, the research code against ours) carries the same ``run`` id, and
     gaunt-grid against cg-dense is read from one run. In a merged result each check therefore
     reads the run that measured its rows; a row whose run lacks the partner is not compared.
@@ -157,7 +157,7 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
 
 def paired_ratio(row: dict) -> float | None:
     """research / ours median time of a research row's ``paired`` field (both timed in the
-    research worker's process, ABBA-interleaved: :func:`~.bench_runs.paired_times`); None when
+    research worker's process, ABBA-interleaved: :func:`~.runs.paired_times`); None when
     the row has none (results written before the worker paired, or ours skipped there)."""
     t = paired_times(row)
     return t[1] / t[0] if t else None
@@ -165,7 +165,7 @@ def paired_ratio(row: dict) -> float | None:
 
 def _newest_pairs(cands, rows, partner) -> dict[tuple, tuple[dict, float]]:
     """Per case of the measured rows ``cands``: ``(row, partner median ms)`` from the newest run
-    in which ``rows`` hold the partner (:func:`~.bench_runs.newest_pairs`)."""
+    in which ``rows`` hold the partner (:func:`~.runs.newest_pairs`)."""
     pairs = newest_pairs(cands, rows, partner)
     return {k: (cands[i], rows[j]["median_ms"]) for k, (i, j) in pairs.items()}
 

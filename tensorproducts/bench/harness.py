@@ -1,6 +1,7 @@
 r"""Microbenchmark harness for the tensor-product variants (``facet bench tp`` calls :func:`run`).
 
-Method (after Xie et al., ICML 2025, sec. 5, with the habits of docs/DESIGN.md):
+Method (after Xie et al., ICML 2025, sec. 5; the results are read in docs/tensorproducts.md,
+"Cost and measured speed"):
 
 * **Settings** (multiplicity 1, inputs paired element-wise over a batch axis):
   ``siso``: ``x, y`` = one irrep of degree L (parity :math:`(-1)^L`), output the CG-allowed
@@ -23,12 +24,12 @@ Every row carries the configuration; the result carries versions and hardware. V
 fail or exceed ``max_call_s`` are recorded as ``skipped`` with the reason (larger L of that
 variant/setting/mode are then skipped too), never silently dropped.
 
-Modules: :mod:`~tensorproducts.bench_cases` (settings, :class:`BenchConfig`, candidates),
-:mod:`~tensorproducts.bench_measure` (one case, interleaved), this one (the run, cost-vs-L
-slopes), and the report: :mod:`~tensorproducts.bench_report` with
-:mod:`~tensorproducts.bench_verdicts` (checks, losses), :mod:`~tensorproducts.bench_plots`.
-:mod:`~tensorproducts.bench_runs` merges the rows of several runs into one result (each row
-keeps its run id; comparisons stay within one run); :mod:`~tensorproducts.bench_main` is the
+Modules: :mod:`~tensorproducts.bench.cases` (settings, :class:`BenchConfig`, candidates),
+:mod:`~tensorproducts.bench.measure` (one case, interleaved), this one (the run, cost-vs-L
+slopes), and the report: :mod:`~tensorproducts.bench.report` with
+:mod:`~tensorproducts.bench.verdicts` (checks, losses), :mod:`~tensorproducts.bench.plots`.
+:mod:`~tensorproducts.bench.runs` merges the rows of several runs into one result (each row
+keeps its run id; comparisons stay within one run); :mod:`~tensorproducts.bench.main` is the
 ``facet bench tp`` invocation.
 """
 
@@ -45,7 +46,8 @@ import e3nn_jax as e3nn
 import jax
 import numpy as np
 
-from .bench_cases import (
+from ..registry import REGISTRY
+from .cases import (
     ALL_L,
     SETTINGS,
     THEORY,
@@ -55,8 +57,7 @@ from .bench_cases import (
     iter_cases,
     reached_outputs,
 )
-from .bench_measure import measure_group
-from .registry import REGISTRY
+from .measure import measure_group
 
 __all__ = [
     "ALL_L",
