@@ -1,107 +1,30 @@
-"""Run logs: a CSV file and TensorBoard event files, with no dependency beyond NumPy.
-
-TensorBoard reads TFRecord files of ``Event`` protocol buffers. Scalars need only a few fields,
-encoded here by hand (protobuf wire format, https://protobuf.dev/programming-guides/encoding/):
-``Event{wall_time: double = 1, step: int64 = 2, file_version: string = 3, summary: Summary = 5}``,
-``Summary{value: repeated Value = 1}``, ``Value{tag: string = 1, simple_value: float = 2}``.
-Each record is framed as ``uint64 length, uint32 masked_crc32c(length), data,
-uint32 masked_crc32c(data)`` (little endian), with CRC-32C (Castagnoli) masked as
-``((c >> 15) | (c << 17)) + 0xa282ead8``.
+"""Run logs: a CSV file (``log.csv``), TensorBoard events (``tb/``, written by ``tensorboardX``)
+and a training-curve plot (``training_curve.png``: loss and validation MAEs against step).
 """
 
 from __future__ import annotations
 
 import csv
-import os
-import socket
-import struct
-import time
 from pathlib import Path
 
-__all__ = ["crc32c", "CsvLog", "EventWriter"]
-
-
-def _make_table() -> list[int]:
-    poly = 0x82F63B78  # reversed Castagnoli polynomial
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ poly if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_TABLE = _make_table()
-
-
-def crc32c(data: bytes) -> int:
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def _masked(data: bytes) -> int:
-    c = crc32c(data)
-    return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field_bytes(num: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _event(step: int, wall_time: float, *, file_version: str | None = None,
-           scalars: dict[str, float] | None = None) -> bytes:
-    msg = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3) + _varint(step)
-    if file_version is not None:
-        msg += _field_bytes(3, file_version.encode())
-    if scalars:
-        summary = b"".join(
-            _field_bytes(1, _field_bytes(1, tag.encode()) + _varint(2 << 3 | 5)
-                         + struct.pack("<f", float(v)))
-            for tag, v in scalars.items()
-        )
-        msg += _field_bytes(5, summary)
-    return msg
-
-
-def _record(data: bytes) -> bytes:
-    header = struct.pack("<Q", len(data))
-    return header + struct.pack("<I", _masked(header)) + data + struct.pack("<I", _masked(data))
+__all__ = ["CsvLog", "EventWriter", "plot_training_curve"]
 
 
 class EventWriter:
-    """Append scalar summaries to ``<logdir>/events.out.tfevents.<time>.<host>``."""
+    """Scalar summaries in ``<logdir>/events.out.tfevents.*`` through ``tensorboardX``."""
 
     def __init__(self, logdir: str | Path):
-        logdir = Path(logdir)
-        logdir.mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-        self.path = logdir / name
-        self._fh = open(self.path, "ab")
-        self._fh.write(_record(_event(0, time.time(), file_version="brain.Event:2")))
-        self._fh.flush()
+        from tensorboardX import SummaryWriter
+
+        self.logdir = Path(logdir)
+        self._w = SummaryWriter(logdir=str(self.logdir), flush_secs=30)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        self._fh.write(_record(_event(int(step), time.time(), scalars=values)))
-        self._fh.flush()
+        for tag, v in values.items():
+            self._w.add_scalar(tag, float(v), int(step))
 
     def close(self) -> None:
-        self._fh.close()
+        self._w.close()
 
 
 class CsvLog:
@@ -130,3 +53,62 @@ class CsvLog:
 
     def close(self) -> None:
         self._fh.close()
+
+
+_CURVE_TERMS = (("energy_mae", "energy MAE (meV/atom)"), ("forces_mae", "forces MAE (meV/A)"),
+                ("stress_mae", "stress MAE (meV/A^3)"))
+
+
+def plot_training_curve(log_csv: str | Path, out: str | Path | None = None) -> Path | None:
+    """Plot ``log.csv``: training and validation loss (log scale) and the validation MAEs
+    against step, to ``out`` (default ``training_curve.png`` beside the log). Returns the path,
+    or None when the log has no row yet."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log_csv = Path(log_csv)
+    with open(log_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        return None
+
+    def series(kind: str, key: str):
+        xs, ys = [], []
+        for r in rows:
+            v = r.get(key, "")
+            if r.get("kind") == kind and v not in ("", None):
+                y = float(v)
+                if math.isfinite(y):
+                    xs.append(int(r["step"]))
+                    ys.append(y)
+        return xs, ys
+
+    terms = [(k, label) for k, label in _CURVE_TERMS if series("val", k)[0]]
+    fig, axes = plt.subplots(1, 1 + len(terms), figsize=(4.2 * (1 + len(terms)), 3.6), dpi=110,
+                             squeeze=False)
+    ax = axes[0, 0]
+    for kind, style in (("train", "-"), ("val", "o-")):
+        xs, ys = series(kind, "loss")
+        if xs:
+            ax.plot(xs, ys, style, ms=3, label=kind)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    for ax, (key, label) in zip(axes[0, 1:], terms, strict=True):
+        for kind, style in (("train", "-"), ("val", "o-")):
+            xs, ys = series(kind, key)
+            if xs:
+                ax.plot(xs, ys, style, ms=3, label=kind)
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.legend()
+    fig.tight_layout()
+    out = Path(out) if out is not None else log_csv.with_name("training_curve.png")
+    fig.savefig(out)
+    plt.close(fig)
+    return out

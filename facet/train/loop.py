@@ -8,8 +8,8 @@ EMA, RNG key and step restored; data position recomputed from ``s`` and checked)
 exactly as the uninterrupted run would have.
 
 Outputs in ``run.out_dir``: ``config.yaml``, ``checkpoints/step_*/``, ``best.json`` (the step of
-the lowest validation loss, whose checkpoint pruning never removes), ``log.csv`` and TensorBoard
-events in ``tb/``.
+the lowest validation loss, whose checkpoint pruning never removes), ``log.csv``, its plot
+``training_curve.png`` (written when the run stops) and TensorBoard events in ``tb/``.
 """
 
 from __future__ import annotations
@@ -303,6 +303,12 @@ def train(
         if csv_log is not None:
             csv_log.close()
             tb.close()
+            from .logs import plot_training_curve
+
+            try:
+                plot_training_curve(run_dir / "log.csv")
+            except (OSError, ValueError) as err:  # the run's results stand without the plot
+                say(f"warning: could not plot {run_dir / 'log.csv'}: {err}")
     return {"step": step, "total_steps": total, "val": last_val, "best_step": best["step"],
             "best_val_loss": best["loss"], "run_dir": run_dir, "history": history,
             "state": state, "rest": rest, "train_step": train_j}

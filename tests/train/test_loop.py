@@ -56,6 +56,7 @@ def test_outputs_best_and_last(full_run):
     rows = (run / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,epoch,kind") and sum(",val," in r for r in rows) == 3
     assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert (run / "training_curve.png").stat().st_size > 10_000  # the loss/MAE plot
     # the exported model carries the EMA weights and the fitted E0s
     model, cfg2, path = load_model(run, factory=toy_factory)
     assert cfg2 == cfg
