@@ -58,7 +58,26 @@ def versions_section(args) -> list[str]:
     lines.append(
         f"devices   {len(devices)} x {devices[0].platform}: " + ", ".join(map(str, devices))
     )
+    lines.append(device_line())
     return lines
+
+
+def device_line() -> str:
+    """Which device JAX will run Facet on, with a hint when an NVIDIA GPU is present but JAX
+    has no CUDA back end (the ``cuda12`` extra is missing)."""
+    import shutil
+
+    import jax
+
+    dev = jax.devices()[0]
+    line = f"JAX will use {dev.platform.upper()} ({dev.device_kind}, {dev})"
+    if dev.platform == "cpu":
+        if shutil.which("nvidia-smi"):
+            line += ('; an NVIDIA driver is present but this JAX has no CUDA back end: '
+                     'pip install -e ".[cuda12]"')
+        else:
+            line += "; no GPU back end (for NVIDIA GPUs: pip install -e \".[cuda12]\")"
+    return line
 
 
 def _fmt_range(r, unit: str) -> str:
