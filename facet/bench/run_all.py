@@ -1,6 +1,6 @@
 """``facet bench all``: every selection in turn, each in its own process, then the summary page.
 
-Order: ``tp``, ``model``, ``scaling``, ``dynamics`` (``scripts/bench_dynamics.py --only all``:
+Order: ``tp``, ``model``, ``scaling``, ``dynamics`` (``python -m facet.bench.dynamics --only all``:
 the ``md`` and ``relax`` selections in one run, so that they share their peer processes),
 ``train``, ``accuracy``, then ``summary``. One process per selection keeps their memory apart
 and lets one failure leave the others' reports intact; the failure is recorded. Every process
@@ -20,7 +20,6 @@ from pathlib import Path
 
 from .common import write_json
 from .meta import load_average, run_meta
-from .wrapped import run_script
 
 SEQUENCE = ("tp", "model", "scaling", "dynamics", "train", "accuracy")
 THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -35,7 +34,7 @@ def peer_options(venvs_dir: str | None, nequix_model: str | None) -> tuple[str |
 
 
 def commands(args, venvs: str | None, nequix: str | None) -> dict[str, list[str]]:
-    """The command line of each selection (``python -m facet bench ...`` or the script)."""
+    """The arguments of ``python`` for each selection (``-m facet bench ...`` or ``-m MODULE``)."""
     q = ["--quick"] if args.quick else []
     out = {}
     for sel in SEQUENCE:
@@ -43,7 +42,7 @@ def commands(args, venvs: str | None, nequix: str | None) -> dict[str, list[str]
             dyn = ["--only", "all", *q]
             dyn += ["--venvs-dir", venvs] if venvs else []
             dyn += ["--nequix-model", nequix] if nequix else []
-            out[sel] = ["script", "bench_dynamics.py", *dyn]
+            out[sel] = ["-m", "facet.bench.dynamics", *dyn]
             continue
         cmd = ["-m", "facet", "bench", sel, *q]
         if sel == "tp" and args.pof:
@@ -79,10 +78,7 @@ def run(args) -> int:
             continue
         t0, cpu0 = time.perf_counter(), _children_cpu()
         print(f"[bench all] {sel}", flush=True)
-        if cmd[0] == "script":
-            code, tail = run_script(cmd[1], cmd[2:], env=env)
-        else:
-            code, tail = _run_module(cmd, env)
+        code, tail = _run_module(cmd, env)
         entry.update(
             wall_s=time.perf_counter() - t0,
             cpu_s=_children_cpu() - cpu0,

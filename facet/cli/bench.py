@@ -5,7 +5,7 @@ Selections live in :data:`SELECTIONS` (name -> :class:`Selection`, :func:`regist
     facet bench tp        tensor-product microbenchmarks (tensorproducts.bench)
     facet bench model     Facet presets: throughput, compile time, cost split (bench_model.py)
     facet bench scaling   cost/memory vs atoms (8-4096), channels, L; FLOP rate vs a large matmul
-    facet bench md|relax  MD / relaxation speed vs the peers (scripts/bench_dynamics.py, in md.py)
+    facet bench md|relax  MD / relaxation speed vs the peers (facet.bench.dynamics)
     facet bench train     training throughput vs mace_run_train (scripts/bench_train_peers.py)
     facet bench accuracy  accuracy at equal training time vs MACE (scripts/bench_accuracy.py)
     facet bench summary   docs/benchmarks/README.md from every report's JSON
@@ -167,6 +167,37 @@ register_selection(
         "cost and memory vs atoms (8-4096), channels and L; FLOP rate vs a large matmul",
         _scaling_arguments,
         lambda a: _sel().scaling(a),
+    )
+)
+
+
+# ------------------------------------------------------------------------ md, relax
+
+
+def _dynamics_selection(name: str, what: str) -> Selection:
+    """``facet bench md`` / ``relax``: the ``--only`` selections of :mod:`facet.bench.dynamics`."""
+
+    def add(p: argparse.ArgumentParser) -> None:
+        from facet.bench import dynamics
+
+        dynamics.add_arguments(p)
+        p.set_defaults(only=name)
+
+    def run_selection(args: argparse.Namespace) -> int:
+        from facet.bench import dynamics
+
+        args.only = name
+        return int(dynamics.run(args) or 0)
+
+    return Selection(name, what, add, run_selection)
+
+
+register_selection(
+    _dynamics_selection("md", "MD steps/s of Facet vs MACE (ASE and jax-md), facet.bench.dynamics")
+)
+register_selection(
+    _dynamics_selection(
+        "relax", "relaxation speed vs MACE, SevenNet-0, CHGNet, Nequix; batched vs ASE"
     )
 )
 

@@ -10,6 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .options import (
+    finite_float,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+
 NAME = "md"
 HELP = "run molecular dynamics (NVE, NVT Langevin, NPT) through ASE or compiled with jax-md"
 
@@ -23,12 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--ensemble", default="nve", choices=["nve", "nvt", "npt"])
     parser.add_argument("--engine", default="ase", choices=["ase", "jax"])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--timestep", type=float, default=1.0, help="fs")
-    parser.add_argument("--temperature", type=float, default=300.0, help="K")
-    parser.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
-    parser.add_argument("--pressure", type=float, default=0.0, help="NPT pressure, GPa")
-    parser.add_argument("--log-interval", type=int, default=10)
+    parser.add_argument("--steps", type=non_negative_int, default=1000, help="MD steps")
+    parser.add_argument("--timestep", type=positive_float, default=1.0, help="fs")
+    parser.add_argument("--temperature", type=non_negative_float, default=300.0, help="K")
+    parser.add_argument(
+        "--friction", type=non_negative_float, default=0.01, help="Langevin friction, 1/fs"
+    )
+    parser.add_argument("--pressure", type=finite_float, default=0.0, help="NPT pressure, GPa")
+    parser.add_argument(
+        "--log-interval", type=positive_int, default=10, help="log and trajectory every N steps"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trajectory", default="md.traj", help="trajectory file (ase engine)")
     parser.add_argument("--log", default="md.log", help="log file (ase: MD log; jax: CSV)")
@@ -121,58 +133,3 @@ def run(args: argparse.Namespace) -> int:
         + (f" and {args.trajectory}" if args.engine == "ase" else "")
     )
     return 0
-
-
-# -- `facet bench md` / `facet bench relax`: selections of scripts/bench_dynamics.py ------------
-
-
-def _bench_script():
-    """``scripts/bench_dynamics.py`` of this source checkout (scripts are not installed)."""
-    import importlib.util
-    from pathlib import Path
-
-    import facet
-
-    path = Path(facet.__file__).resolve().parent.parent / "scripts" / "bench_dynamics.py"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: `facet bench md/relax` runs from a source checkout of Facet"
-        )
-    import sys
-
-    name = "facet_bench_dynamics"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _register_bench_selections() -> None:
-    from .bench import SELECTIONS, Selection, register_selection
-
-    def make(name: str, what: str) -> Selection:
-        def add(p: argparse.ArgumentParser) -> None:
-            try:
-                _bench_script().add_arguments(p)
-            except FileNotFoundError:  # an installed copy without scripts/: run() explains
-                pass
-            p.set_defaults(only=name)
-
-        def run_selection(args: argparse.Namespace) -> int:
-            args.only = name
-            return int(_bench_script().run(args) or 0)
-
-        return Selection(name, what, add, run_selection)
-
-    for name, what in (
-        ("md", "MD steps/s of Facet vs MACE (ASE and jax-md), scripts/bench_dynamics.py"),
-        ("relax", "relaxation speed vs MACE, SevenNet-0, CHGNet, Nequix; batched vs ASE"),
-    ):
-        if name not in SELECTIONS:
-            register_selection(make(name, what))
-
-
-_register_bench_selections()

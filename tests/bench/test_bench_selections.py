@@ -110,6 +110,23 @@ def test_model_rows_keep_the_script_numbers(tmp_path):
     assert "Not measured: failed: scripts/bench_model.py exit 1: boom" in text
 
 
+def test_md_and_relax_are_selections_of_the_bench_command_itself():
+    """``facet.cli.bench`` alone registers ``md`` and ``relax`` (no other module imported), and
+    their runner is the installed :mod:`facet.bench.dynamics`, not a file of a checkout."""
+    code = (
+        "import argparse, json, sys; from facet.cli import bench; "
+        "p = argparse.ArgumentParser(); bench.add_arguments(p); "
+        "a = p.parse_args(['relax', '--quick', '--models', 'facet-s']); "
+        "print(json.dumps([list(bench.SELECTIONS), a.only, a.models, "
+        "'facet.cli.md' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    names, only, models, md_loaded = json.loads(out.stdout)
+    assert {"md", "relax"} <= set(names)
+    assert (only, models, md_loaded) == ("relax", "facet-s", False)
+
+
 def test_all_commands_and_peer_options(monkeypatch, tmp_path):
     monkeypatch.setenv("FACET_VENVS_DIR", str(tmp_path))
     monkeypatch.setenv("FACET_NEQUIX_MODEL", "weights.nqx")
@@ -118,7 +135,7 @@ def test_all_commands_and_peer_options(monkeypatch, tmp_path):
     args = Namespace(quick=True, pof=None, root=Path("docs/benchmarks"))
     cmds = run_all.commands(args, venvs, nequix)
     assert list(cmds) == list(run_all.SEQUENCE)
-    assert cmds["dynamics"][:4] == ["script", "bench_dynamics.py", "--only", "all"]
+    assert cmds["dynamics"][:4] == ["-m", "facet.bench.dynamics", "--only", "all"]
     assert "--quick" in cmds["dynamics"] and "weights.nqx" in cmds["dynamics"]
     assert all("--quick" in c for c in cmds.values())
 

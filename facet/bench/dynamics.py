@@ -1,7 +1,7 @@
 """Relaxation and MD speed of Facet against peers, side by side in one run (not a test).
 
-Every model runs in its own long-lived subprocess (``scripts/peers/run_*.py`` under the peer's
-own Python), so the repeats of all models interleave: ``for repeat: for task: for size: for
+Every model runs in its own long-lived subprocess (``facet/bench/peers/run_*.py`` under the
+peer's own Python), so the repeats of all models interleave: ``for repeat: for task: for size: for
 model``. The first call of every (model, task, size) is a warm-up (compilation, caches) and is
 reported separately; medians and spread (min, max) are over the timed repeats. Every process gets
 ``OMP_NUM_THREADS=MKL_NUM_THREADS=OPENBLAS_NUM_THREADS=1``; JAX processes also get single-threaded
@@ -21,12 +21,13 @@ Tasks:
 
 Usage::
 
-    python scripts/bench_dynamics.py --venvs-dir DIR [--nequix-model PATH] [--quick]
+    facet bench md|relax --venvs-dir DIR [--nequix-model PATH] [--quick]
+    python -m facet.bench.dynamics --only all --venvs-dir DIR [--nequix-model PATH] [--quick]
 
 ``DIR/<peer>/bin/python`` is each peer's interpreter (``mace``, ``sevenn``, ``chgnet``,
 ``nequix``); ``--python peer=PATH`` overrides one. Missing peers are reported as skipped with the
 reason. Output: ``docs/benchmarks/dynamics/`` (``--quick``: ``docs/benchmarks/quick/dynamics/``)
-with ``results.json`` (rows), ``report.md`` and PNG plots.
+with ``results.json`` (rows), ``report.md`` and PNG plots, relative to the working folder.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from .dynamics_report import write_report
+
+#: The runner scripts, part of this package: each runs by its path under a peer's own Python.
 PEER_DIR = Path(__file__).resolve().parent / "peers"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dynamics_report import write_report  # noqa: E402
+FULL_DIR = Path("docs/benchmarks/dynamics")
+QUICK_DIR = Path("docs/benchmarks/quick/dynamics")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ SELECTIONS = {
 
 
 class Runner:
-    """A model's subprocess speaking the JSON-lines protocol of ``scripts/peers/_protocol.py``."""
+    """A model's subprocess speaking the JSON lines of :mod:`facet.bench.peers._protocol`."""
 
     def __init__(self, model: Model, python: str, env: dict, log, cpu: int | None = None):
         self.model = model
@@ -240,7 +243,7 @@ def main(argv=None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by parsed ``args`` (see :func:`add_arguments`)."""
     if args.report_only:
-        out = Path(args.out or REPO / "docs" / "benchmarks" / "dynamics")
+        out = Path(args.out or FULL_DIR)
         data = json.loads((out / "results.json").read_text())
         write_report(out, data["info"], data["rows"])
         return 0
@@ -254,8 +257,7 @@ def run(args: argparse.Namespace) -> int:
     batch_n, batch_steps = (16, 10) if quick else (100, args.batched_steps)
     sizes = [0] if quick else [0, 1, 2]
     jax_sizes = [0] if quick else [1]  # the compiled MD loop: 64 atoms (compiling is costly)
-    sub = ("quick", "dynamics") if quick else ("dynamics",)
-    out = Path(args.out or REPO.joinpath("docs", "benchmarks", *sub))
+    out = Path(args.out or (QUICK_DIR if quick else FULL_DIR))
     out.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip_tasks.split(",")))
     tasks = tuple(t for t in SELECTIONS[args.only] if t not in skip)
@@ -265,7 +267,6 @@ def run(args: argparse.Namespace) -> int:
     if args.jax_threads == "single":
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env["JAX_PLATFORMS"] = "cpu"  # no accelerator probing (and the same backend for all)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
 
     # Every runner on the same single core (they take turns), unless XLA may use its threads.
     pin_cpu = min(os.sched_getaffinity(0)) if args.jax_threads == "single" else None
@@ -294,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     for m in selected:
         opts = dict(m.options)
         if m.name == "nequix-mp-1":
-            # Runners work in scripts/peers: pass an absolute path resolved from here.
+            # Runners work in facet/bench/peers: pass an absolute path resolved from here.
             opts["model_path"] = str(Path(args.nequix_model).resolve()) if args.nequix_model else ""
         if m.name == "facet-s" and args.facet_model:
             # The trained model replaces facet-s only (the shipped default is a facet-s); the

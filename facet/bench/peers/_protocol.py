@@ -1,4 +1,4 @@
-"""Shared runner protocol for scripts/bench_dynamics.py (runs inside every peer's own venv).
+"""Shared runner protocol for :mod:`facet.bench.dynamics` (runs inside every peer's own venv).
 
 A runner is a long-lived subprocess: the orchestrator writes one JSON command per line on its
 stdin and reads one JSON reply per command from its stdout (lines starting with ``@@``; anything

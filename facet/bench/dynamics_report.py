@@ -1,4 +1,4 @@
-"""Markdown report and plots for scripts/bench_dynamics.py (rows in results.json).
+"""Markdown report and plots for :mod:`facet.bench.dynamics` (rows in results.json).
 
 Rows carry wall-clock ``time_s`` and, from runners that report it, the process CPU time
 ``cpu_s`` of the same span. Every process runs one thread, so on a shared, overloaded machine the

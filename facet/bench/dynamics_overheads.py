@@ -2,8 +2,8 @@
 
 Process CPU time (one thread) rather than wall time: on a shared machine wall time mostly counts
 waiting for a core. Both parts use the small strained, rattled cells (1-8 atoms) of
-``scripts/bench_dynamics.py`` and Facet-S with random weights, ``fmax = 0`` (a fixed number of
-FIRE + FrechetCellFilter steps).
+``facet bench relax`` (:mod:`facet.bench.dynamics`) and Facet-S with random weights,
+``fmax = 0`` (a fixed number of FIRE + FrechetCellFilter steps).
 
 * ``split``: per structure-step CPU time of ASE's FIRE + FrechetCellFilter around
   :class:`facet.FacetCalculator`, split into the jitted model call, the rest of the calculator
@@ -14,26 +14,23 @@ FIRE + FrechetCellFilter steps).
 Usage::
 
     OMP_NUM_THREADS=1 XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \\
-        python scripts/bench_dynamics_overheads.py [--structures 100] [--sequential 20]
+        python -m facet.bench.dynamics_overheads [--structures 100] [--sequential 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import jax
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dynamics import small_structures  # noqa: E402
+import facet
+from facet.batched import BatchedFIRE
+from facet.calculator import FacetCalculator
+from facet.relax import relax
 
-import facet  # noqa: E402
-from facet.batched import BatchedFIRE  # noqa: E402
-from facet.calculator import FacetCalculator  # noqa: E402
-from facet.relax import relax  # noqa: E402
+from .dynamics import small_structures
 
 
 def split(model, structures, steps: int) -> dict:
