@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``facet --help`` lists them.
-SUBCOMMANDS = ["info", "preprocess", "train", "evaluate", "relax", "md", "bench"]
+SUBCOMMANDS = ["info", "preprocess", "train", "evaluate", "relax", "md", "export", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
