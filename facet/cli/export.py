@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import positive_int
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
 
 NAME = "export"
 HELP = "export a model as a lammps-jax bundle for LAMMPS (pair_style jax/kk)"
