@@ -6,9 +6,9 @@ Run in the teacher environment (see scripts/requirements-teacher.txt), e.g.
         --out data/distill --seed 0 --workers 2 --cache /tmp/distill_cache > /tmp/distill.log &
 
 Materials: pymatgen's bundled MP structures (<= 32 sites, ordered), ASE's 71 dcdft elemental
-crystals and ~300 prototype substitutions over 64 elements (``_teacher_structures``), put in one
+crystals and ~300 prototype substitutions over 64 elements (``facet.teacher.structures``), put in one
 seeded random order and numbered ``facet-distill-NNNNNN`` in that order. Each material gets the
-frames of ``DISTILL_PROFILE`` (``_teacher_sampling``: volume search, strains, rattles, FIRE
+frames of ``DISTILL_PROFILE`` (``facet.teacher.sampling``: volume search, strains, rattles, FIRE
 steps, Langevin MD at two of 300/800/1500 K). ``--n-frames N`` keeps the first
 ceil(N / planned frames per material) materials of that order, so a small run is a prefix of the
 full one (a material can fall short of its plan, e.g. when FIRE converges at step 0).
@@ -29,20 +29,17 @@ import json
 import math
 import multiprocessing as mp
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _teacher_common import (  # noqa: E402  (sets OMP_NUM_THREADS before torch loads)
+from facet.teacher.common import (  # sets OMP_NUM_THREADS before torch loads
     CALC_KINDS,
     environment_versions,
     sha256_file,
     write_json,
 )
-from _teacher_provenance import write_manifest_and_provenance  # noqa: E402
-from _teacher_sampling import Profile  # noqa: E402
-from _teacher_structures import (  # noqa: E402
+from facet.teacher.provenance import write_manifest_and_provenance
+from facet.teacher.sampling import Profile
+from facet.teacher.structures import (
     dcdft_specs,
     prototype_specs,
     pymatgen_bundled_specs,
@@ -72,7 +69,7 @@ def all_specs(seed: int):
 
 
 def _init_worker():
-    from _teacher_common import MP2020, load_teacher
+    from facet.teacher.common import MP2020, load_teacher
 
     _WORKER["calc"], _WORKER["mp2020"] = load_teacher(), MP2020()
 
@@ -85,7 +82,7 @@ def _work(task):
             out = json.load(f)
         if out["meta"]["name"] == spec.name and out.get("profile") == repr(DISTILL_PROFILE):
             return out
-    from _teacher_sampling import generate_material
+    from facet.teacher.sampling import generate_material
 
     if "calc" not in _WORKER:  # loaded on the first material that is not cached
         _init_worker()
@@ -185,7 +182,7 @@ def main(argv=None) -> int:
     with open(os.path.join(args.out, "splits.json"), "w") as f:
         json.dump(splits, f, indent=1)
         f.write("\n")
-    from _teacher_stats import dataset_statistics
+    from facet.teacher.stats import dataset_statistics
 
     stats = dataset_statistics(data, splits, figures=args.figures)
     with open(os.path.join(args.out, "stats.json"), "w") as f:

@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _teacher_common import (  # noqa: E402  (sets OMP_NUM_THREADS before torch loads)
+from facet.teacher.common import (  # sets OMP_NUM_THREADS before torch loads
     CALC_KINDS,
     MP2020,
     environment_versions,
@@ -37,9 +34,9 @@ from _teacher_common import (  # noqa: E402  (sets OMP_NUM_THREADS before torch 
     sha256_file,
     write_json,
 )
-from _teacher_provenance import write_manifest_and_provenance  # noqa: E402
-from _teacher_sampling import Profile, generate_material  # noqa: E402
-from _teacher_structures import (  # noqa: E402
+from facet.teacher.provenance import write_manifest_and_provenance
+from facet.teacher.sampling import Profile, generate_material
+from facet.teacher.structures import (
     dcdft_specs,
     prototype_spec,
     pymatgen_bundled_specs,

@@ -2,7 +2,7 @@
 
 Shared by ``make_sample_data.py`` and ``make_distill_dataset.py``. Runs in the separate teacher
 environment (torch CPU + sevenn + pymatgen, see ``scripts/requirements-teacher.txt``); it never
-imports facet.
+imports JAX or the rest of facet.
 
 Teacher: SevenNet-0 (11Jul2024 checkpoint), Park et al., "Scalable parallel algorithm for graph
 neural network interatomic potentials in molecular dynamics simulations", J. Chem. Theory
@@ -201,6 +201,44 @@ def mptrj_frame(atoms: Atoms, energy: float, forces: np.ndarray, stress_ase: np.
         "mp_id": mp_id,
     }
     return frame, status
+
+
+COMPACT_FORCE_DECIMALS = 4  # eV/A: 0.1 meV/A, far below the student's error
+COMPACT_STRESS_KBAR_DECIMALS = 3  # kBar: 6e-7 eV/A^3
+COMPACT_FRAC_DECIMALS = 8  # fractional coordinates: < 1e-7 A in a 10 A cell
+
+
+def compact_structure_dict(atoms: Atoms) -> dict:
+    """The pymatgen ``Structure.as_dict()`` layout with only what ``Structure.from_dict`` and
+    facet's reader need: the lattice (matrix, pbc) and, per site, species and fractional ``abc``
+    (no Cartesian ``xyz`` copy, no labels or empty properties), so shards stay small."""
+    cell = np.asarray(atoms.cell[:], dtype=np.float64)
+    frac = np.linalg.solve(cell.T, atoms.get_positions().T).T
+    frac = np.round(frac, COMPACT_FRAC_DECIMALS)
+    return {
+        "@module": "pymatgen.core.structure", "@class": "Structure", "charge": 0,
+        "lattice": {"matrix": cell.tolist(), "pbc": [bool(p) for p in atoms.pbc]},
+        "sites": [{"species": [{"element": s, "occu": 1}], "abc": f.tolist()}
+                  for s, f in zip(atoms.get_chemical_symbols(), frac, strict=True)],
+    }
+
+
+def compact_frame(atoms: Atoms, energy: float, forces: np.ndarray, stress_ase: np.ndarray,
+                  mp_id: str, mp2020: MP2020) -> dict:
+    """One MPTrj-layout frame as :func:`mptrj_frame` writes it, with the compact structure dict
+    and labels rounded to :data:`COMPACT_FORCE_DECIMALS` / :data:`COMPACT_STRESS_KBAR_DECIMALS`
+    (the fields that are always null in a teacher label are left out)."""
+    corrected, _ = mp2020.correct(to_structure(atoms), energy)
+    n = len(atoms)
+    return {
+        "structure": compact_structure_dict(atoms),
+        "uncorrected_total_energy": energy,
+        "corrected_total_energy": corrected,
+        "energy_per_atom": None if corrected is None else corrected / n,
+        "force": np.round(forces, COMPACT_FORCE_DECIMALS).tolist(),
+        "stress": np.round(-stress_ase * EV_PER_A3_TO_KBAR, COMPACT_STRESS_KBAR_DECIMALS).tolist(),
+        "mp_id": mp_id,
+    }
 
 
 def extxyz_atoms(atoms: Atoms, frame: dict, frame_id: str, config_type: str) -> Atoms:

@@ -1,6 +1,6 @@
 """Per-material sampling of configurations, labelled on the fly by SevenNet-0 (teacher env only).
 
-For one starting material (``_teacher_structures.MaterialSpec``) and a :class:`Profile`:
+For one starting material (``facet.teacher.structures.MaterialSpec``) and a :class:`Profile`:
 
 1. supercell: repeat the cell until it holds at least ``n_min`` atoms (``n_min`` drawn per
    material from ``profile.min_atoms``), at most ``profile.max_atoms``;
@@ -27,7 +27,9 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from _teacher_common import (
+from ase import Atoms, units
+
+from facet.teacher.common import (
     MD_CALC_ID,
     MP2020,
     TeacherError,
@@ -35,8 +37,7 @@ from _teacher_common import (
     label,
     mptrj_frame,
 )
-from _teacher_structures import MaterialSpec, supercell_for
-from ase import Atoms, units
+from facet.teacher.structures import MaterialSpec, supercell_for
 
 
 @dataclass(frozen=True)

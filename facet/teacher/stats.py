@@ -1,7 +1,7 @@
 """Statistics and histograms of an MPTrj-layout dataset (counts per split, elements, ranges).
 
 Pure json/numpy (+ matplotlib for the optional PNGs); reads frames as written by
-``_teacher_common.mptrj_frame``. Energies: uncorrected per atom (eV/atom); forces: Cartesian
+``facet.teacher.common.mptrj_frame``. Energies: uncorrected per atom (eV/atom); forces: Cartesian
 components and per-atom norms (eV/A); stress: kBar, VASP sign (pressure = trace / 3).
 """
 

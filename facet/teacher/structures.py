@@ -13,7 +13,7 @@ Three sources, each giving :class:`MaterialSpec` records (an ASE ``Atoms`` plus 
 Prototype lattice constants are set from covalent radii (Cordero et al., Dalton Trans. 2008,
 2832, as tabulated in ``ase.data.covalent_radii``): the cell is scaled isotropically so that the
 closest pair of atoms sits exactly at the sum of its covalent radii and every other pair is
-farther. The teacher's energy-volume scan (``_teacher_common``) then refines the volume.
+farther. The teacher's energy-volume scan (``facet.teacher.common``) then refines the volume.
 
 Nothing here imports facet or torch; it runs in the teacher environment.
 """

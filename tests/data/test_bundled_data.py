@@ -288,16 +288,10 @@ def test_distill_frames_layout_and_physics(distill):
 
 def test_generator_prototypes_cover_60_elements_at_covalent_contact():
     """The distillation set's prototypes (built in the teacher scripts; ASE only, no torch)."""
-    import sys
-
     from ase.data import covalent_radii
     from ase.geometry import get_distances
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from _teacher_structures import prototype_spec, prototype_specs
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    from facet.teacher.structures import prototype_spec, prototype_specs
     specs = prototype_specs()
     assert len({el for s in specs for el in s.atoms.get_chemical_symbols()}) >= 60
     for spec in specs:

@@ -1,0 +1,387 @@
+"""The broad distillation set ``data/distill2``: SevenNet-0 labels of ~5,000 materials in shards.
+
+Run in the teacher environment (``scripts/requirements-teacher.txt``, facet installed with
+``--no-deps``) through ``scripts/make_distill2_dataset.py``. Materials come from
+:func:`facet.teacher.catalog.catalog` (eight kinds, one seeded order). Each material gets the
+frames of :data:`PROFILE`:
+
+* bulk kinds (``mp-bulk``, ``mp-substituted``, ``elemental``, ``prototype``, ``alloy``,
+  ``vacancy``), calc 0, static single points: the cell repeated to ``min_atoms`` (drawn per
+  material), two points of a secant search for the teacher's zero-pressure volume (as in
+  :func:`facet.teacher.sampling.generate_material`), the structure at the next secant
+  estimate, two random symmetric strains up to +-10 %, a Gaussian rattle and a strain + rattle;
+* calc 1: a short FIRE relaxation (ASE, FrechetCellFilter for bulk, positions only for
+  surfaces and molecules) from a strained and rattled start, every step recorded;
+* calc 2: Langevin MD at a temperature drawn uniformly in 300-2,000 K (300-1,000 K for
+  molecules), from Maxwell-Boltzmann velocities, two snapshots;
+* surfaces and molecules keep their cell: no volume search and no strain; three rattles.
+
+Frame keys are ``<mp_id>-<calc_id>-<step>``; the MD temperature of each material is in the
+manifest. Randomness: one generator per material seeded with (seed, crc32(name)), so the frames
+of a material do not depend on the others, on the order or on the number of workers.
+
+Storage (``--out``): ``shards/shard-NNNN.json.gz``, each the MPTrj layout
+(``{mp_id: {frame_id: frame}}``) of :data:`SHARD_SIZE` consecutive materials, written with
+compact structure dicts (:func:`facet.teacher.common.compact_frame`); ``teacher_e0.json`` holds
+the teacher's energies of isolated atoms (one atom in a 20 A box), the per-element reference
+energies the student is anchored to. A shard is written once all its materials are labelled, so
+an interrupted run resumes at the first missing shard (``--cache`` also keeps each finished
+material). ``--finalize`` writes ``splits.json``, ``stats.json``, ``manifest.json`` and
+``PROVENANCE.md`` from the shards present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from facet.teacher.common import (
+    MP2020,
+    TeacherError,
+    compact_frame,
+    label,
+    write_json,
+)
+
+SHARD_SIZE = 100
+BULK_KINDS = ("mp-bulk", "mp-substituted", "elemental", "prototype", "alloy", "vacancy")
+HELD_OUT = {"test": 0.06, "val": 0.03}  # fraction of each kind's materials
+MIN_TRAIN_MATERIALS = 50  # an element keeps at least this many training materials if it can
+
+CALC_KINDS = {
+    0: "static: volume search, equilibrium, strains (bulk), rattles (independent single points)",
+    1: "FIRE relaxation from a strained and rattled start (cell too for bulk kinds)",
+    2: "Langevin MD at the material's temperature (manifest: md_temperature_K)",
+}
+
+
+@dataclass(frozen=True)
+class Profile2:
+    n_volume_points: int = 2
+    n_strain: int = 2
+    strain_max: float = 0.10
+    n_rattle: int = 1
+    n_rattle_fixed_cell: int = 3
+    rattle_max: float = 0.12  # A; sigma uniform in [0.01, rattle_max]
+    relax_steps: int = 3
+    md_temperature_K: tuple[float, float] = (300.0, 2000.0)
+    md_temperature_molecule_K: tuple[float, float] = (300.0, 1000.0)
+    md_snapshots: int = 2
+    md_stride: int = 3
+    min_atoms: tuple[int, int] = (4, 10)
+    max_atoms: int = 28
+
+
+PROFILE = Profile2()
+
+
+class _Recorder:
+    def __init__(self, mp_id: str, calc, mp2020: MP2020):
+        self.mp_id, self.calc, self.mp2020 = mp_id, calc, mp2020
+        self.frames: dict[str, dict] = {}
+        self.dropped: list[str] = []
+
+    def record(self, atoms, calc_id: int, step: int):
+        if atoms.calc is not self.calc:
+            atoms.calc = self.calc
+        fid = f"{self.mp_id}-{calc_id}-{step}"
+        try:
+            energy, forces, stress = label(atoms)
+        except TeacherError as exc:
+            self.dropped.append(f"{fid}: {exc}")
+            return None
+        self.frames[fid] = compact_frame(atoms, energy, forces, stress, self.mp_id, self.mp2020)
+        return energy
+
+
+def _rattle(atoms, rng, sigma_max):
+    out = atoms.copy()
+    out.positions = atoms.positions + rng.normal(0.0, rng.uniform(0.01, sigma_max),
+                                                 size=(len(atoms), 3))
+    return out
+
+
+def _strain(atoms, rng, eps_max):
+    eps = rng.uniform(-eps_max, eps_max, size=(3, 3))
+    eps = 0.5 * (eps + eps.T)
+    eps[~np.eye(3, dtype=bool)] *= 0.5
+    out = atoms.copy()
+    out.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
+    return out
+
+
+def _scale(atoms, s):
+    out = atoms.copy()
+    out.set_cell(atoms.cell[:] * s, scale_atoms=True)
+    return out
+
+
+def generate(spec, mp_id: str, seed: int, calc, mp2020: MP2020, profile: Profile2 = PROFILE):
+    """``{"frames", "meta"}`` of one material (see the module docstring for what is sampled)."""
+    from ase import Atoms, units
+    from ase.filters import FrechetCellFilter
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.optimize import FIRE
+
+    from facet.teacher.sampling import _next_scale
+    from facet.teacher.structures import supercell_for
+
+    rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
+    meta = {"mp_id": mp_id, "name": spec.name, "kind": spec.source, "prototype": spec.prototype}
+    bulk_kind = spec.source in BULK_KINDS
+    base = spec.atoms
+    if bulk_kind:
+        n_min = int(rng.integers(profile.min_atoms[0], profile.min_atoms[1] + 1))
+        base = supercell_for(base, n_min, profile.max_atoms)
+    base = Atoms(base.numbers, positions=base.positions, cell=base.cell[:], pbc=True)
+    if len(base) > profile.max_atoms:
+        meta.update(n_frames=0, skipped=f"{len(base)} atoms > max_atoms {profile.max_atoms}")
+        return {"frames": {}, "meta": meta}
+    rec, step = _Recorder(mp_id, calc, mp2020), 0
+
+    eq = base
+    if bulk_kind:
+        s_hist, p_hist = [1.0], []
+        for _ in range(profile.n_volume_points):
+            atoms = _scale(base, s_hist[-1])
+            if rec.record(atoms, 0, step) is None:
+                break
+            p_hist.append(-float(np.trace(atoms.get_stress(voigt=False))) / 3.0)
+            s_hist.append(_next_scale(s_hist[:len(p_hist)], p_hist))
+            step += 1
+        eq = _scale(base, s_hist[-1])
+        meta["equilibrium_scale"] = round(s_hist[-1], 6)
+    rec.record(eq, 0, step)
+    step += 1
+    if bulk_kind:
+        for _ in range(profile.n_strain):
+            rec.record(_strain(eq, rng, profile.strain_max), 0, step)
+            step += 1
+        n_rattle = profile.n_rattle
+    else:
+        n_rattle = profile.n_rattle_fixed_cell
+    for _ in range(n_rattle):
+        rec.record(_rattle(eq, rng, profile.rattle_max), 0, step)
+        step += 1
+    if bulk_kind:
+        rec.record(_rattle(_strain(eq, rng, profile.strain_max), rng, profile.rattle_max),
+                   0, step)
+
+    start = _rattle(_strain(eq, rng, 0.04) if bulk_kind else eq, rng, profile.rattle_max)
+    start.calc = calc
+    opt = FIRE(FrechetCellFilter(start) if bulk_kind else start, logfile=None, maxstep=0.1)
+    counter = [0]
+
+    def _observe():
+        rec.record(start, 1, counter[0])
+        counter[0] += 1
+
+    opt.attach(_observe, interval=1)
+    opt.run(fmax=1e-12, steps=profile.relax_steps - 1)
+
+    lo, hi = (profile.md_temperature_K if spec.source != "molecule"
+              else profile.md_temperature_molecule_K)
+    temp = float(round(rng.uniform(lo, hi)))
+    light = bool(set(eq.get_chemical_symbols()) & {"H", "Li", "Be", "He"})
+    atoms = _rattle(eq, rng, 0.03)
+    atoms.calc = calc
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
+    Stationary(atoms)
+    dyn = Langevin(atoms, (0.5 if light else 1.5) * units.fs, temperature_K=temp,
+                   friction=0.02 / units.fs, fixcm=True, rng=rng)
+    for k in range(profile.md_snapshots):
+        dyn.run(profile.md_stride)
+        if rec.record(atoms, 2, (k + 1) * profile.md_stride) is None:
+            break
+    meta.update(formula=base.get_chemical_formula(mode="reduce"), n_atoms=len(base),
+                md_temperature_K=temp, n_frames=len(rec.frames), dropped=rec.dropped)
+    return {"frames": rec.frames, "meta": meta}
+
+
+def teacher_isolated_atom_energies(calc, elements, box: float = 20.0) -> dict[str, float]:
+    """The teacher's energy (eV) of each element's isolated atom in a periodic ``box``."""
+    from ase import Atoms
+
+    out = {}
+    for el in elements:
+        atoms = Atoms(el, positions=[(box / 2,) * 3], cell=np.eye(3) * box, pbc=True)
+        atoms.calc = calc
+        out[el] = float(atoms.get_potential_energy())
+    return out
+
+
+def shard_path(out: str, k: int) -> str:
+    return os.path.join(out, "shards", f"shard-{k:04d}.json.gz")
+
+
+def split_by_material(metas: list[dict], elements_of: dict[str, set[str]], seed: int,
+                      min_train: int = MIN_TRAIN_MATERIALS) -> dict[str, list[str]]:
+    """``metas``: ``{"mp_id", "kind"}`` per material (known from the catalog before labelling).
+
+    Held-out split by material, stratified by kind: :data:`HELD_OUT` of each kind's materials
+    go to test and val; a material stays in train if moving it would leave one of its elements
+    with fewer than ``min(min_train, n - 1)`` training materials (``n``: the
+    materials holding it; at least one)."""
+    n_train: dict[str, int] = {}
+    for m in metas:
+        for el in elements_of[m["mp_id"]]:
+            n_train[el] = n_train.get(el, 0) + 1
+    # an element keeps min(min_train, its materials - 1) training materials, at least 1
+    floor = {el: max(1, min(min_train, n - 1)) for el, n in n_train.items()}
+    out = {"train": [], "val": [], "test": []}
+    kinds = sorted({m["kind"] for m in metas})
+    rng = np.random.default_rng([seed, 13])
+    # Each kind's materials in a seeded order, the kinds interleaved by relative position, so
+    # that no kind finds its elements' held-out allowance used up by the kinds before it.
+    queue, want = [], {}
+    for kind in kinds:
+        ids = [m["mp_id"] for m in metas if m["kind"] == kind]
+        want[kind] = {k: max(1, round(f * len(ids))) for k, f in HELD_OUT.items()}
+        queue += [((r + 0.5) / len(ids), kind, ids[i])
+                  for r, i in enumerate(rng.permutation(len(ids)))]
+    for _, kind, mid in sorted(queue):
+        target = next((k for k in ("test", "val") if want[kind][k] > 0), "train")
+        if target != "train" and all(n_train[el] - 1 >= floor[el] for el in elements_of[mid]):
+            for el in elements_of[mid]:
+                n_train[el] -= 1
+            want[kind][target] -= 1
+        else:
+            target = "train"
+        out[target].append(mid)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def meta_path(path: str) -> str:
+    return path[: -len(".json.gz")] + ".meta.json"
+
+
+def write_shard(path: str, results: list[dict]) -> None:
+    """The shard (MPTrj layout, gzip) and its sidecar of material metadata; the sidecar is
+    written last, so a shard counts as done only when both are there."""
+    data = {r["meta"]["mp_id"]: r["frames"] for r in results if r["frames"]}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_json(path + ".tmp", data, compress=True)
+    os.replace(path + ".tmp", path)
+    with open(meta_path(path) + ".tmp", "w") as f:
+        json.dump([r["meta"] for r in results], f, separators=(",", ":"))
+    os.replace(meta_path(path) + ".tmp", meta_path(path))
+
+
+def shard_done(path: str) -> bool:
+    return os.path.exists(path) and os.path.exists(meta_path(path))
+
+
+def read_shard(path: str) -> tuple[list[dict], dict]:
+    import gzip
+
+    with open(meta_path(path)) as f:
+        metas = json.load(f)
+    with gzip.open(path, "rt") as f:
+        return metas, json.load(f)
+
+
+def elapsed(t0: float) -> str:
+    return f"[{time.time() - t0:8.1f}s]"
+
+
+# --- the run: catalog -> splits -> labelled shards ------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _work(task):
+    import warnings
+
+    warnings.filterwarnings("ignore")  # pymatgen compatibility chatter, once per frame
+    spec, mp_id, seed, cache = task
+    path = os.path.join(cache, f"{mp_id}.json") if cache else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            out = json.load(f)
+        if out["meta"]["name"] == spec.name and out.get("profile") == repr(PROFILE):
+            return out
+    if "calc" not in _WORKER:
+        from facet.teacher.common import load_teacher
+
+        _WORKER["calc"], _WORKER["mp2020"] = load_teacher(), MP2020()
+    t0 = time.time()
+    out = generate(spec, mp_id, seed, _WORKER["calc"], _WORKER["mp2020"])
+    out["meta"]["seconds"] = round(time.time() - t0, 2)
+    out["profile"] = repr(PROFILE)
+    if path:
+        with open(path + ".tmp", "w") as f:
+            json.dump(out, f, separators=(",", ":"))
+        os.replace(path + ".tmp", path)
+    return out
+
+
+def material_ids(n: int) -> list[str]:
+    return [f"facet-distill2-{i:06d}" for i in range(n)]
+
+
+def plan(seed: int, elements) -> tuple[list, list[str], dict[str, list[str]]]:
+    """(catalog specs in order, their mp_ids, the split by material)."""
+    from facet.teacher.catalog import catalog
+
+    specs = catalog(seed, elements)
+    ids = material_ids(len(specs))
+    metas = [{"mp_id": i, "kind": s.source} for i, s in zip(ids, specs, strict=True)]
+    elements_of = {i: set(s.atoms.get_chemical_symbols()) for i, s in zip(ids, specs, strict=True)}
+    return specs, ids, split_by_material(metas, elements_of, seed)
+
+
+def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | None,
+        stop_at: float | None) -> int:
+    """Label shards in order until all are done, ``max_shards`` new ones are written, or the
+    wall clock passes ``stop_at`` (a Unix time: no new shard is started after it)."""
+    import multiprocessing as mp
+
+    from ase.data import chemical_symbols
+
+    from facet.teacher.common import load_teacher
+
+    t0 = time.time()
+    os.makedirs(os.path.join(out, "shards"), exist_ok=True)
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+    calc = load_teacher()
+    elements = sorted(chemical_symbols[int(z)] for z in calc.type_map)
+    e0_path = os.path.join(out, "teacher_e0.json")
+    if not os.path.exists(e0_path):
+        with open(e0_path, "w") as f:
+            json.dump(teacher_isolated_atom_energies(calc, elements), f, indent=1)
+            f.write("\n")
+    del calc
+    specs, ids, splits = plan(seed, elements)
+    with open(os.path.join(out, "splits.json"), "w") as f:
+        json.dump(splits, f, indent=1)
+        f.write("\n")
+    n_shards = -(-len(specs) // SHARD_SIZE)
+    todo = [k for k in range(n_shards) if not shard_done(shard_path(out, k))]
+    if max_shards is not None:
+        todo = todo[:max_shards]
+    print(f"{elapsed(t0)} {len(specs)} materials in {n_shards} shards; {len(todo)} to label "
+          f"with {workers} worker(s)", flush=True)
+    pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        for k in todo:
+            if stop_at is not None and time.time() > stop_at:
+                print(f"{elapsed(t0)} stop time reached before shard {k}", flush=True)
+                break
+            lo, hi = k * SHARD_SIZE, min(len(specs), (k + 1) * SHARD_SIZE)
+            tasks = [(specs[i], ids[i], seed, cache) for i in range(lo, hi)]
+            results = list(pool.imap(_work, tasks, chunksize=1) if pool else map(_work, tasks))
+            write_shard(shard_path(out, k), results)
+            n = sum(r["meta"]["n_frames"] for r in results)
+            print(f"{elapsed(t0)} shard {k}: {hi - lo} materials, {n} frames", flush=True)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    return 0

@@ -1,0 +1,158 @@
+"""The broad distillation set's generator (facet.teacher): materials, split, compact frames.
+
+Only ASE and pymatgen are needed (no teacher): the labelling itself runs in the teacher
+environment and is checked by the data tests on the committed shards.
+"""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from ase.data import atomic_numbers, covalent_radii
+from ase.geometry import get_distances
+
+from facet.teacher.catalog import KINDS, catalog, molecule_in_box
+from facet.teacher.distill2 import HELD_OUT, split_by_material
+
+ELEMENTS = ["H", "Li", "B", "C", "N", "O", "F", "Na", "Mg", "Al", "Si", "S", "Cl", "Ti", "Fe",
+            "Ni", "Cu", "Zn", "Ga", "As", "Sr", "Zr", "Ag", "Ba", "La", "W", "Pt", "Au", "Pb",
+            "Ar", "Ce", "U"]
+SMALL = {"mp-substituted": 2, "prototype": 120, "alloy": 12, "vacancy": 12, "surface": 12}
+
+
+@pytest.fixture(scope="module")
+def specs():
+    return catalog(0, ELEMENTS, counts=SMALL)
+
+
+def test_catalog_is_deterministic_and_within_the_elements(specs):
+    again = catalog(0, ELEMENTS, counts=SMALL)
+    assert [s.name for s in specs] == [s.name for s in again]
+    for a, b in zip(specs, again, strict=True):
+        np.testing.assert_array_equal(a.atoms.positions, b.atoms.positions)
+    other = catalog(1, ELEMENTS, counts=SMALL)
+    assert [s.name for s in other] != [s.name for s in specs]
+    used = {el for s in specs for el in s.atoms.get_chemical_symbols()}
+    assert used <= set(ELEMENTS)
+    assert len({s.name for s in specs}) == len(specs)
+
+
+def test_every_kind_is_present_and_every_element_is_covered(specs):
+    kinds = Counter(s.source for s in specs)
+    assert set(kinds) == set(KINDS), kinds
+    assert kinds["prototype"] == SMALL["prototype"] and kinds["surface"] == SMALL["surface"]
+    cover = Counter(el for s in specs for el in set(s.atoms.get_chemical_symbols()))
+    assert set(cover) == set(ELEMENTS)
+    # The balancer draws rare elements first: no element is far below the mean coverage.
+    assert min(cover.values()) >= 0.3 * np.mean(list(cover.values())), cover
+
+
+def test_built_crystals_sit_at_covalent_contact(specs):
+    for s in specs:
+        if s.source not in ("prototype", "alloy") or not s.radius_scaled:
+            continue
+        a = s.atoms
+        _, d = get_distances(a.positions, a.positions, cell=a.cell, pbc=True)
+        r = covalent_radii[a.numbers]
+        ratio = d / (r[:, None] + r[None, :])
+        np.fill_diagonal(ratio, np.inf)
+        if len(a) > 1:
+            assert ratio.min() == pytest.approx(1.0, abs=1e-9), s.name
+
+
+def test_molecules_and_slabs_leave_more_vacuum_than_the_teacher_cutoff(specs):
+    for s in specs:
+        if s.source not in ("molecule", "surface"):
+            continue
+        a = s.atoms
+        assert a.pbc.all()
+        # the closest distance between an atom and any periodic image of the others (or of
+        # itself) along the vacuum direction(s)
+        pos = a.positions
+        axes = range(3) if s.source == "molecule" else [2]
+        for ax in axes:
+            shifted = pos + a.cell[ax]
+            gap = np.linalg.norm(pos[:, None] - shifted[None], axis=-1).min()
+            assert gap > 8.0, (s.name, ax, gap)
+
+
+def test_vacancy_removes_one_atom_of_a_named_parent(specs):
+    by_name = {s.name: s for s in specs}
+    vac = [s for s in specs if s.source == "vacancy"]
+    assert vac
+    for s in vac:
+        parent_name = s.name.split(":", 1)[1].rsplit(":-", 1)[0]
+        parent = by_name[parent_name]
+        n_parent = len(parent.atoms)
+        assert (len(s.atoms) + 1) % n_parent == 0, s.name  # a whole supercell less one atom
+
+
+def test_molecule_in_box_centres_and_keeps_geometry():
+    from ase.build import molecule
+
+    water = molecule("H2O")
+    boxed = molecule_in_box(water)
+    d0 = water.get_all_distances()
+    np.testing.assert_allclose(boxed.get_all_distances(mic=True), d0, atol=1e-12)
+    assert (np.diag(boxed.cell[:]) >= 10.0).all()
+    centre = boxed.positions.mean(axis=0)
+    np.testing.assert_allclose(centre, np.diag(boxed.cell[:]) / 2, atol=1.0)
+
+
+def test_split_is_by_material_stratified_and_keeps_training_coverage(specs):
+    ids = [f"m{i}" for i in range(len(specs))]
+    metas = [{"mp_id": i, "kind": s.source} for i, s in zip(ids, specs, strict=True)]
+    elements_of = {i: set(s.atoms.get_chemical_symbols()) for i, s in zip(ids, specs, strict=True)}
+    split = split_by_material(metas, elements_of, seed=0, min_train=8)
+    assert sorted(split["train"] + split["val"] + split["test"]) == sorted(ids)
+    assert not (set(split["train"]) & set(split["test"]))
+    kind_of = {m["mp_id"]: m["kind"] for m in metas}
+    # every kind is held out in the test split
+    assert {kind_of[i] for i in split["test"]} == set(KINDS)
+    n_kind = Counter(kind_of.values())
+    for kind, n in n_kind.items():
+        n_test = sum(kind_of[i] == kind for i in split["test"])
+        assert n_test <= max(1, round(HELD_OUT["test"] * n))
+    # every element keeps training materials: min(8, its count - 1), at least 1
+    total = Counter(el for i in ids for el in elements_of[i])
+    train = Counter(el for i in split["train"] for el in elements_of[i])
+    for el, n in total.items():
+        assert train[el] >= max(1, min(8, n - 1)), (el, train[el], n)
+    assert split == split_by_material(metas, elements_of, seed=0, min_train=8)
+    # the floor binds: above every count, each element leaves training in one material at most
+    tight = split_by_material(metas, elements_of, seed=0, min_train=10_000)
+    out = Counter(el for i in tight["test"] + tight["val"] for el in elements_of[i])
+    assert out and max(out.values()) == 1
+
+
+def test_compact_frame_round_trips_through_pymatgen_and_the_reader():
+    from ase.build import bulk
+    from pymatgen.core import Structure
+
+    from facet.data.mptrj import structure_from_dict
+    from facet.teacher.common import EV_PER_A3_TO_KBAR, MP2020, compact_frame
+
+    atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    atoms.set_cell(atoms.cell[:] @ np.array([[1, 0.02, 0], [0.02, 0.98, 0], [0, 0, 1.01]]),
+                   scale_atoms=True)
+    forces = np.random.default_rng(0).normal(size=(len(atoms), 3))
+    stress = np.diag([0.01, -0.02, 0.003])  # eV/A^3, ASE sign (tensile positive)
+    fr = compact_frame(atoms, -27.5, forces, stress, "x-1", MP2020())
+    positions, numbers, cell, pbc = structure_from_dict(fr["structure"])
+    np.testing.assert_array_equal(numbers, atoms.numbers)
+    np.testing.assert_allclose(positions, atoms.positions, atol=1e-6)
+    np.testing.assert_allclose(cell, atoms.cell[:], atol=0)
+    st = Structure.from_dict(fr["structure"])
+    np.testing.assert_allclose(st.cart_coords, atoms.positions, atol=1e-6)
+    assert [sp.symbol for sp in st.species] == atoms.get_chemical_symbols()
+    np.testing.assert_allclose(fr["force"], forces, atol=0.5e-4)
+    # VASP sign, kBar: compressive positive
+    np.testing.assert_allclose(fr["stress"], -stress * EV_PER_A3_TO_KBAR, atol=0.5e-3)
+    assert fr["stress"][1][1] > 0 > fr["stress"][0][0]
+    assert fr["uncorrected_total_energy"] == -27.5
+    assert fr["corrected_total_energy"] is not None  # a chloride: MP2020 applies
+
+
+def test_elements_known():
+    assert all(el in atomic_numbers for el in ELEMENTS)
