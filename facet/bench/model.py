@@ -16,8 +16,8 @@ For every preset (and, optionally, every product) on rattled diamond-Si cells of
 
 Usage::
 
-    python scripts/bench_model.py                       # all presets, their default product
-    python scripts/bench_model.py --products cg-dense so2 gaunt-grid --json bench.json
+    python -m facet.bench.model                       # all presets, their default product
+    python -m facet.bench.model --products cg-dense so2 gaunt-grid --json bench.json
 
 Prints a table plus JAX/device versions; ``--json`` writes the rows; ``--report DIR`` also writes
 ``DIR/results.json``, ``report.md`` and the plot in the layout of ``facet bench model`` plus a
@@ -35,6 +35,7 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import e3nn_jax as e3nn
 import jax
@@ -52,6 +53,9 @@ from facet.nn.linear import natural_irreps
 from facet.nn.presets import PRESETS, count_parameters
 from facet.nn.radial import RADIAL_BASES, polynomial_envelope
 from facet.physics import predict
+
+from .meta import run_meta
+from .wrapped import model_result, write_model_report
 
 
 def cell(n_rep: int):
@@ -251,14 +255,9 @@ def main() -> None:
 
 def write_report(raw: dict, out: str, source: str) -> None:
     """``facet bench model``'s report of ``raw`` plus a CPU-time and fused-vs-generic table."""
-    from pathlib import Path
-
-    from facet.bench.meta import run_meta
-    from facet.bench.wrapped import model_result, write_model_report
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cmd = "python scripts/bench_model.py " + " ".join(raw.get("argv", []))
+    cmd = "python -m facet.bench.model " + " ".join(raw.get("argv", []))
     meta = run_meta(dtype=raw["rows"][0].get("dtype", "float32"), seed=0, command=cmd)
     meta.update(loadavg_start=raw.get("loadavg_start"), loadavg_end=raw.get("loadavg_end"))
     meta["date_utc"] = raw.get("date_utc", meta["date_utc"])

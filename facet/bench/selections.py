@@ -19,7 +19,7 @@ def command_line(args, name: str, extra: str = "") -> str:
 
 
 def model(args) -> int:
-    """``facet bench model``: run scripts/bench_model.py (or re-render) and write the report."""
+    """``facet bench model``: run facet.bench.model (or re-render) and write the report."""
     out = common.output_dir("model", quick=args.quick, out=args.out)
     if args.from_json:
         res = common.read_json(args.from_json, "a facet bench model results.json")
@@ -76,7 +76,7 @@ def scaling(args) -> int:
 
 
 def recorded(name: str, args) -> int:
-    """``facet bench train`` / ``accuracy``: run the script (full) or re-render the recorded run."""
+    """``facet bench train`` / ``accuracy``: run the module (full) or re-render the recorded run."""
     out = common.output_dir(name, quick=args.quick, out=args.out, root=args.root)
     extra = [a for a in args.script_args if a != "--"]
     flags = " --render-only" if args.render_only and not args.quick else ""

@@ -1,6 +1,7 @@
 """Training throughput of Facet presets (structures/s and atoms/s), JSON rows plus a table.
 
-    python scripts/bench_train.py --data data/sample/mptrj_sample.json --presets facet-s facet-m
+    python -m facet.bench.train_throughput --data data/sample/mptrj_sample.json \\
+        --presets facet-s facet-m
 
 Method: the real training step of ``facet train`` (forces and stress by autodiff, AdamW, EMA,
 jitted once for the fixed batch shape of the budget) on batches packed from the data; the

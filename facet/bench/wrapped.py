@@ -1,20 +1,20 @@
-"""Selections that wrap the stand-alone benchmark scripts: ``model``, ``train``, ``accuracy``.
+"""Selections that run a benchmark module in its own process: ``model``, ``train``, ``accuracy``.
 
-The scripts stay as their owners wrote them; each runs as a subprocess of this interpreter with
-its own command line (``scripts/`` of the source checkout, :func:`script_path`). This module turns
-their JSON into the common layout (``results.json`` with ``meta`` and ``rows``, ``report.md``,
-PNG plots; see :mod:`facet.bench.common`):
+Each module runs as ``python -m MODULE`` of this interpreter with its own command line
+(:func:`run_module`), so that its memory and threads stay apart. This module turns their JSON
+into the common layout (``results.json`` with ``meta`` and ``rows``, ``report.md``, PNG plots;
+see :mod:`facet.bench.common`):
 
-* ``model`` runs ``scripts/bench_model.py --json`` (Facet presets: throughput of energy + forces
-  + stress, compile time, cost split) and renders its rows.
-* ``train`` runs ``scripts/bench_train_peers.py`` (Facet's trainer vs ``mace_run_train``) in full
+* ``model`` runs ``python -m facet.bench.model --json`` (Facet presets: throughput of energy +
+  forces + stress, compile time, cost split) and renders its rows.
+* ``train`` runs :mod:`facet.bench.train_peers` (Facet's trainer vs ``mace_run_train``) in full
   mode; ``--quick`` re-renders the committed ``docs/benchmarks/train/train_peers.json``, rows
   it could not measure taken from the supplementary runs of :data:`_RECORDED`
   (:mod:`facet.bench.train_rows`).
-* ``accuracy`` runs ``scripts/bench_accuracy.py`` (equal wall-clock training budget) in full mode;
+* ``accuracy`` runs :mod:`facet.bench.accuracy` (equal wall-clock training budget) in full mode;
   ``--quick`` re-renders the committed ``docs/benchmarks/accuracy/accuracy.json``.
 
-A missing recorded run, a missing peer environment or a failed script is a row with
+A missing recorded run, a missing peer environment or a failed run is a row with
 ``"status": "skipped: <reason>"`` or ``"failed: <reason>"``.
 """
 
@@ -31,22 +31,10 @@ from .meta import load_average, row_meta, run_meta
 from .train_rows import train_result
 
 
-def script_path(name: str) -> Path:
-    """``scripts/<name>`` of this source checkout (scripts are not installed with the package)."""
-    import facet
-
-    path = Path(facet.__file__).resolve().parent.parent / "scripts" / name
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: `facet bench` runs this selection from a source checkout of Facet"
-        )
-    return path
-
-
-def run_script(name: str, argv: list[str], *, env: dict | None = None) -> tuple[int, str]:
-    """Run ``scripts/<name>`` with this Python; output streams through; returns (code, tail)."""
-    cmd = [sys.executable, str(script_path(name)), *argv]
-    print("[bench] " + " ".join([f"scripts/{name}", *argv]), flush=True)
+def run_module(module: str, argv: list[str], *, env: dict | None = None) -> tuple[int, str]:
+    """Run ``python -m module`` with this Python; output streams through; returns (code, tail)."""
+    cmd = [sys.executable, "-m", module, *argv]
+    print("[bench] " + " ".join(["python -m", module, *argv]), flush=True)
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -62,6 +50,7 @@ def run_script(name: str, argv: list[str], *, env: dict | None = None) -> tuple[
 
 
 # ------------------------------------------------------------------------------------ model
+MODEL_MODULE = "facet.bench.model"
 MODEL_QUICK = ["--presets", "facet-s", "--sizes", "2", "--repeats", "3"]
 MODEL_FULL = ["--products", "cg-dense", "gaunt-grid", "so2", "--sizes", "2", "3", "--repeats", "10"]
 
@@ -83,11 +72,11 @@ def run_model(out: Path, *, quick: bool, argv: list[str] | None, command: str) -
     meta["script_args"] = args
     raw_path = out / "bench_model.json"
     out.mkdir(parents=True, exist_ok=True)
-    code, tail = run_script("bench_model.py", [*args, "--json", str(raw_path)])
+    code, tail = run_module(MODEL_MODULE, [*args, "--json", str(raw_path)])
     if code != 0 or not raw_path.exists():
-        res = model_result(None, meta, f"failed: scripts/bench_model.py exit {code}: {tail[-300:]}")
+        res = model_result(None, meta, f"failed: {MODEL_MODULE} exit {code}: {tail[-300:]}")
     else:
-        res = model_result(read_json(raw_path, "scripts/bench_model.py --json output"), meta)
+        res = model_result(read_json(raw_path, f"{MODEL_MODULE} --json output"), meta)
     meta["loadavg_end"] = load_average()
     return res
 
@@ -98,7 +87,7 @@ def write_model_report(res: dict, out: Path) -> Path:
     lines = ["# Facet model: energy + forces + stress throughput, compile time, cost split", ""]
     lines += meta_lines(res["meta"]) + [""]
     lines += [
-        "Method: docstring of `scripts/bench_model.py` (rattled diamond Si, median of "
+        "Method: docstring of `facet/bench/model.py` (rattled diamond Si, median of "
         "timed calls after a warm-up, compile time separate). Arguments: "
         f"`{' '.join(res['meta'].get('script_args', []))}`.",
         "",
@@ -192,14 +181,14 @@ def _recorded(path: Path, what: str):
 class Recorded:
     """How a selection runs in full mode and which committed runs quick mode re-renders.
 
-    ``script`` runs with ``args`` (unless the user gives arguments) and ``--out OUT``; ``path``
+    ``module`` runs with ``args`` (unless the user gives arguments) and ``--out OUT``; ``path``
     (under the benchmark root) is the recorded main run; ``supplements`` are recorded runs made
     afterwards for rows the main run could not measure (read in quick/render mode only: a
     model row that failed or is missing in the main run is taken from the first supplement
     where it is ``ok``, see :func:`train_result`); ``what`` says what the JSON holds.
     """
 
-    script: str
+    module: str
     args: tuple[str, ...]
     path: str
     what: str
@@ -208,7 +197,7 @@ class Recorded:
 
 _RECORDED = {
     "train": Recorded(
-        "bench_train_peers.py",
+        "facet.bench.train_peers",
         (),
         "train/train_peers.json",
         "rows of scripts/bench_train_peers.py",
@@ -217,7 +206,7 @@ _RECORDED = {
         supplements=("train/facet_m/train_peers.json",),
     ),
     "accuracy": Recorded(
-        "bench_accuracy.py",
+        "facet.bench.accuracy",
         ("--data", "data/distill", "--budget-minutes", "120"),
         "accuracy/accuracy.json",
         "rows of scripts/bench_accuracy.py (a full, committed run)",
@@ -228,23 +217,23 @@ _RECORDED = {
 def _run_or_recorded(
     name: str, out: Path, quick: bool, argv: list[str] | None, command: str, bench_root: Path
 ) -> tuple[dict | None, str, str | None, dict]:
-    """Full mode: run the selection's script with ``ARGV --out OUT`` (ARGV defaulting to
+    """Full mode: run the selection's module with ``ARGV --out OUT`` (ARGV defaulting to
     :data:`_RECORDED`'s) and read the JSON it leaves in ``out``; quick mode: read the recorded
     run under ``bench_root``.
 
     Returns ``(raw, source, reason, meta)``: the JSON (None when missing/bad), the path it was
     read from, the ``skipped: ...`` reason when it was missing/bad, and the run's meta, in which
-    a failed script is recorded as ``script_failure``.
+    a failed run is recorded as ``script_failure``.
     """
     rec = _RECORDED[name]
     meta = run_meta(dtype="float32", seed=0, quick=quick, command=command)
     src = bench_root / rec.path
     if not quick:
         out.mkdir(parents=True, exist_ok=True)
-        code, tail = run_script(rec.script, [*(argv or rec.args), "--out", str(out)])
+        code, tail = run_module(rec.module, [*(argv or rec.args), "--out", str(out)])
         src = out / src.name
         if code != 0:
-            meta["script_failure"] = f"scripts/{rec.script} exit {code}: {tail[-300:]}"
+            meta["script_failure"] = f"{rec.module} exit {code}: {tail[-300:]}"
     raw, reason = _recorded(src, rec.what)
     meta["loadavg_end"] = load_average()
     return raw, str(src), reason, meta
@@ -259,7 +248,7 @@ def _supplements(name: str, bench_root: Path) -> list[tuple[str, dict | None, st
 def run_train(
     out: Path, *, quick: bool, argv: list[str] | None, command: str, bench_root: Path
 ) -> dict:
-    """Full: run ``scripts/bench_train_peers.py --out OUT``; quick: re-render the recorded run
+    """Full: run ``python -m facet.bench.train_peers --out OUT``; quick: re-render the recorded run
     with its supplements (:data:`_RECORDED`)."""
     raw, src, reason, meta = _run_or_recorded("train", out, quick, argv, command, bench_root)
     sup = _supplements("train", bench_root) if quick else []
@@ -306,6 +295,6 @@ def accuracy_result(raw: dict | None, source: str, meta: dict, reason: str | Non
 def run_accuracy(
     out: Path, *, quick: bool, argv: list[str] | None, command: str, bench_root: Path
 ) -> dict:
-    """Full: run ``scripts/bench_accuracy.py --out OUT``; quick: re-render the recorded run."""
+    """Full: run ``python -m facet.bench.accuracy --out OUT``; quick: re-render the recorded run."""
     raw, src, reason, meta = _run_or_recorded("accuracy", out, quick, argv, command, bench_root)
     return accuracy_result(raw, src, meta, meta.get("script_failure") or reason)

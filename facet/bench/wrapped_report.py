@@ -66,13 +66,13 @@ _TAILS = {
     "train": (
         "train_throughput.png",
         "throughput",
-        "Method: docstring of `scripts/bench_train_peers.py`; per-block rows in the "
+        "Method: docstring of `facet/bench/train_peers.py`; per-block rows in the "
         "recorded `train_peers.json`.",
     ),
     "accuracy": (
         "accuracy_mae.png",
         "MAE",
-        "Method: docstring of `scripts/bench_accuracy.py` (same splits, same budget, "
+        "Method: docstring of `facet/bench/accuracy.py` (same splits, same budget, "
         "one scoring function for both).",
     ),
 }

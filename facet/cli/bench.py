@@ -3,11 +3,11 @@
 Selections live in :data:`SELECTIONS` (name -> :class:`Selection`, :func:`register_selection`):
 
     facet bench tp        tensor-product microbenchmarks (tensorproducts.bench)
-    facet bench model     Facet presets: throughput, compile time, cost split (bench_model.py)
+    facet bench model     Facet presets: throughput, compile time, cost split (facet.bench.model)
     facet bench scaling   cost/memory vs atoms (8-4096), channels, L; FLOP rate vs a large matmul
     facet bench md|relax  MD / relaxation speed vs the peers (facet.bench.dynamics)
-    facet bench train     training throughput vs mace_run_train (scripts/bench_train_peers.py)
-    facet bench accuracy  accuracy at equal training time vs MACE (scripts/bench_accuracy.py)
+    facet bench train     training throughput vs mace_run_train (facet.bench.train_peers)
+    facet bench accuracy  accuracy at equal training time vs MACE (facet.bench.accuracy)
     facet bench summary   docs/benchmarks/README.md from every report's JSON
     facet bench all       every selection, one process each, then the summary
 
@@ -135,7 +135,7 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "script_args",
         nargs=argparse.REMAINDER,
-        help="after --: arguments of scripts/bench_model.py (default: quick/full set)",
+        help="after --: arguments of python -m facet.bench.model (default: quick/full set)",
     )
 
 
@@ -156,7 +156,7 @@ def _scaling_arguments(p: argparse.ArgumentParser) -> None:
 register_selection(
     Selection(
         "model",
-        "Facet presets: throughput, compile time, cost split (scripts/bench_model.py)",
+        "Facet presets: throughput, compile time, cost split (facet.bench.model)",
         _model_arguments,
         lambda a: _sel().model(a),
     )
@@ -205,7 +205,7 @@ register_selection(
 # ------------------------------------------------------------------- train, accuracy
 
 
-def _recorded_arguments(name: str, script: str, recorded: str):
+def _recorded_arguments(name: str, module: str, recorded: str):
     def add(p: argparse.ArgumentParser) -> None:
         _common_arguments(p, name)
         p.add_argument(
@@ -223,7 +223,7 @@ def _recorded_arguments(name: str, script: str, recorded: str):
         p.add_argument(
             "script_args",
             nargs=argparse.REMAINDER,
-            help=f"after --: arguments of scripts/{script} (full runs)",
+            help=f"after --: arguments of python -m {module} (full runs)",
         )
 
     return add
@@ -232,16 +232,16 @@ def _recorded_arguments(name: str, script: str, recorded: str):
 register_selection(
     Selection(
         "train",
-        "training throughput, Facet vs mace_run_train (scripts/bench_train_peers.py)",
-        _recorded_arguments("train", "bench_train_peers.py", "train_peers.json"),
+        "training throughput, Facet vs mace_run_train (facet.bench.train_peers)",
+        _recorded_arguments("train", "facet.bench.train_peers", "train_peers.json"),
         lambda a: _sel().recorded("train", a),
     )
 )
 register_selection(
     Selection(
         "accuracy",
-        "accuracy at equal training time, Facet vs MACE (scripts/bench_accuracy.py)",
-        _recorded_arguments("accuracy", "bench_accuracy.py", "accuracy.json"),
+        "accuracy at equal training time, Facet vs MACE (facet.bench.accuracy)",
+        _recorded_arguments("accuracy", "facet.bench.accuracy", "accuracy.json"),
         lambda a: _sel().recorded("accuracy", a),
     )
 )

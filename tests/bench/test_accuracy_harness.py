@@ -1,4 +1,4 @@
-"""The equal-budget accuracy harness (scripts/bench_accuracy.py) without training anything:
+"""The equal-budget accuracy harness (facet.bench.accuracy) without training anything:
 the material split of a distillation directory (gzip MPTrj + splits.json) and the scoring
 function that both trainers' test predictions go through."""
 
@@ -7,18 +7,16 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facet.bench import accuracy as ba
+from facet.bench import train_peers as btp
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "mptrj_sample.json"
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import bench_accuracy as ba  # noqa: E402
-import bench_train_peers as btp  # noqa: E402
 
 
 @pytest.fixture(scope="module")

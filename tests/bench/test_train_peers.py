@@ -10,19 +10,16 @@ environment gives a ``skipped: <reason>`` row that reaches the report. No timing
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facet.bench import train_peers as btp
+from facet.bench.peers import mace_train
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "mptrj_sample.json"
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "scripts" / "peers"))
-
-import bench_train_peers as btp  # noqa: E402
-import mace_train  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ exactly ``batch_size`` structures: structures/s = batch_size / median step time;
 structures/s x the mean atoms per training structure (the expectation under MACE's uniform
 shuffling; MACE does not log atoms per batch).
 
-    python scripts/peers/mace_train.py train --train t.extxyz --valid v.extxyz --size small \\
+    python facet/bench/peers/mace_train.py train --train t.extxyz --valid v.extxyz --size small \\
         --batch-size 8 --epochs 3 --work /tmp/mace_run --out row.json
-    /path/to/mace-venv/bin/python scripts/peers/mace_train.py predict --model m.model \\
+    /path/to/mace-venv/bin/python facet/bench/peers/mace_train.py predict --model m.model \\
         --data test.extxyz --out preds.json
 """
 
