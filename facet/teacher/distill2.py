@@ -385,3 +385,46 @@ def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | 
             pool.close()
             pool.join()
     return 0
+
+
+def write_split_files(data_dir: str, out_dir: str, max_shards: int | None = None,
+                      splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, dict]:
+    """One MPTrj JSON (gzip) per split of ``splits.json`` from the shards present in
+    ``data_dir`` (or the first ``max_shards`` of them: the catalog order is seeded, so a prefix
+    is a balanced subset for learning curves against data size).
+
+    Returns ``{split: {"path", "materials", "frames"}}``. Nothing is dropped silently: a material
+    of ``splits.json`` that is absent from the shards read is simply not labelled yet and is
+    counted under ``"pending"``; a labelled material that ``splits.json`` does not name is an
+    error.
+    """
+    import glob
+
+    with open(os.path.join(data_dir, "splits.json")) as f:
+        split_of = {m: name for name, ids in json.load(f).items() for m in ids}
+    paths = sorted(glob.glob(os.path.join(data_dir, "shards", "shard-*.json.gz")))
+    paths = [p for p in paths if shard_done(p)]
+    if max_shards is not None:
+        paths = paths[:max_shards]
+    if not paths:
+        raise FileNotFoundError(f"{data_dir}: no complete shard in shards/")
+    out: dict[str, dict] = {name: {} for name in splits}
+    seen = set()
+    for p in paths:
+        _, data = read_shard(p)
+        for mid, frames in data.items():
+            if mid not in split_of:
+                raise ValueError(f"{p}: material {mid} is not in {data_dir}/splits.json")
+            seen.add(mid)
+            if split_of[mid] in out:
+                out[split_of[mid]][mid] = frames
+    os.makedirs(out_dir, exist_ok=True)
+    result = {}
+    for name, data in out.items():
+        path = os.path.join(out_dir, f"{name}.json.gz")
+        write_json(path, data, compress=True)
+        result[name] = {"path": path, "materials": len(data),
+                        "frames": sum(len(v) for v in data.values()),
+                        "pending": sum(1 for m, s in split_of.items()
+                                       if s == name and m not in seen)}
+    return result

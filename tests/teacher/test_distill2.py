@@ -156,3 +156,37 @@ def test_compact_frame_round_trips_through_pymatgen_and_the_reader():
 
 def test_elements_known():
     assert all(el in atomic_numbers for el in ELEMENTS)
+
+
+def test_split_files_follow_splits_json_and_count_what_is_pending(tmp_path):
+    import gzip
+    import json
+
+    from facet.teacher.distill2 import shard_path, write_shard, write_split_files
+
+    def frame(mid, k):
+        return {"structure": {"lattice": {"matrix": np.eye(3).tolist()},
+                              "sites": [{"species": [{"element": "H", "occu": 1}],
+                                         "abc": [0, 0, 0]}]},
+                "uncorrected_total_energy": -1.0 * k, "force": [[0, 0, 0]],
+                "stress": np.zeros((3, 3)).tolist(), "mp_id": mid}
+
+    data = tmp_path / "set"
+    (data / "shards").mkdir(parents=True)
+    splits = {"train": ["a", "b", "d"], "val": ["c"], "test": ["e"]}
+    (data / "splits.json").write_text(json.dumps(splits))
+    results = [{"meta": {"mp_id": m}, "frames": {f"{m}-0-{k}": frame(m, k) for k in range(2)}}
+               for m in ("a", "b", "c")]
+    write_shard(shard_path(str(data), 0), results[:2])
+    write_shard(shard_path(str(data), 1), results[2:])
+    out = write_split_files(str(data), str(tmp_path / "out"))
+    assert out["train"]["materials"] == 2 and out["train"]["frames"] == 4
+    assert out["train"]["pending"] == 1 and out["test"]["pending"] == 1
+    with gzip.open(out["val"]["path"], "rt") as f:
+        assert list(json.load(f)) == ["c"]
+    # a prefix of the shards
+    assert write_split_files(str(data), str(tmp_path / "o2"), max_shards=1)["val"]["frames"] == 0
+    # a labelled material that the split does not name is an error, not a silent drop
+    (data / "splits.json").write_text(json.dumps({"train": ["a"], "val": ["c"], "test": []}))
+    with pytest.raises(ValueError, match="material b is not in"):
+        write_split_files(str(data), str(tmp_path / "o3"))
