@@ -1,6 +1,7 @@
 """The extractors of the summary page: one per report, each returning findings and notes.
 
-See :mod:`facet.bench.summary` for the reference format and the meaning of ``ratio``.
+See :mod:`facet.bench.summary_refs` for the reference format and the meaning of ``ratio``;
+:data:`EXTRACTORS` (at the end) is the table :mod:`facet.bench.summary` reads, in page order.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from pathlib import Path
 from tensorproducts.bench.runs import newest_pairs, paired_times, partner_index, run_of, stamp
 
 from .common import fmt, read_json
-from .summary import extractor, finding, note, resolve
+from .summary_refs import finding, note, resolve
 
 
 def _is_quick(root: Path) -> bool:
     return Path(root).name == "quick"
 
 
-@extractor("tp")
 def _tp(root: Path) -> list[dict]:
     f = "tp/results.json"
     data, cache = read_json(root / f, "tp rows"), {}
@@ -94,7 +94,6 @@ def _tp(root: Path) -> list[dict]:
     return out
 
 
-@extractor("model")
 def _model(root: Path) -> list[dict]:
     f = "model/results.json"
     data = read_json(root / f, "model rows")
@@ -116,7 +115,6 @@ def _model(root: Path) -> list[dict]:
     return out
 
 
-@extractor("scaling")
 def _scaling(root: Path, f: str = "scaling/results.json") -> list[dict]:
     data = read_json(root / f, "scaling rows")
     d, hw = data.get("derived", {}), data["meta"]["hardware"]
@@ -146,7 +144,6 @@ def _scaling(root: Path, f: str = "scaling/results.json") -> list[dict]:
     return out
 
 
-@extractor("scaling_h200")
 def _scaling_h200(root: Path) -> list[dict]:
     f = "scaling/h200/results.json"  # optional: a GPU run, where one was made
     return _scaling(root, f) if (root / f).exists() else []
@@ -160,7 +157,6 @@ DYN_PAIRS = {
 }
 
 
-@extractor("dynamics")
 def _dynamics(root: Path) -> list[dict]:
     f = "dynamics/results.json"
     data, cache = read_json(root / f, "dynamics rows"), {}
@@ -227,7 +223,6 @@ def _same_run(rows: list[dict], fi: int, mi: int, rows_key: str):
     return None
 
 
-@extractor("train")
 def _train(root: Path) -> list[dict]:
     # the rows `train` rendered (results.json: the recorded run plus the supplementary runs
     # that measured what it could not; in quick/ a train_peers.json would be a smoke run of
@@ -283,7 +278,6 @@ def _train(root: Path) -> list[dict]:
     return out
 
 
-@extractor("accuracy")
 def _accuracy(root: Path) -> list[dict]:
     f = "accuracy/accuracy.json"  # as for training: quick/ holds re-rendered rows
     if _is_quick(root) or not (root / f).exists():
@@ -326,3 +320,15 @@ def _accuracy(root: Path) -> list[dict]:
             )
         )
     return out
+
+
+#: Report name -> its extractor, in the order of the page.
+EXTRACTORS = {
+    "tp": _tp,
+    "model": _model,
+    "scaling": _scaling,
+    "scaling_h200": _scaling_h200,
+    "dynamics": _dynamics,
+    "train": _train,
+    "accuracy": _accuracy,
+}
