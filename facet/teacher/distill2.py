@@ -36,6 +36,7 @@ import json
 import os
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -428,3 +429,68 @@ def write_split_files(data_dir: str, out_dir: str, max_shards: int | None = None
                         "pending": sum(1 for m, s in split_of.items()
                                        if s == name and m not in seen)}
     return result
+
+
+def summarize(data_dir: str, seed: int = 0) -> dict:
+    """Counts of the shards present: per kind (materials, frames, held-out materials and
+    frames), per split, and each element's number of training materials. Pure JSON: runs in
+    either environment."""
+    import glob
+
+    with open(os.path.join(data_dir, "splits.json")) as f:
+        split_of = {m: name for name, ids in json.load(f).items() for m in ids}
+    paths = [p for p in sorted(glob.glob(os.path.join(data_dir, "shards", "shard-*.json.gz")))
+             if shard_done(p)]
+    kinds: dict[str, Counter] = {}
+    splits: dict[str, Counter] = {}
+    train_elements: Counter = Counter()
+    skipped, dropped, atoms = [], 0, 0
+    for p in paths:
+        metas, data = read_shard(p)
+        for m in metas:
+            mid, kind, n = m["mp_id"], m["kind"], m["n_frames"]
+            if m.get("skipped"):
+                skipped.append(f"{mid} ({m['name']}): {m['skipped']}")
+                continue
+            dropped += len(m.get("dropped", []))
+            split = split_of[mid]
+            kc = kinds.setdefault(kind, Counter())
+            kc["materials"] += 1
+            kc["frames"] += n
+            kc[f"{split}_materials"] += 1
+            kc[f"{split}_frames"] += n
+            sc = splits.setdefault(split, Counter())
+            sc["materials"] += 1
+            sc["frames"] += n
+            frames = data.get(mid, {})
+            atoms += sum(len(fr["force"]) for fr in frames.values())
+            if split == "train" and frames:
+                first = next(iter(frames.values()))
+                train_elements.update({s["species"][0]["element"]
+                                       for s in first["structure"]["sites"]})
+    return {"shards": len(paths), "kinds": {k: dict(v) for k, v in sorted(kinds.items())},
+            "splits": {k: dict(v) for k, v in sorted(splits.items())},
+            "atoms": atoms, "dropped_frames": dropped, "skipped_materials": skipped,
+            "train_materials_per_element": dict(sorted(train_elements.items()))}
+
+
+def summary_markdown(s: dict, total_shards: int | None = None) -> str:
+    """The tables of docs/datasets.md for :func:`summarize`'s output."""
+    done = f"{s['shards']} of {total_shards}" if total_shards else str(s["shards"])
+    lines = [f"Shards labelled: {done}; dropped frames (non-finite teacher labels): "
+             f"{s['dropped_frames']}; skipped materials: {len(s['skipped_materials'])}.", "",
+             "| kind | materials | frames | test materials | test frames | val materials |",
+             "|---|---|---|---|---|---|"]
+    tot = Counter()
+    for kind, c in s["kinds"].items():
+        lines.append(f"| {kind} | {c['materials']} | {c['frames']} | {c.get('test_materials', 0)}"
+                     f" | {c.get('test_frames', 0)} | {c.get('val_materials', 0)} |")
+        tot.update(c)
+    lines.append(f"| **all** | {tot['materials']} | {tot['frames']} | {tot['test_materials']} | "
+                 f"{tot['test_frames']} | {tot['val_materials']} |")
+    per = s["train_materials_per_element"]
+    if per:
+        lo = sorted(per.items(), key=lambda kv: kv[1])[:8]
+        lines += ["", f"Elements with training materials: {len(per)}; fewest: "
+                  + ", ".join(f"{el} {n}" for el, n in lo) + "."]
+    return "\n".join(lines) + "\n"

@@ -162,7 +162,13 @@ def test_split_files_follow_splits_json_and_count_what_is_pending(tmp_path):
     import gzip
     import json
 
-    from facet.teacher.distill2 import shard_path, write_shard, write_split_files
+    from facet.teacher.distill2 import (
+        shard_path,
+        summarize,
+        summary_markdown,
+        write_shard,
+        write_split_files,
+    )
 
     def frame(mid, k):
         return {"structure": {"lattice": {"matrix": np.eye(3).tolist()},
@@ -175,8 +181,9 @@ def test_split_files_follow_splits_json_and_count_what_is_pending(tmp_path):
     (data / "shards").mkdir(parents=True)
     splits = {"train": ["a", "b", "d"], "val": ["c"], "test": ["e"]}
     (data / "splits.json").write_text(json.dumps(splits))
-    results = [{"meta": {"mp_id": m}, "frames": {f"{m}-0-{k}": frame(m, k) for k in range(2)}}
-               for m in ("a", "b", "c")]
+    results = [{"meta": {"mp_id": m, "name": m, "kind": kind, "n_frames": 2},
+                "frames": {f"{m}-0-{k}": frame(m, k) for k in range(2)}}
+               for m, kind in (("a", "alloy"), ("b", "molecule"), ("c", "alloy"))]
     write_shard(shard_path(str(data), 0), results[:2])
     write_shard(shard_path(str(data), 1), results[2:])
     out = write_split_files(str(data), str(tmp_path / "out"))
@@ -184,6 +191,12 @@ def test_split_files_follow_splits_json_and_count_what_is_pending(tmp_path):
     assert out["train"]["pending"] == 1 and out["test"]["pending"] == 1
     with gzip.open(out["val"]["path"], "rt") as f:
         assert list(json.load(f)) == ["c"]
+    summary = summarize(str(data))
+    assert summary["kinds"]["alloy"] == {"materials": 2, "frames": 4, "train_materials": 1,
+                                         "train_frames": 2, "val_materials": 1, "val_frames": 2}
+    assert summary["splits"]["train"] == {"materials": 2, "frames": 4}
+    assert summary["train_materials_per_element"] == {"H": 2}
+    assert "| **all** | 3 | 6 | 0 | 0 | 1 |" in summary_markdown(summary, 53)
     # a prefix of the shards
     assert write_split_files(str(data), str(tmp_path / "o2"), max_shards=1)["val"]["frames"] == 0
     # a labelled material that the split does not name is an error, not a silent drop
