@@ -47,6 +47,8 @@ from typing import Any
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from .errors import InputError
+
 __all__ = ["FacetCalculator", "MODELS", "register_model", "load_model", "MIN_DISTANCE"]
 
 #: Atoms closer than this (A) are rejected: no potential is trained there.
@@ -94,15 +96,20 @@ def _x64(dtype: str):
 
 
 def _load_path(path: Path, dtype: str | None):
+    import yaml
+
+    from .elements import attach_supported
     from .train.checkpoint import CheckpointError
     from .train.model_io import load_model as load_trained
 
     try:
         with _x64(dtype or "float32"):
-            model, _, _ = load_trained(path, report=lambda msg: warnings.warn(msg, stacklevel=3))
-    except (CheckpointError, OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"cannot load a Facet model from {path}: {err}") from err
-    return _cast(model, dtype)
+            model, _, ckpt = load_trained(path, report=lambda msg: warnings.warn(msg, stacklevel=3))
+    except (CheckpointError, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
+        msg = " ".join(str(err).split())
+        raise InputError(f"cannot load a Facet model from {path}: {msg}") from err
+    # The elements it was trained on (meta.json, else its non-zero E0s: facet.elements).
+    return attach_supported(_cast(model, dtype), ckpt)
 
 
 def _cast(model, dtype: str | None):
@@ -159,34 +166,25 @@ def load_model(spec: Any, dtype: str | None = None):
         return _load_path(path, dtype)
     if os.sep in name or path.suffix:
         raise FileNotFoundError(f"model file or directory {name} does not exist")
-    raise ValueError(
+    raise InputError(
         f"unknown model {name!r}: not a registered name ({', '.join(sorted(MODELS))}), a preset "
         f"({', '.join(PRESETS)}) or an existing path"
     )
 
 
 def _check_numbers(model, numbers: np.ndarray, where: str) -> None:
-    z = np.asarray(numbers)
-    bad = sorted(set(z[(z < 1) | (z > 118)].tolist()))
-    if bad:
-        raise ValueError(
-            f"{where}: atomic numbers {bad} are not chemical elements (expected 1..118)"
-        )
-    supported = getattr(model, "supported_numbers", None)
-    if supported is not None:
-        missing = sorted(set(z.tolist()) - set(np.asarray(supported).tolist()))
-        if missing:
-            from ase.data import chemical_symbols
+    from .elements import check_supported
 
-            names = ", ".join(chemical_symbols[k] for k in missing)
-            raise ValueError(f"{where}: the model does not support element(s) {names}")
+    if len(numbers) == 0:
+        raise InputError(f"{where}: the structure has no atoms (nothing to compute)")
+    check_supported(model, numbers, where)
 
 
 def _check_geometry(atoms, graph, where: str) -> None:
     pos = atoms.positions
     if not np.all(np.isfinite(pos)):
         bad = np.flatnonzero(~np.all(np.isfinite(pos), axis=1))
-        raise ValueError(f"{where}: positions of atoms {bad[:10].tolist()} are NaN or infinite")
+        raise InputError(f"{where}: positions of atoms {bad[:10].tolist()} are NaN or infinite")
     if graph is None or graph.n_edge == 0:
         return
     vec = pos[graph.senders] + graph.shifts @ graph.cell - pos[graph.receivers]
@@ -197,7 +195,7 @@ def _check_geometry(atoms, graph, where: str) -> None:
         image = (
             "" if not np.any(graph.shifts[k]) else f" (periodic image {graph.shifts[k].tolist()})"
         )
-        raise ValueError(
+        raise InputError(
             f"{where}: atoms {i} and {j}{image} are {d[k]:.3f} A apart, closer than "
             f"{MIN_DISTANCE} A (overlapping atoms)"
         )
@@ -314,7 +312,7 @@ class FacetCalculator(Calculator):
         _check_numbers(self.model, atoms.numbers, where)
         _check_geometry(atoms, None, where)
         if not np.all(np.isfinite(np.asarray(atoms.cell))):
-            raise ValueError(f"{where}: the cell is not finite")
+            raise InputError(f"{where}: the cell is not finite")
         if "stress" in properties and not atoms.pbc.all():
             raise PropertyNotImplementedError(
                 f"{where}: stress is only defined for cells periodic in all three directions "

@@ -1,6 +1,6 @@
 """Fit SevenNet's linear radial maps to each convolution's *output* on real graphs.
 
-Used by scripts/trim_sevennet.py (``--fit output``). A SevenNet/NequIP convolution is
+Used by :mod:`.trim` (``--fit output``). A SevenNet/NequIP convolution is
 
 .. math::  m_{i,c} = \\frac{1}{\\nu} \\sum_{j \\in N(i)} w_{k(c)}(r_{ij})\\,
            T_{ij,c},  \\qquad T_{ij} = \\mathrm{TP}(x_j, Y(\\hat r_{ij}); \\mathbf 1),
@@ -30,7 +30,9 @@ import copy
 import types
 
 import numpy as np
-import torch
+
+from . import evaluate as ev
+from .radial import convolution_keys, linear_radial, mlp_outputs
 
 
 def weight_index_of_outputs(tp) -> np.ndarray:
@@ -84,20 +86,21 @@ class _Capture:
 
 def capture_inputs(model, keys: list[str], structures) -> dict[str, list[dict]]:
     """Inputs of the convolutions ``keys`` on each structure (one eval-mode forward each)."""
-    from trim_sevennet_eval import to_graph
 
     caps = {k: _Capture(model._modules[k]) for k in keys}
     try:
         model.eval()
         for atoms in structures:
-            model(to_graph(atoms, model.cutoff))
+            model(ev.to_graph(atoms, model.cutoff))
     finally:
         for c in caps.values():
             c.close()
     return {k: c.records for k, c in caps.items()}
 
 
-def _unit_messages(tp64, rec) -> torch.Tensor:
+def _unit_messages(tp64, rec):
+    import torch
+
     ones = torch.ones(rec["filter"].shape[0], tp64.weight_numel, dtype=torch.float64)
     with torch.no_grad():
         return tp64(rec["x_src"], rec["filter"], ones)
@@ -109,6 +112,8 @@ def normal_equations(conv, rec_fit, rec_ref, widx) -> tuple[np.ndarray, ...]:
     ``rec_fit``: the inputs the fitted layer will see; ``rec_ref``: the original model's inputs,
     from which the target (original convolution output) is computed with the original MLP.
     """
+    import torch
+
     tp64 = copy.deepcopy(conv.convolution).double()
     mlp64 = copy.deepcopy(conv.weight_nn).double()
     nu = float(conv.denominator)
@@ -161,7 +166,6 @@ def fit_outputs(
     """Linear maps for every radial MLP of ``model`` fitted to the convolution outputs on
     ``structures`` (ASE Atoms); ``edge_features`` are ``u(r) b(r)`` on sampled
     distances for the per-edge regulariser. Returns ``({key: W}, {key: report})``."""
-    from trim_sevennet import LinearRadial, convolution_keys, mlp_outputs
 
     keys = convolution_keys(model)
     work = copy.deepcopy(model)
@@ -182,7 +186,7 @@ def fit_outputs(
         Ae, be = edge_normal_equations(edge_features, mlp_outputs(model, key, edge_features))
         W, r2 = solve_output_fit(A, b, yy, Ae, be, edge_weight)
         maps[key] = W
-        work._modules[key].weight_nn = LinearRadial(W)
+        work._modules[key].weight_nn = linear_radial(W)
         reports[key] = {
             "output_r2_mean": float(np.mean(r2)),
             "output_r2_pooled": float(1 - np.sum(yy * (1 - r2)) / np.sum(yy)),

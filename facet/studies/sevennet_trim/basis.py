@@ -1,7 +1,7 @@
 """Basis study for the SevenNet-0 trim: how well can a linear map on K radial functions reproduce
 each interaction layer's radial MLP, and what parameter cut does each K leave?
 
-scripts/trim_sevennet.py replaces every radial MLP ``8 -> 64 -> 64 -> n`` of SevenNet-0 (Park et
+The trim (:mod:`.trim`) replaces every radial MLP ``8 -> 64 -> 64 -> n`` of SevenNet-0 (Park et
 al., J. Chem. Theory Comput. 20, 4857, 2024) by a linear map on the model's own 8 envelope-weighted
 Bessel functions (the linear radial map of the Facet paper, Miklaucic et al., arXiv 2509.08418,
 2025). This script asks whether the accuracy left after that is a fitting problem or a capacity
@@ -12,9 +12,10 @@ held-out distances. Bases: SevenNet's own 8 features; Bessel functions ``sin(k p
 (the DimeNet basis, Gasteiger et al., ICLR 2020) times SevenNet's envelope, K = 8..24; uniform
 cubic B-splines (de Boor, A Practical Guide to Splines, 1978) times the envelope, K = 10..24.
 
-Run in the trim environment (torch, sevenn; see docs/trimming.md), about 2 min on one core::
+Run in the trim environment (torch, sevenn; see docs/trimming.md) from the repository root,
+about 2 min on one core::
 
-    OMP_NUM_THREADS=1 python scripts/trim_sevennet_basis.py
+    OMP_NUM_THREADS=1 python -m facet.studies.sevennet_trim.basis
 
 It writes docs/benchmarks/sevennet_trim/basis_study.{json,md}. The pure functions (bases,
 error measures, parameter arithmetic) need only NumPy; torch is imported in :func:`main`.
@@ -24,16 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from facet.nn import radial_fit
 
-import trim_sevennet_basis_md as md  # noqa: E402  (sibling script module, NumPy only)
+from . import basis_md as md
+from . import evaluate as ev
+from .radial import convolution_keys, count_parameters, mlp_outputs, radial_features
+from .tune import KBAR_PER_EV_A3, distill_frames
 
 # (family, K) pairs of the study; "sevennet" is the model's own trained 8-function basis.
 FAMILIES = [("sevennet", 8)] + [("bessel", k) for k in (8, 10, 12, 16, 24)]
@@ -111,8 +115,6 @@ def label_check(model, path: Path, n_frames: int) -> dict:
     from pymatgen.core import Structure
     from pymatgen.io.ase import AseAtomsAdaptor
     from sevenn._keys import PRED_FORCE, PRED_STRESS, PRED_TOTAL_ENERGY
-    from trim_sevennet_eval import to_graph
-    from trim_sevennet_tune import KBAR_PER_EV_A3
 
     raw = json.loads(path.read_text())
     recs = [rec for frames in raw.values() for rec in frames.values()]
@@ -122,7 +124,7 @@ def label_check(model, path: Path, n_frames: int) -> dict:
     for i in idx:
         rec = recs[i]
         atoms = AseAtomsAdaptor.get_atoms(Structure.from_dict(rec["structure"]))
-        o = model(to_graph(atoms, model.cutoff))
+        o = model(ev.to_graph(atoms, model.cutoff))
         dE.append(
             abs(float(o[PRED_TOTAL_ENERGY].detach()) - rec["uncorrected_total_energy"]) / len(atoms)
         )
@@ -133,7 +135,7 @@ def label_check(model, path: Path, n_frames: int) -> dict:
         n_atoms += len(atoms)
     dF = np.concatenate([d.ravel() for d in dF])
     return {
-        "file": str(path.relative_to(REPO)),
+        "file": os.path.relpath(path),
         "frames_in_file": len(recs),
         "frames_checked": int(len(idx)),
         "atoms_checked": int(n_atoms),
@@ -145,27 +147,23 @@ def label_check(model, path: Path, n_frames: int) -> dict:
 
 
 def distance_sets(args, model, cutoff: float, type_map) -> tuple[dict, dict]:
-    """Fitting and held-out distances, by the recipe of scripts/trim_sevennet.py: fit on a
+    """Fitting and held-out distances, by the recipe of :mod:`.trim`: fit on a
     mixture of neighbour distances of its training structures (prototypes, MPTrj-sample train
     materials and 150 distillation-train frames) and a uniform share on [r_min, r_c]; held out:
     neighbour distances of its evaluation structures (other materials) and, separately,
     uniform distances on [r_min, r_c] drawn with another seed."""
-    import trim_sevennet as ts
-    import trim_sevennet_eval as ev
-    import trim_sevennet_tune as tune
-
     ns = argparse.Namespace(
         seed=args.seed, mptrj=args.mptrj, max_eval=40, n_relax=14, eval_data=None
     )
     sets = ev.build_structure_sets(ns, cutoff, type_map=type_map)
     train = []
-    root = REPO / "data" / "distill"
+    root = Path("data/distill")
     if (root / "splits.json").exists():
         man = json.loads((root / "manifest.json").read_text())
         names = {m["mp_id"]: m["name"] for m in man["materials"]}
         train = [
             a
-            for a, rec in tune.distill_frames(root, "train")
+            for a, rec in distill_frames(root, "train")
             if not names.get(rec["mp_id"], "").startswith("pymatgen:")
         ]
     rng = np.random.default_rng(args.seed + 1)
@@ -175,7 +173,7 @@ def distance_sets(args, model, cutoff: float, type_map) -> tuple[dict, dict]:
     r_eval = ev.neighbour_distances(sets["eval"], cutoff)
     r_eval = r_eval[r_eval >= args.r_min]
     dists = {
-        "fit": ts.radial_fit.mixture_distances(
+        "fit": radial_fit.mixture_distances(
             r_train,
             args.n_fit,
             r_min=args.r_min,
@@ -191,7 +189,7 @@ def distance_sets(args, model, cutoff: float, type_map) -> tuple[dict, dict]:
     info = {
         "fit": f"{args.n_fit} distances: 75 % from {r_train.size} neighbour distances of "
         f"{len(sets['train_base'])} training structures + {len(fit_structs)} distillation-train "
-        f"frames, 25 % uniform on [{args.r_min}, {cutoff}] A (scripts/trim_sevennet.py recipe)",
+        f"frames, 25 % uniform on [{args.r_min}, {cutoff}] A (the trim's recipe)",
         "heldout": f"{dists['heldout'].size} of the {r_eval.size} neighbour distances (>= "
         f"{args.r_min} A) of the {len(sets['eval'])} evaluation structures (materials not in "
         "the fitting set)",
@@ -203,8 +201,8 @@ def distance_sets(args, model, cutoff: float, type_map) -> tuple[dict, dict]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out-dir", type=Path, default=REPO / "docs/benchmarks/sevennet_trim")
-    ap.add_argument("--mptrj", type=Path, default=REPO / "data/sample/mptrj_sample.json")
+    ap.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks/sevennet_trim"))
+    ap.add_argument("--mptrj", type=Path, default=Path("data/sample/mptrj_sample.json"))
     ap.add_argument("--n-fit", type=int, default=16384)
     ap.add_argument("--n-test", type=int, default=8192)
     ap.add_argument("--r-min", type=float, default=1.0)
@@ -214,21 +212,19 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    import trim_sevennet as ts
-    import trim_sevennet_eval as ev
     from sevenn.calculator import SevenNetCalculator
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     calc = SevenNetCalculator("7net-0", device="cpu")
     model, cutoff = calc.model, float(calc.cutoff)
-    keys = ts.convolution_keys(model)
+    keys = convolution_keys(model)
     mlp_params = [sum(p.numel() for p in model._modules[k].weight_nn.parameters()) for k in keys]
-    n_out = [ts.mlp_outputs(model, k, np.zeros((1, 8))).shape[1] for k in keys]
-    n_own = ts.radial_features(model, np.array([2.0])).shape[1]
+    n_out = [mlp_outputs(model, k, np.zeros((1, 8))).shape[1] for k in keys]
+    n_own = radial_features(model, np.array([2.0])).shape[1]
     emb_params = model._modules["edge_embedding"].basis_function.parameters()
     basis_trainable = int(sum(p.numel() for p in emb_params if p.requires_grad))
-    trainable = ts.count_parameters(model)["trainable"]
+    trainable = count_parameters(model)["trainable"]
 
     dists, dist_info = distance_sets(args, model, cutoff, calc.type_map)
     emb = model._modules["edge_embedding"]
@@ -243,8 +239,8 @@ def main(argv=None) -> int:
         shifts = (0,) if name == "fit" else (0, -1, 1)
         for s in shifts:
             rr = r + s * h
-            feats[name, s] = (rr, ts.radial_features(model, rr), envelope(rr))
-    targets = {k: {ns: ts.mlp_outputs(model, k, f[1]) for ns, f in feats.items()} for k in keys}
+            feats[name, s] = (rr, radial_features(model, rr), envelope(rr))
+    targets = {k: {ns: mlp_outputs(model, k, f[1]) for ns, f in feats.items()} for k in keys}
 
     results = []
     for family, K in FAMILIES:
@@ -305,7 +301,7 @@ def main(argv=None) -> int:
         "environment": ev.environment(),
         "wall_seconds": time.perf_counter() - t0,
         "command": (
-            "OMP_NUM_THREADS=1 python scripts/trim_sevennet_basis.py "
+            "OMP_NUM_THREADS=1 python -m facet.studies.sevennet_trim.basis "
             + " ".join(
                 "<path>" if a.startswith(("/", "~")) else a
                 for a in (argv if argv is not None else sys.argv[1:])

@@ -1,4 +1,4 @@
-"""Pure logic of the SevenNet-0 trim basis study (scripts/trim_sevennet_basis.py and its
+"""Pure logic of the SevenNet-0 trim basis study (facet.studies.sevennet_trim.basis and its
 markdown module): bases, error measures, parameter arithmetic, the report.md section. No torch.
 
 The parameter figures are SevenNet-0's (8 -> 64 -> 64 -> n MLPs with n = 384, 960, 960, 960,
@@ -8,18 +8,16 @@ The parameter figures are SevenNet-0's (8 -> 64 -> 64 -> n MLPs with n = 384, 96
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+from facet.studies.sevennet_trim import basis as tb
+from facet.studies.sevennet_trim import basis_md as tmd
+from facet.studies.sevennet_trim import report as trep
 
-import trim_sevennet_basis as tb  # noqa: E402
-import trim_sevennet_basis_md as tmd  # noqa: E402
-import trim_sevennet_report as trep  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 N_OUT = [384, 960, 960, 960, 224]
 MLP = [8 * 64 + 64 * 64 + 64 * n for n in N_OUT]

@@ -1,4 +1,4 @@
-"""Distillation fine-tune of the trimmed SevenNet-0's linear radial maps (scripts/trim_sevennet.py).
+"""Distillation fine-tune of the trimmed SevenNet-0's linear radial maps (:mod:`.trim`).
 
 The teacher is the original SevenNet-0, so labels are free: the distillation dataset
 (data/distill, generated with SevenNet-0 as teacher, see its PROVENANCE.md) holds the original
@@ -25,7 +25,8 @@ import math
 import time
 
 import numpy as np
-import torch
+
+from . import evaluate as ev
 
 KBAR_PER_EV_A3 = 1602.1766208
 
@@ -72,7 +73,7 @@ def teacher_labels(frames, model, n_check: int = 6, tol_force: float = 2e-4):
     eV, ``force`` eV/A, ``stress`` kBar with VASP sign, positive = compressive). SevenNet's raw
     stress output is ``-sigma_ASE`` in the order ``xx yy zz xy yz zx``, i.e. the kBar value / 1602.
     """
-    import trim_sevennet_eval as ev
+    import torch
     from sevenn._keys import PRED_FORCE, PRED_STRESS, PRED_TOTAL_ENERGY
 
     out = []
@@ -124,7 +125,7 @@ def finetune(
     ``t`` is ``lr * (1 + cos(pi t / seconds)) / 2``), so a loaded machine does fewer steps but
     still anneals. Returns ``(per-epoch rows, per-step (seconds, loss, lr) rows)``.
     """
-    import trim_sevennet_eval as ev
+    import torch
     from sevenn._keys import PRED_FORCE, PRED_STRESS, PRED_TOTAL_ENERGY
     from torch_geometric.data import Batch
 

@@ -1,4 +1,4 @@
-"""Structures, predictions, relaxations and the report for scripts/trim_sevennet.py.
+"""Structures, predictions, relaxations and the report for :mod:`.trim`.
 
 Conventions: energies in eV (reported as meV/atom), forces eV/A (reported meV/A), stresses
 ASE Voigt ``xx yy zz yz xz xy`` in eV/A^3, tensile positive (reported in GPa, 1 eV/A^3 =

@@ -9,101 +9,45 @@ XPLOR envelope switching from 1 at 4.5 A to 0 at the 5 A cutoff). Following the 
 ``w(r) = (u(r) b(r)) @ W`` fitted by least squares, either to the radial functions on distances
 the model sees (``--fit edge``, :func:`facet.nn.radial_fit.fit_linear_radial`) or to each
 convolution's output on real graphs, layer by layer (``--fit output``, the default,
-scripts/trim_sevennet_outfit.py), then fine-tuned (only ``W``) to match the original model's
-energies, forces and stresses (scripts/trim_sevennet_tune.py).
+:mod:`.outfit`), then fine-tuned (only ``W``) to match the original model's energies, forces and
+stresses (:mod:`.tune`).
 
-Run in an environment with torch (CPU) and sevenn (see docs/trimming.md)::
+Run in an environment with torch (CPU) and sevenn, from the repository root (see
+docs/trimming.md)::
 
-    OMP_NUM_THREADS=1 python scripts/trim_sevennet.py --save ~/models/7net-0-trimmed.pt
+    OMP_NUM_THREADS=1 python -m facet.studies.sevennet_trim.trim --save ~/models/7net-0-trimmed.pt
 
 It writes docs/benchmarks/sevennet_trim/{report.md, results.json, layer_fits.png}. Weights are
-never written inside the repository. Load a saved model with :func:`load_trimmed_calculator`.
+never written inside a git work tree. Load a saved model with :func:`load_trimmed_calculator`.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from facet.nn import radial_fit  # NumPy only: facet.nn's package imports nothing eagerly
 
-import trim_sevennet_eval as ev  # noqa: E402  (sibling script modules)
-import trim_sevennet_outfit as outfit  # noqa: E402
-import trim_sevennet_report as report  # noqa: E402
-import trim_sevennet_tune as tune  # noqa: E402
-
-
-def _load_radial_fit():
-    """Import facet/nn/radial_fit.py by path: it is NumPy-only, so this works whatever
-    facet.nn's ``__init__`` imports (JAX is not needed by this script)."""
-    spec = importlib.util.spec_from_file_location(
-        "facet_radial_fit", REPO / "facet" / "nn" / "radial_fit.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+from . import evaluate as ev
+from . import outfit, report, tune
+from .radial import (
+    convolution_keys,
+    count_parameters,
+    linear_radial,
+    mlp_outputs,
+    radial_features,
+)
 
 
-radial_fit = _load_radial_fit()
-
-
-class LinearRadial(torch.nn.Module):
-    """Bias-free linear radial map ``w = x @ W`` replacing a ``FullyConnectedNet`` weight_nn.
-
-    ``x`` is SevenNet's edge embedding (envelope-weighted Bessel basis, shape ``(n_edge, 8)``);
-    ``W`` has shape ``(n_basis, n_weights)``. No bias, so ``w`` vanishes at the cutoff with the
-    envelope, like the MLP it replaces (its activation satisfies f(0) = 0 and it has no biases).
-    """
-
-    def __init__(self, weight) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.as_tensor(np.asarray(weight), dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x @ self.weight
-
-
-def convolution_keys(model) -> list[str]:
-    """Names of the modules that own a radial MLP (``weight_nn``), in model order."""
-    keys = [k for k, m in model._modules.items() if getattr(m, "weight_nn", None) is not None]
-    if not keys:
-        raise RuntimeError("no module with a weight_nn found: is this a SevenNet model?")
-    return keys
-
-
-def radial_features(model, r: np.ndarray) -> np.ndarray:
-    """SevenNet's edge embedding ``b(r) * u(r)`` in float64, using the model's own modules (its
-    trained Bessel frequencies and its envelope), shape ``(len(r), n_basis)``."""
-    emb = copy.deepcopy(model._modules["edge_embedding"]).double()
-    with torch.no_grad():
-        rt = torch.as_tensor(r, dtype=torch.float64)
-        return (emb.basis_function(rt) * emb.cutoff_function(rt).unsqueeze(-1)).numpy()
-
-
-def mlp_outputs(model, key: str, features: np.ndarray) -> np.ndarray:
-    """The layer's radial MLP evaluated in float64 on the given features."""
-    net = copy.deepcopy(model._modules[key].weight_nn).double()
-    with torch.no_grad():
-        return net(torch.as_tensor(features, dtype=torch.float64)).numpy()
-
-
-def count_parameters(model) -> dict:
-    """Trainable (``requires_grad`` at load) and all parameters of a model."""
-    params = list(model.parameters())
-    return {
-        "trainable": int(sum(p.numel() for p in params if p.requires_grad)),
-        "all": int(sum(p.numel() for p in params)),
-    }
+def inside_git_tree(path: Path) -> bool:
+    """Whether ``path`` lies in a git work tree (a parent folder holds ``.git``)."""
+    return any((p / ".git").exists() for p in Path(path).resolve().parents)
 
 
 def radial_quality(model, maps: dict, r_fit: np.ndarray, r_test: np.ndarray) -> dict:
@@ -141,19 +85,21 @@ def fit_layers(model, r_fit: np.ndarray, r_test: np.ndarray) -> tuple[dict, dict
 
 
 def trimmed_copy(model, maps: dict):
-    """A deep copy of ``model`` with each ``weight_nn`` replaced by a :class:`LinearRadial`."""
+    """A deep copy of ``model`` with each ``weight_nn`` replaced by a :func:`linear_radial`."""
     new = copy.deepcopy(model)
     for key, W in maps.items():
-        new._modules[key].weight_nn = LinearRadial(W)
+        new._modules[key].weight_nn = linear_radial(W)
     return new
 
 
 def save_trimmed(model, path: Path, meta: dict) -> None:
     """Save the trimmed model's state and the replaced layer names (not inside the repo)."""
     path = Path(path).expanduser().resolve()
-    if REPO in path.parents:
-        raise ValueError(f"refusing to write weights inside the repository: {path}")
+    if inside_git_tree(path):
+        raise ValueError(f"refusing to write weights inside a git work tree: {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    import torch
+
     torch.save(
         {
             "format": "facet-sevennet-trim-v1",
@@ -168,6 +114,7 @@ def save_trimmed(model, path: Path, meta: dict) -> None:
 
 def load_trimmed_calculator(path, device: str = "cpu"):
     """An ASE calculator (SevenNetCalculator) for a model saved by :func:`save_trimmed`."""
+    import torch
     from sevenn.calculator import SevenNetCalculator
 
     blob = torch.load(Path(path).expanduser(), map_location=device, weights_only=False)
@@ -176,7 +123,7 @@ def load_trimmed_calculator(path, device: str = "cpu"):
     model = SevenNetCalculator(blob["base_model"], device=device).model
     for key in blob["linear_layers"]:
         w = blob["state_dict"][f"{key}.weight_nn.weight"]
-        model._modules[key].weight_nn = LinearRadial(w.cpu().numpy())
+        model._modules[key].weight_nn = linear_radial(w.cpu().numpy())
     own, saved = model.state_dict(), blob["state_dict"]
     # e3nn's generated TensorProduct code registers constant tensors lazily
     # ("..._compiled_main_left_right._tensor_constantN"); they are rebuilt, not loaded.
@@ -236,17 +183,17 @@ def main(argv=None) -> int:
         default=None,
         help="where to save the trimmed (fine-tuned) model; outside the repository",
     )
-    ap.add_argument("--out-dir", type=Path, default=REPO / "docs/benchmarks/sevennet_trim")
+    ap.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks/sevennet_trim"))
     ap.add_argument(
         "--mptrj",
         type=Path,
-        default=REPO / "data/sample/mptrj_sample.json",
+        default=Path("data/sample/mptrj_sample.json"),
         help="MPTrj-format JSON sample; materials split half train, half test",
     )
     ap.add_argument(
         "--distill",
         type=Path,
-        default=REPO / "data/distill",
+        default=Path("data/distill"),
         help="distillation dataset (teacher SevenNet-0): its train split is the fine-tune and "
         "output-fit data, its test split part of the evaluation",
     )
@@ -263,7 +210,7 @@ def main(argv=None) -> int:
         choices=("output", "edge"),
         default="output",
         help="output: least squares on each convolution's output on real graphs, layer by "
-        "layer (scripts/trim_sevennet_outfit.py); edge: on the radial functions themselves",
+        "layer (facet.studies.sevennet_trim.outfit); edge: on the radial functions themselves",
     )
     ap.add_argument("--n-fit-structures", type=int, default=150, help="graphs for --fit output")
     ap.add_argument(
@@ -289,6 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-eval", type=int, default=40, help="held-out configs per source")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+
+    import torch
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -410,7 +359,7 @@ def main(argv=None) -> int:
         "saved_to": saved,
         "wall_seconds": time.perf_counter() - t_start,
         "environment": ev.environment(),
-        "command": "OMP_NUM_THREADS=1 python scripts/trim_sevennet.py "
+        "command": "OMP_NUM_THREADS=1 python -m facet.studies.sevennet_trim.trim "
         + " ".join(
             "<path>" if a.startswith(("/", "~")) else a
             for a in (argv if argv is not None else sys.argv[1:])
