@@ -40,16 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(HERE))
 
 DEFAULT_CONFIG = "facet/train/configs/default.yaml"
 
 
 def _splits(data: str, work: Path) -> dict[str, str]:
-    from bench_accuracy import load_splits
-    from bench_train_peers import write_mace_extxyz
+    from facet.bench.accuracy import load_splits
+    from facet.bench.train_peers import write_mace_extxyz
 
     splits = load_splits(data)
     paths = {}
@@ -341,9 +338,8 @@ def write_card(out: Path, result: dict, data: str) -> str:
 
 
 def cmd_export(args) -> int:
-    from bench_accuracy import load_splits, predict_facet, score
-    from bench_train_peers import write_mace_extxyz
-
+    from facet.bench.accuracy import load_splits, predict_facet, score
+    from facet.bench.train_peers import write_mace_extxyz
     from facet.nn.presets import count_parameters
     from facet.train.model_io import load_model
 
