@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 DEFAULT_CONFIG = "facet/train/configs/default.yaml"
 
 
