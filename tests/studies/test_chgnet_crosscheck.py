@@ -1,4 +1,4 @@
-"""The compare side of the CHGNet cross-teacher check (scripts/cross_check_chgnet.py), without
+"""The compare side of the CHGNet cross-teacher check (facet.studies.chgnet_crosscheck), without
 CHGNet: the frames it scores are facet.data's reading of the distillation set, and its teacher row
 is zero when the "CHGNet" labels are the teacher's own labels.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,10 @@ from ase import Atoms
 from ase.calculators.lj import LennardJones
 from ase.units import GPa
 
+from facet.studies import chgnet_crosscheck as cc
+
 ROOT = Path(__file__).resolve().parents[2]
 DISTILL = ROOT / "data" / "distill"
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import cross_check_chgnet as cc  # noqa: E402
 
 N_FRAMES = 8
 

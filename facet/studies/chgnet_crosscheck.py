@@ -11,10 +11,13 @@ Facet cannot be closer to CHGNet than its own teacher is, except by chance.
 
 Two steps, in two environments (CHGNet's torch stack is not facet's)::
 
-    /path/to/chgnet-venv/bin/python scripts/cross_check_chgnet.py label \
+    /path/to/chgnet-venv/bin/python facet/studies/chgnet_crosscheck.py label \
         --data data/distill --split test --n 120 --out runs/chgnet_labels.json
-    python scripts/cross_check_chgnet.py compare --labels runs/chgnet_labels.json \
+    python -m facet.studies.chgnet_crosscheck compare --labels runs/chgnet_labels.json \
         --model default --out docs/benchmarks/accuracy
+
+(``python -m facet.studies.chgnet_crosscheck label`` where facet is installed there, e.g.
+``pip install --no-deps facet-mlip``.)
 
 ``label`` imports neither facet nor JAX; frames are read with the standard library (gzip +
 json) in the MPTrj layout (docs/data.md), every ``--stride``-th frame of the split, in file
@@ -174,7 +177,7 @@ def cmd_compare(args) -> int:
     res = compare(labels, labels["meta"]["data"], args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res["command"] = "python scripts/cross_check_chgnet.py " + " ".join(sys.argv[1:])
+    res["command"] = "python -m facet.studies.chgnet_crosscheck " + " ".join(sys.argv[1:])
     (out / "chgnet_crosscheck.json").write_text(json.dumps(res, indent=1) + "\n")
     f, t = res["facet"], res["teacher"]
     md = [
@@ -184,7 +187,7 @@ def cmd_compare(args) -> int:
         f"labelled by CHGNet {labels['meta']['model']} (chgnet {labels['meta']['chgnet_version']}"
         "). Energies compared after adding each frame's MP2020 correction to the "
         f"uncorrected Facet and SevenNet-0 energies ({res['frames_with_mp2020_correction']} "
-        "frames carry a correction). Method: `scripts/cross_check_chgnet.py`.",
+        "frames carry a correction). Method: `facet/studies/chgnet_crosscheck.py`.",
         "",
         "| vs CHGNet | energy MAE (meV/atom) | mean energy difference (meV/atom) | "
         "force MAE (meV/A) | stress MAE (meV/A^3) |",
