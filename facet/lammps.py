@@ -53,6 +53,7 @@ __all__ = [
     "energy_fn_for_lammps",
     "export_lammps",
     "lammps_inputs",
+    "compile_bundle",
     "run_bundle",
     "fold_ghost_forces",
 ]
@@ -386,10 +387,10 @@ def fold_ghost_forces(forces: np.ndarray, inputs: LammpsInputs) -> np.ndarray:
     return out
 
 
-def run_bundle(bundle: dict, inputs: LammpsInputs, program: str = "energy_and_forces"):
-    """Compile ``program`` of ``bundle`` (its serialised portable bytecode) with JAX's CPU client
-    and run it on ``inputs``; returns the program's outputs as NumPy arrays (for
-    ``energy_and_forces``: the energy and the ``(max_atoms, 3)`` forces of every row)."""
+def compile_bundle(bundle: dict, program: str = "energy_and_forces"):
+    """Compile ``program`` of a CPU ``bundle`` (its serialised portable bytecode, as the pair
+    style receives it) with JAX's CPU client; returns ``call(inputs) -> list of NumPy arrays``
+    (for ``energy_and_forces``: the energy and the ``(max_atoms, 3)`` forces of every row)."""
     import jax
     import jax.extend.backend
     from jaxlib import xla_client
@@ -397,7 +398,7 @@ def run_bundle(bundle: dict, inputs: LammpsInputs, program: str = "energy_and_fo
     from .calculator import _x64
 
     if bundle["export_info"]["platform"] != "cpu":
-        raise ValueError("run_bundle runs CPU bundles (exported with platform='cpu')")
+        raise ValueError("compile_bundle runs CPU bundles (exported with platform='cpu')")
     blob = base64.b64decode(bundle["programs"][f"{program}_mlir_b64"])
     if not blob:
         raise ValueError(f"the bundle has no {program} program")
@@ -408,10 +409,17 @@ def run_bundle(bundle: dict, inputs: LammpsInputs, program: str = "energy_and_fo
     # on this process's first CPU device.
     options.compile_portable_executable = False
     device = jax.devices("cpu")[0]
-    backend = jax.extend.backend.get_backend("cpu")
-    exe = backend.compile_and_load(blob, [device], options)
+    exe = jax.extend.backend.get_backend("cpu").compile_and_load(blob, [device], options)
     precision = bundle["contract"]["precision"]
-    with _x64(precision):
-        args = [jax.device_put(a, device) for a in inputs.args(precision)]
-        out = exe.execute(args)
-        return [np.asarray(o) for o in out]
+
+    def call(inputs: LammpsInputs):
+        with _x64(precision):
+            args = [jax.device_put(a, device) for a in inputs.args(precision)]
+            return [np.asarray(o) for o in exe.execute(args)]
+
+    return call
+
+
+def run_bundle(bundle: dict, inputs: LammpsInputs, program: str = "energy_and_forces"):
+    """:func:`compile_bundle` and one call on ``inputs``."""
+    return compile_bundle(bundle, program)(inputs)
