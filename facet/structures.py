@@ -3,7 +3,7 @@
 Equivariance checks need inputs in which no symmetry can hide an error: a cell with all
 lattice angles and lengths distinct and four different elements at generic positions, and an
 open molecule. They are shared by the model test battery (``tests/model``) and
-``scripts/model_equivariance.py``, so that the measured figure and the tests see the same input.
+``facet.studies.model_equivariance``, so that the measured figure and the tests see the same input.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ resolution rule), this measures
 
 Usage::
 
-    python scripts/plot_grid_equivariance.py --out docs/grid_equivariance.png
+    python -m facet.studies.grid_equivariance --out docs/grid_equivariance.png
 
 Writes the PNG and a JSON file next to it.
 """

@@ -6,7 +6,7 @@ rotation-inversions, and the largest force error ``|F(Qx) - Q F(x)|``.
 
 Usage::
 
-    python scripts/model_equivariance.py [--presets facet-s facet-m] [--residual-init 1.0]
+    python -m facet.studies.model_equivariance [--presets facet-s facet-m] [--residual-init 1.0]
 
 ``--residual-init 1.0`` makes every block act at full strength (harsher than the default init).
 

@@ -2,9 +2,11 @@
 
 Usage::
 
-    python scripts/bench_data.py                      # bundled sample + a synthetic 3000-frame file
-    python scripts/bench_data.py --source data/sample/mptrj_sample.json --repeats 5
-    python scripts/bench_data.py --synthetic 5000 --cutoff 6.0
+    python -m facet.bench.data                      # bundled sample + a synthetic 3000-frame file
+    python -m facet.bench.data --source data/sample/mptrj_sample.json --repeats 5
+    python -m facet.bench.data --synthetic 5000 --cutoff 6.0
+
+(from the repository root: the bundled sample is ``data/sample/mptrj_sample.json`` there).
 
 Each measurement runs once as warm-up (imports, caches, page cache), then ``--repeats`` timed
 times; rows report the median and the min/max spread. Output: one JSON object per line with
@@ -36,8 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "sample" / "mptrj_sample.json"
+SAMPLE = Path("data/sample/mptrj_sample.json")
 
 
 def synthetic_mptrj(path: Path, n_frames: int, *, seed: int = 0, frames_per_material: int = 5):
