@@ -69,7 +69,12 @@ def _npt(atoms, s: MDSettings, rng):
     from ase.md.nose_hoover_chain import IsotropicMTKNPT
 
     if not atoms.pbc.all():
-        raise ValueError("NPT needs a structure periodic in all three directions")
+        from .errors import InputError
+
+        raise InputError(
+            f"NPT needs a structure periodic in all three directions (pbc = {atoms.pbc.tolist()});"
+            " use nve or nvt for a molecule or a slab"
+        )
     dt = s.timestep_fs * units.fs
     return IsotropicMTKNPT(
         atoms,
@@ -113,12 +118,14 @@ def run_md(
     *,
     trajectory: str | os.PathLike | None = None,
     logfile: str | os.PathLike | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> MDRun:
     """Run ``steps`` MD steps of a copy of ``atoms`` with ``calculator``.
 
-    Writes every ``log_interval``-th frame to ``trajectory`` (ASE ``.traj`` or anything
-    :func:`ase.io.write` appends, e.g. ``.extxyz``) and ASE's MD log (time, energies,
-    temperature) to ``logfile``.
+    Records (and writes to ``trajectory``, ASE ``.traj`` or anything :func:`ase.io.write`
+    appends, e.g. ``.extxyz``, and to ASE's MD log ``logfile``) step 0, every ``log_interval``-th
+    step and always the last step, so the final record is the final structure. ``progress`` is
+    called with the number of steps done after every step.
     """
     from ase import units
     from ase.md import MDLogger
@@ -128,8 +135,12 @@ def run_md(
         raise ValueError(
             f"unknown ensemble {settings.ensemble!r}; available: {', '.join(sorted(ENSEMBLES))}"
         )
+    from .errors import InputError
+
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise InputError(f"steps must be >= 0, got {steps}")
+    if settings.log_interval < 1:
+        raise InputError(f"log_interval must be >= 1, got {settings.log_interval}")
     atoms = atoms.copy()
     atoms.calc = calculator
     rng = np.random.default_rng(settings.seed)
@@ -146,28 +157,33 @@ def run_md(
         t = dyn.get_time() / units.fs
         rows.append((t, epot, ekin, ekin / (1.5 * units.kB * len(atoms)), vol))
 
-    dyn.attach(record, interval=settings.log_interval)
+    observers: list[Callable[[], None]] = [record]
     traj = None
     if trajectory is not None:
         if str(trajectory).endswith(".traj"):
             from ase.io import Trajectory
 
             traj = Trajectory(str(trajectory), "w", atoms)
-            dyn.attach(traj.write, interval=settings.log_interval)
+            observers.append(traj.write)
         else:
             from ase.io import write
 
             if os.path.exists(trajectory):
                 os.remove(trajectory)
-            dyn.attach(
-                lambda: write(str(trajectory), atoms, append=True), interval=settings.log_interval
-            )
+            observers.append(lambda: write(str(trajectory), atoms, append=True))
     logger = None
     if logfile is not None:
         logger = MDLogger(dyn, atoms, str(logfile), header=True, stress=False, peratom=True)
-        dyn.attach(logger, interval=settings.log_interval)
+        observers.append(logger)
+    for fn in observers:
+        dyn.attach(fn, interval=settings.log_interval)
+    if progress is not None:
+        dyn.attach(lambda: progress(dyn.nsteps), interval=1)
     try:
         dyn.run(steps)
+        if steps % settings.log_interval:  # the last step is always recorded and written
+            for fn in observers:
+                fn()
     finally:
         if traj is not None:
             traj.close()

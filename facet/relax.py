@@ -90,10 +90,13 @@ def read_structures(
 ) -> list[tuple[str, Any]]:
     """Read every structure in ``paths`` as ``(key, ase.Atoms)`` pairs, in file order.
 
-    Raises ``FileNotFoundError`` naming a missing file and ``ValueError`` naming a file that
-    holds no structure or cannot be parsed (with the parser's message).
+    Raises ``FileNotFoundError`` naming a missing file and :class:`facet.errors.InputError` (a
+    ``ValueError``) naming a file that holds no structure or cannot be parsed (with the parser's
+    message).
     """
     from ase.io import read
+
+    from .errors import InputError
 
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
@@ -109,14 +112,15 @@ def read_structures(
                 frames = frames if isinstance(frames, list) else [frames]
                 items = [(f"{p.name}:{i}", a) for i, a in enumerate(frames)]
         except Exception as err:  # ASE raises many types; name the file and keep the cause
-            raise ValueError(f"cannot read structures from {p}: {err}") from err
+            msg = " ".join(str(err).split()) or type(err).__name__
+            raise InputError(f"cannot read structures from {p}: {msg}") from err
         if not items:
-            raise ValueError(f"{p} holds no structure")
+            raise InputError(f"{p} holds no structure")
         for key, a in items:
             if len(a) == 0:
-                raise ValueError(f"{key}: structure has no atoms")
+                raise InputError(f"{key}: structure has no atoms")
             if not np.all(np.isfinite(a.positions)):
-                raise ValueError(f"{key}: positions are not finite")
+                raise InputError(f"{key}: positions are not finite")
         out.extend(items)
     return out
 
@@ -235,12 +239,41 @@ def relax_many(
     return results
 
 
+def output_format(path: str | os.PathLike, n_structures: int = 1) -> str:
+    """The ASE format that ``path``'s extension names (``.extxyz``/``.xyz``, ``.cif``,
+    ``.vasp``, ``.traj``, ...); raises :class:`facet.errors.InputError` for an extension ASE
+    cannot write, or a one-structure format (POSCAR) given several structures."""
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    from .errors import InputError
+
+    try:
+        fmt = filetype(os.fspath(path), read=False)
+        io = ioformats[fmt]
+    except (UnknownFileTypeError, KeyError, ValueError):
+        raise InputError(
+            f"output {os.fspath(path)}: ASE cannot tell a structure format from its name; use "
+            "an extension such as .extxyz, .cif, .vasp or .traj"
+        ) from None
+    if not io.can_write:
+        raise InputError(f"output {os.fspath(path)}: ASE cannot write the {fmt} format")
+    if io.single and n_structures > 1:
+        raise InputError(
+            f"output {os.fspath(path)}: the {fmt} format holds one structure, not {n_structures};"
+            " use .extxyz"
+        )
+    return fmt
+
+
 def write_relaxed(results: Sequence[RelaxResult], path: str | os.PathLike) -> None:
-    """Write relaxed structures to extxyz with ``key``, ``energy``, ``initial_energy``,
-    ``converged``, ``steps`` and ``fmax`` in each frame's ``info`` (forces and stress from the
-    calculator when present)."""
+    """Write relaxed structures with ``key``, ``energy``, ``initial_energy``, ``converged``,
+    ``steps`` and ``fmax`` in each frame's ``info`` (forces and stress from the calculator when
+    present), in the format of ``path``'s extension (:func:`output_format`; extxyz keeps every
+    field, other formats what they can hold)."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import write
+
+    fmt = output_format(path, len(results))
 
     frames = []
     for r in results:
@@ -258,4 +291,4 @@ def write_relaxed(results: Sequence[RelaxResult], path: str | os.PathLike) -> No
         )
         frames.append(a)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write(str(path), frames, format="extxyz")
+    write(str(path), frames if len(frames) != 1 else frames[0], format=fmt)

@@ -89,6 +89,7 @@ class BatchedRelaxResult(NamedTuple):
     fmax: np.ndarray  # (S,) final generalised-force maximum, eV/A
     n_rebuilds: int  # neighbour-list rebuilds (outside jit)
     wall_time: float  # seconds, compilation included
+    initial_energies: np.ndarray | None = None  # (S,) eV of the input structures
 
 
 def _expm(lmat):
@@ -121,6 +122,8 @@ class BatchedFIRE:
         self.cutoff = float(model.cutoff)
         self.config = config
         self.dtype = np.dtype(dtype)
+        # the model's declared elements (facet.elements); None accepts every element
+        self.supported_numbers = getattr(model, "supported_numbers", None)
         self.params, self._apply = split_model(model, predict)
         self._loop = jax.jit(self._run_loop, static_argnames=("relax_cell",))
         self._final = jax.jit(self._evaluate, static_argnames=("relax_cell",))
@@ -261,19 +264,27 @@ class BatchedFIRE:
         """Relax ``structures`` (``ase.Atoms``) together; returns copies, inputs are untouched.
 
         The cell relaxes only for structures periodic in all three directions (and only with
-        ``relax_cell``); slabs and molecules relax their positions.
+        ``relax_cell``); slabs and molecules relax their positions. Elements the model does not
+        support, empty structures and NaN positions raise :class:`facet.errors.InputError`.
         """
         from ase.calculators.singlepoint import SinglePointCalculator
         from ase.stress import full_3x3_to_voigt_6_stress
 
+        from ..elements import check_supported
+        from ..errors import InputError
+
         t0 = time.perf_counter()
         if not structures:
-            raise ValueError("relax(): no structures given")
+            raise InputError("relax(): no structures given")
         cfg, dt = self.config, self.dtype
         atoms = [a.copy() for a in structures]
         for k, a in enumerate(atoms):
+            where = f"structure {k} ({a.get_chemical_formula()})"
+            if len(a) == 0:
+                raise InputError(f"{where}: the structure has no atoms")
+            check_supported(self, a.numbers, where)
             if not np.all(np.isfinite(a.positions)):
-                raise ValueError(f"structure {k} ({a.get_chemical_formula()}): NaN/inf positions")
+                raise InputError(f"{where}: NaN/inf positions")
         n_graph = len(atoms) + 1
         cell0 = np.tile(np.eye(3), (n_graph, 1, 1))
         cell_moves = np.zeros(n_graph, bool)
@@ -306,6 +317,7 @@ class BatchedFIRE:
         capacity, n_rebuilds = 0, 0
         numbers = [a.numbers for a in atoms]
         pbcs = [a.pbc for a in atoms]
+        initial = None
         while True:
             cur_x, cur_cell = self._current(state, cell0_j, cf_j, n_node, atoms)
             graphs = build_graphs(
@@ -320,6 +332,12 @@ class BatchedFIRE:
                 capacity = capacity_for(n_edges, cfg.headroom)
             batch = padded_batch(graphs, capacity, n_node_pad=n_node, dtype=dt)
             batch = jax.tree_util.tree_map(jnp.asarray, batch)
+            if initial is None:  # the energies of the inputs (same program as the final call)
+                pred0, _, _ = self._final(
+                    self.params, batch, batch.edge_mask, cell0_j, cf_j, state.lam, state.s,
+                    relax_cell=relax_cell,
+                )  # fmt: skip
+                initial = np.asarray(pred0.energy, np.float64)[:-1]
             state = self._loop(
                 self.params,
                 state,
@@ -370,7 +388,7 @@ class BatchedFIRE:
         steps = np.asarray(state.steps)[:-1]
         fm = np.asarray(state.fmax, np.float64)[:-1]
         return BatchedRelaxResult(
-            atoms, energies, fm < fmax, steps, fm, n_rebuilds, time.perf_counter() - t0
+            atoms, energies, fm < fmax, steps, fm, n_rebuilds, time.perf_counter() - t0, initial
         )
 
     def _current(self, state, cell0, cf, n_node, atoms):

@@ -57,7 +57,9 @@ class JaxMDConfig:
     Langevin friction in 1/fs; ``log_interval`` steps between recorded energies;
     ``buffer_records`` energies kept on the device between host transfers (a static shape, so
     the run length never changes the compiled program); ``skin`` (A) and ``headroom`` as in
-    :class:`facet.batched.FireConfig`.
+    :class:`facet.batched.FireConfig`; ``record_positions`` also keeps the positions of every
+    record (for a trajectory file). The last step is always recorded, whether or not it is a
+    multiple of ``log_interval``.
     """
 
     ensemble: str = "nve"
@@ -68,6 +70,7 @@ class JaxMDConfig:
     buffer_records: int = 128
     skin: float = 0.5
     headroom: float = 0.1
+    record_positions: bool = False
 
 
 class JaxMDResult(NamedTuple):
@@ -78,6 +81,7 @@ class JaxMDResult(NamedTuple):
     temperature: np.ndarray  # (R, S) K, from 3 N k_B T / 2 = E_kin
     n_rebuilds: int
     wall_time: float  # s, compilation included
+    positions: np.ndarray | None = None  # (R, N_total, 3) A, with config.record_positions
 
 
 class _Carry(NamedTuple):
@@ -88,6 +92,7 @@ class _Carry(NamedTuple):
     rec_epot: jax.Array
     rec_ekin: jax.Array
     valid: jax.Array
+    rec_pos: jax.Array
 
 
 class JaxMD:
@@ -110,6 +115,8 @@ class JaxMD:
         self.config = config
         self.cutoff = float(model.cutoff)
         self.dtype = np.dtype(dtype)
+        # the model's declared elements (facet.elements); None accepts every element
+        self.supported_numbers = getattr(model, "supported_numbers", None)
         self.params, self._apply = split_model(model, predict)
         self.dt = config.timestep_fs * units.fs
         self.kt = config.temperature_K * units.kB
@@ -155,11 +162,13 @@ class JaxMD:
             b = batch._replace(positions=c.md.position, edge_mask=base_mask)
             epot, ekin = self._energies(params, c.md, b)
             epot, ekin = epot[0], ekin[0]
+            pos = c.rec_pos.at[c.n_rec].set(c.md.position) if cfg.record_positions else c.rec_pos
             return c._replace(
                 n_rec=c.n_rec + 1,
                 rec_step=c.rec_step.at[c.n_rec].set(c.step),
                 rec_epot=c.rec_epot.at[c.n_rec].set(epot),
                 rec_ekin=c.rec_ekin.at[c.n_rec].set(ekin),
+                rec_pos=pos,
             )
 
         def body(c: _Carry) -> _Carry:
@@ -177,7 +186,7 @@ class JaxMD:
             )
             md = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, c.md)
             c = c._replace(md=md, step=c.step + ok.astype(c.step.dtype), valid=ok)
-            due = ok & (c.step % cfg.log_interval == 0)
+            due = ok & ((c.step % cfg.log_interval == 0) | (c.step == target_step))
             return jax.lax.cond(due, record, lambda x: x, c)
 
         def cond(c: _Carry):
@@ -192,22 +201,38 @@ class JaxMD:
             jnp.zeros((nrec, g), dt),
             jnp.zeros((nrec, g), dt),
             jnp.asarray(True),
+            jnp.zeros((nrec, *ref_x.shape) if cfg.record_positions else (1, 1, 3), dt),
         )
         return jax.lax.while_loop(cond, body, carry)
 
-    def run(self, structures: Any | Sequence[Any], steps: int, *, seed: int = 0) -> JaxMDResult:
+    def run(
+        self,
+        structures: Any | Sequence[Any],
+        steps: int,
+        *,
+        seed: int = 0,
+        progress: Any = None,
+    ) -> JaxMDResult:
         """Run ``steps`` MD steps of one ``ase.Atoms`` or a list of them (replicas, together).
 
         Initial momenta are the structures' own (``atoms.get_momenta()``); set them with
         ``ase.md.velocitydistribution.MaxwellBoltzmannDistribution`` beforehand. Energies are
-        recorded at step 0 and every ``log_interval`` steps.
+        recorded at step 0, every ``log_interval`` steps and at the last step. ``progress``, if
+        given, is called with the number of steps done after every compiled segment.
         """
         t0 = time.perf_counter()
         single = not isinstance(structures, list | tuple)
         atoms = [a.copy() for a in ([structures] if single else structures)]
+        from ..elements import check_supported
+        from ..errors import InputError
+
         for k, a in enumerate(atoms):
+            where = f"structure {k} ({a.get_chemical_formula()})"
+            if len(a) == 0:
+                raise InputError(f"{where}: the structure has no atoms")
+            check_supported(self, a.numbers, where)
             if not np.all(np.isfinite(a.positions)):
-                raise ValueError(f"structure {k} ({a.get_chemical_formula()}): NaN/inf positions")
+                raise InputError(f"{where}: NaN/inf positions")
         cfg, dt = self.config, self.dtype
         n_node = sum(len(a) for a in atoms) + 1
         x = np.zeros((n_node, 3))
@@ -220,7 +245,7 @@ class JaxMD:
         cells = [np.asarray(a.cell) for a in atoms]
         pbcs = [a.pbc for a in atoms]
         capacity, n_rebuilds, md_state, step = 0, -1, None, 0
-        rec_s, rec_e, rec_k = [], [], []
+        rec_s, rec_e, rec_k, rec_x = [], [], [], []
         while True:
             cur = x if md_state is None else np.asarray(md_state.position, np.float64)
             parts = np.split(cur[:-1], np.cumsum([len(a) for a in atoms])[:-1])
@@ -246,6 +271,7 @@ class JaxMD:
                 rec_s.append([0])
                 rec_e.append(np.asarray(e0))
                 rec_k.append(np.asarray(k0))
+                rec_x.append(np.asarray(md_state.position, np.float64)[None])
             while True:
                 c = self._loop(
                     self.params,
@@ -257,10 +283,14 @@ class JaxMD:
                     jnp.asarray(step),
                 )
                 md_state, step = c.md, int(c.step)
+                if progress is not None:
+                    progress(step)
                 n = int(c.n_rec)
                 rec_s.append(np.asarray(c.rec_step[:n]))
                 rec_e.append(np.asarray(c.rec_epot[:n]))
                 rec_k.append(np.asarray(c.rec_ekin[:n]))
+                if cfg.record_positions:
+                    rec_x.append(np.asarray(c.rec_pos[:n], np.float64))
                 if not bool(c.valid) or step >= steps:
                     break
             if step >= steps:
@@ -286,6 +316,7 @@ class JaxMD:
             2.0 * ekin / (dof * units.kB),
             n_rebuilds,
             time.perf_counter() - t0,
+            np.concatenate(rec_x)[:, :-1] if cfg.record_positions else None,
         )
 
     def _energies(self, params, md_state, batch):

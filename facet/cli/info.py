@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--label", default="uncorrected_total_energy", help="MPTrj energy label for a raw file"
     )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="also describe a model (registered name, checkpoint or run folder): cutoff, dtype "
+        "and the elements it supports",
+    )
 
 
 def versions_section(args) -> list[str]:
@@ -154,7 +160,28 @@ def presets_section(args) -> list[str] | None:
     return describe_presets().splitlines()
 
 
+def model_section(args) -> list[str] | None:
+    """A model's cutoff, dtype and supported elements (those it refuses are all the others)."""
+    if not getattr(args, "model", None):
+        return None
+    import numpy as np
+
+    from facet.calculator import load_model
+    from facet.elements import symbols_of
+
+    model = load_model(args.model)
+    lines = [f"model {args.model}: cutoff {float(model.cutoff):g} A, "
+             f"{np.dtype(model.dtype).name}"]  # fmt: skip
+    supported = getattr(model, "supported_numbers", None)
+    if supported is None:
+        lines.append("supported elements: not declared (every element is accepted)")
+    else:
+        lines.append(f"supported elements ({len(supported)}): {' '.join(symbols_of(supported))}")
+    return lines
+
+
 register_section("versions", versions_section)
+register_section("model", model_section)
 register_section("presets", presets_section)
 register_section("dataset", dataset_section)
 

@@ -1,14 +1,16 @@
 """``facet md``: molecular dynamics of one structure (NVE, Langevin NVT, MTK NPT).
 
 ``--engine ase`` (default) steps through ASE and writes a trajectory and ASE's MD log;
-``--engine jax`` runs the whole loop compiled with jax-md (NVE or NVT) and writes the final
-structure and a CSV of energies and temperature every ``--log-interval`` steps.
+``--engine jax`` runs the whole loop compiled with jax-md (NVE or NVT) and writes a trajectory
+and a CSV of energies and temperature. Both record step 0, every ``--log-interval`` steps and the
+last step, and write the final structure. Outputs are named after the input
+(``<stem>_md.traj``, ``<stem>_md.log``, ``<stem>_md_final.extxyz`` in the working directory)
+unless given; an output that names the input is refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .options import (
     finite_float,
@@ -42,33 +44,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-interval", type=positive_int, default=10, help="log and trajectory every N steps"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--trajectory", default="md.traj", help="trajectory file (ase engine)")
-    parser.add_argument("--log", default="md.log", help="log file (ase: MD log; jax: CSV)")
-    parser.add_argument("-o", "--output", default="md_final.extxyz", help="final structure")
+    parser.add_argument(
+        "--trajectory",
+        default=None,
+        help="trajectory file, every --log-interval steps and the last (both engines); "
+        "default: <input stem>_md.traj in the working directory",
+    )
+    parser.add_argument(
+        "--log",
+        default=None,
+        help="log file (ase: MD log; jax: CSV); default: <input stem>_md.log",
+    )
+    parser.add_argument(
+        "-o", "--output", default=None, help="final structure (default: <stem>_md_final.extxyz)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def output_paths(args: argparse.Namespace) -> dict[str, str]:
+    """The output files, named after the input unless given; refuses an output that is the
+    input (or another output) so that no run overwrites what it reads."""
+    from pathlib import Path
+
+    from ..errors import InputError
+    from ..relax import output_format
+
+    stem = Path(args.input).stem
+    out = {
+        "--trajectory": args.trajectory or f"{stem}_md.traj",
+        "--log": args.log or f"{stem}_md.log",
+        "--output": args.output or f"{stem}_md_final.extxyz",
+    }
+    source = Path(args.input).resolve()
+    seen: dict[Path, str] = {}
+    for opt, path in out.items():
+        p = Path(path).resolve()
+        if p == source:
+            raise InputError(f"{opt} {path} is the input file; choose another name")
+        if p in seen:
+            raise InputError(f"{opt} and {seen[p]} both name {path}; choose different names")
+        if Path(path).is_dir():
+            raise InputError(f"{opt} {path} is a directory")
+        seen[p] = opt
+    if not out["--trajectory"].endswith(".traj"):
+        output_format(out["--trajectory"], 2)
+    output_format(out["--output"])
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from ase.io import write
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from tqdm.auto import tqdm
 
     from ..calculator import FacetCalculator
+    from ..elements import check_supported
+    from ..errors import InputError
     from ..md import MDSettings, energy_drift, run_md
     from ..relax import read_structures
 
     items = read_structures(args.input)
     if not 0 <= args.index < len(items):
-        print(
-            f"{args.input} has {len(items)} frames; --index {args.index} is out of range",
-            file=sys.stderr,
+        raise InputError(
+            f"{args.input} has {len(items)} frames; --index {args.index} is out of range"
         )
-        return 2
     key, atoms = items[args.index]
+    if args.ensemble == "npt" and not atoms.pbc.all():
+        raise InputError(
+            f"{key}: NPT needs a structure periodic in all three directions "
+            f"(pbc = {atoms.pbc.tolist()}); use --ensemble nve or nvt"
+        )
+    if args.engine == "jax" and args.ensemble == "npt":
+        raise InputError("--engine jax supports nve and nvt; use --engine ase for npt")
+    paths = output_paths(args)
     calc = FacetCalculator(model=args.model, dtype=args.dtype)
+    check_supported(calc.model, atoms.numbers, key)
+    probe = atoms.copy()
+    probe.calc = calc
+    probe.get_potential_energy()  # refuses overlapping atoms or NaN before any file is written
+    bar = tqdm(total=args.steps, desc="md", unit="step", disable=args.no_progress)
+
+    def progress(done: int) -> None:
+        bar.update(done - bar.n)
+
     if args.engine == "jax":
-        if args.ensemble == "npt":
-            print("--engine jax supports nve and nvt; use --engine ase for npt", file=sys.stderr)
-            return 2
         from ..batched.md import JaxMD, JaxMDConfig
 
         if not np.any(atoms.get_momenta()) and args.temperature > 0:
@@ -82,8 +142,11 @@ def run(args: argparse.Namespace) -> int:
             temperature_K=args.temperature,
             friction_per_fs=args.friction,
             log_interval=args.log_interval,
+            record_positions=True,
         )
-        res = JaxMD(calc.model, cfg, dtype=args.dtype).run(atoms, args.steps, seed=args.seed)
+        res = JaxMD(calc.model, cfg, dtype=args.dtype).run(
+            atoms, args.steps, seed=args.seed, progress=progress
+        )
         final = res.atoms[0]
         t_fs = res.steps * args.timestep
         epot, ekin, temp = (
@@ -93,13 +156,14 @@ def run(args: argparse.Namespace) -> int:
         )
         table = np.column_stack([res.steps, t_fs, epot, ekin, epot + ekin, temp])
         np.savetxt(
-            args.log,
+            paths["--log"],
             table,
             delimiter=",",
             fmt="%.8g",
             header="step,time_fs,epot_eV,ekin_eV,etot_eV,temperature_K",
             comments="",
         )
+        _write_jax_trajectory(paths["--trajectory"], atoms, res)
     else:
         settings = MDSettings(
             ensemble=args.ensemble,
@@ -111,7 +175,13 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         out = run_md(
-            atoms, calc, args.steps, settings, trajectory=args.trajectory, logfile=args.log
+            atoms,
+            calc,
+            args.steps,
+            settings,
+            trajectory=paths["--trajectory"],
+            logfile=paths["--log"],
+            progress=progress,
         )
         final, t_fs, epot, ekin, temp = (
             out.atoms,
@@ -120,16 +190,36 @@ def run(args: argparse.Namespace) -> int:
             out.kinetic_energy,
             out.temperature,
         )
-    write(args.output, final, format="extxyz")
+    bar.close()
+    write(paths["--output"], final)
     print(
         f"{key}: {args.steps} {args.ensemble} steps of {args.timestep} fs; "
-        f"final T = {temp[-1]:.1f} K, E_pot = {epot[-1]:.6f} eV"
+        f"final (step {args.steps}) T = {temp[-1]:.1f} K, E_pot = {epot[-1]:.6f} eV"
     )
     if args.ensemble == "nve" and len(t_fs) > 1:
         drift = energy_drift(t_fs, epot + ekin, len(final))
         print(f"energy drift {drift:.3e} eV/atom/ps")
-    print(
-        f"wrote {args.output} and {args.log}"
-        + (f" and {args.trajectory}" if args.engine == "ase" else "")
-    )
+    print(f"wrote {paths['--output']}, {paths['--log']} and {paths['--trajectory']}")
     return 0
+
+
+def _write_jax_trajectory(path: str, atoms, res) -> None:
+    """The records of a compiled run (positions, potential energy, step) as a trajectory."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for k in range(len(res.steps)):
+        a = atoms.copy()
+        a.positions = res.positions[k]
+        a.calc = SinglePointCalculator(a, energy=float(res.potential_energy[k, 0]))
+        a.info["step"] = int(res.steps[k])
+        frames.append(a)
+    if str(path).endswith(".traj"):
+        from ase.io import Trajectory
+
+        with Trajectory(str(path), "w") as traj:
+            for a in frames:
+                traj.write(a)
+    else:
+        write(str(path), frames)

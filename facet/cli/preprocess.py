@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from .options import fraction, non_negative_float, positive_float, positive_int
 
 NAME = "preprocess"
 HELP = "convert an MPTrj JSON / extxyz / ASE-db dataset into shards with precomputed neighbours"
@@ -16,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("source", help="the dataset file (format from the suffix, or --format)")
     parser.add_argument("--out", required=True, help="output directory (shards + manifest.json)")
-    parser.add_argument("--cutoff", type=float, default=5.0, help="neighbour cutoff, Angstrom")
+    parser.add_argument(
+        "--cutoff", type=positive_float, default=5.0, help="neighbour cutoff, Angstrom"
+    )
     parser.add_argument(
         "--label",
         default="uncorrected_total_energy",
@@ -27,15 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keys", default="auto", help="extxyz/ASE-db label keys: auto, calc, or a prefix (REF_)"
     )
     parser.add_argument("--format", choices=list(SOURCE_FORMATS), default=None)
-    parser.add_argument("--val-fraction", type=float, default=0.05)
+    parser.add_argument("--val-fraction", type=fraction, default=0.05)
     parser.add_argument("--seed", type=int, default=0, help="split seed")
     parser.add_argument("--on-error", choices=["raise", "skip"], default="raise")
-    parser.add_argument("--shard-size", type=int, default=10_000, help="frames per shard")
+    parser.add_argument("--shard-size", type=positive_int, default=10_000, help="frames per shard")
     parser.add_argument(
-        "--min-distance", type=float, default=0.5, help="physical minimum distance, Angstrom"
+        "--min-distance",
+        type=non_negative_float,
+        default=0.5,
+        help="physical minimum distance, Angstrom",
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes for parsing and neighbour lists"
+        "--workers", type=positive_int, default=1, help="processes for parsing and neighbour lists"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,17 +71,20 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             workers=args.workers,
         )
-    except (FrameError, FileNotFoundError, FileExistsError) as e:
-        print(f"facet preprocess: error: {e}", file=sys.stderr)
-        if isinstance(e, FrameError) and args.on_error == "raise":
-            print("(pass --on-error skip to skip and count bad frames)", file=sys.stderr)
-        return 1
+    except FrameError as e:
+        if e.skippable and args.on_error == "raise":  # only where skipping can get past it
+            raise FrameError(
+                e.detail + "; pass --on-error skip to skip and count bad frames",
+                reason=e.reason, source=e.source, material_id=e.material_id, frame_id=e.frame_id,
+            ) from None  # fmt: skip
+        raise
     c = m["counts"]
     summary = {
         "out": args.out,
         "read": c["read"],
         "kept": c["kept"],
         "skipped": c["skipped_by_reason"],
+        "labels_dropped": c.get("labels_dropped", {}),
         **{s: m["splits"][s]["stats"]["frames"] for s in m["splits"]},
         "seconds": m["seconds"],
     }

@@ -8,7 +8,8 @@ request, one ASE trajectory per structure.
 from __future__ import annotations
 
 import argparse
-import sys
+
+from .options import finite_float, non_negative_int, positive_float
 
 NAME = "relax"
 HELP = "relax structures with FIRE and the Frechet cell filter (ASE or batched in JAX)"
@@ -22,16 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a checkpoint path, a registered model name or a preset (random weights)",
     )
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/A")
-    parser.add_argument("--steps", type=int, default=500, help="maximum FIRE steps")
+    parser.add_argument("--fmax", type=positive_float, default=0.05, help="force threshold, eV/A")
+    parser.add_argument("--steps", type=non_negative_int, default=500, help="maximum FIRE steps")
     parser.add_argument("--fixed-cell", action="store_true", help="relax positions only")
-    parser.add_argument("--pressure", type=float, default=0.0, help="external pressure, GPa")
+    parser.add_argument("--pressure", type=finite_float, default=0.0, help="external pressure, GPa")
     parser.add_argument(
         "--batched",
         action="store_true",
         help="relax all structures together in one compiled JAX loop (facet.batched)",
     )
-    parser.add_argument("-o", "--output", default="relaxed.extxyz", help="output extxyz file")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default="relaxed.extxyz",
+        help="output file; its extension names the format (extxyz keeps every field)",
+    )
     parser.add_argument("--trajectory-dir", help="write one ASE .traj per structure here")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -40,18 +46,24 @@ def run(args: argparse.Namespace) -> int:
     from ase import units
 
     from ..calculator import FacetCalculator
-    from ..relax import RelaxResult, read_structures, relax_many, write_relaxed
+    from ..elements import check_supported
+    from ..errors import InputError
+    from ..relax import RelaxResult, output_format, read_structures, relax_many, write_relaxed
 
     items = read_structures(args.inputs)
+    output_format(args.output, len(items))  # refuse an output format ASE cannot write first
+    if args.batched and args.trajectory_dir:
+        raise InputError("--trajectory-dir is not available with --batched")
+    if args.batched and args.dtype == "float64":
+        raise InputError("--batched runs in float32 here; use the Python API for float64")
     calc = FacetCalculator(model=args.model, dtype=args.dtype)
+    for key, atoms in items:  # every structure is checked before any is relaxed
+        check_supported(calc.model, atoms.numbers, key)
+        probe = atoms.copy()
+        probe.calc = calc
+        probe.get_potential_energy()  # overlapping atoms, NaN: refused with the structure's key
     pressure = args.pressure * units.GPa
     if args.batched:
-        if args.trajectory_dir:
-            print("--trajectory-dir is not available with --batched", file=sys.stderr)
-            return 2
-        if args.dtype == "float64":
-            print("--batched runs in float32 here; use the Python API for float64", file=sys.stderr)
-            return 2
         from ..batched import BatchedFIRE, FireConfig
 
         fire = BatchedFIRE(calc.model, FireConfig(scalar_pressure=pressure))
@@ -61,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             max_steps=args.steps,
             relax_cell=not args.fixed_cell,
         )
-        initial = [float("nan")] * len(items)
+        initial = res.initial_energies
         results = [
             RelaxResult(key, a, float(e), bool(c), int(s), float(f), e0)
             for (key, _), a, e, c, s, f, e0 in zip(

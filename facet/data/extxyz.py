@@ -191,6 +191,7 @@ def _split_xyz(fh, source: str):
                 reason="malformed",
                 source=source,
                 frame_id=str(index),
+                skippable=False,
             ) from None
         lines = [first]
         for _ in range(n + 1):
@@ -250,8 +251,21 @@ def extxyz_tasks(
 ) -> Iterator[FrameTask]:
     """Split an extxyz file into per-frame reading tasks (parsing happens in the task)."""
     source = os.fspath(path)
-    with open(source) as fh:
-        for index, lineno, text, complete in _split_xyz(fh, source):
+    n = 0
+    with open(source, encoding="utf-8") as fh:
+        frames = _split_xyz(fh, source)
+        while True:
+            try:
+                index, lineno, text, complete = next(frames)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as e:
+                raise FrameError(
+                    f"after {n} frames: the file is not UTF-8 text ({e}); the file cannot be "
+                    "read past this point",
+                    reason="malformed", source=source, skippable=False,
+                ) from None  # fmt: skip
+            n += 1
             parse = partial(_parse_xyz_frame, text, complete, source, index, lineno)
             yield partial(_atoms_task, parse, source, index, keys, require, min_distance)
 
@@ -297,16 +311,43 @@ def ase_db_tasks(
     min_distance: float = DEFAULT_MIN_DISTANCE,
     selection: Any = None,
 ) -> Iterator[FrameTask]:
-    """Per-row reading tasks of an ASE database (rows are fetched here, converted in the task)."""
+    """Per-row reading tasks of an ASE database (rows are fetched here, converted in the task).
+
+    A file that is not an ASE database (or whose tables are corrupt) raises a FrameError that
+    cannot be skipped; a row that cannot be turned into a structure is a ``malformed`` task.
+    """
     import ase.db
 
     source = os.fspath(path)
     if not Path(source).exists():
         raise FileNotFoundError(f"ASE database {source} does not exist")
-    db = ase.db.connect(source)
-    for index, row in enumerate(db.select(selection)):
-        parse = partial(_db_row_parts, row.toatoms(), row.key_value_pairs, row.get("data"))
-        yield partial(_atoms_task, parse, source, index, keys, require, min_distance)
+    index = 0
+    try:
+        db = ase.db.connect(source)
+        rows = iter(db.select(selection))
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            try:
+                parts = (row.toatoms(), row.key_value_pairs, row.get("data"))
+            except Exception as e:  # noqa: BLE001 - a corrupt row: locate it, skip or raise
+                yield FrameError(
+                    f"row {index} cannot be read ({type(e).__name__}: {e})",
+                    reason="malformed", source=source, frame_id=str(index),
+                )  # fmt: skip
+            else:
+                parse = partial(_db_row_parts, *parts)
+                yield partial(_atoms_task, parse, source, index, keys, require, min_distance)
+            index += 1
+    except FrameError:
+        raise
+    except Exception as e:  # noqa: BLE001 - sqlite3/JSON errors of a file that is no database
+        raise FrameError(
+            f"after {index} rows: not a readable ASE database ({type(e).__name__}: {e})",
+            reason="malformed", source=source, skippable=False,
+        ) from None  # fmt: skip
 
 
 def iter_ase_db(

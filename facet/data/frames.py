@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SKIP_REASONS, FrameError, OnError, ReadStats
+from .errors import DROP_REASONS, SKIP_REASONS, FrameError, OnError, ReadStats
 from .neighbors import periodic_volume_ratio
 
 __all__ = [
     "KBAR_PER_EV_A3",
     "MAX_ATOMIC_NUMBER",
     "SKIP_REASONS",
+    "DROP_REASONS",
     "Frame",
     "FrameError",
     "ReadStats",
@@ -87,6 +88,8 @@ class Frame:
         frame_id: frame within the material (e.g. MPTrj's ``task-calc-ionic_step``).
         source: the file it came from (as the user gave it).
         info: other scalar labels kept verbatim (e.g. ``corrected_total_energy``, ``bandgap``).
+        dropped: labels the reader dropped, by reason (:data:`DROP_REASONS`): a stress given
+            for a frame not periodic in all three directions (the model predicts none there).
     """
 
     positions: np.ndarray
@@ -101,6 +104,7 @@ class Frame:
     frame_id: str = ""
     source: str = ""
     info: dict = field(default_factory=dict)
+    dropped: tuple = ()
 
     @property
     def n_atoms(self) -> int:
@@ -237,7 +241,9 @@ def make_frame(
     """Convert raw arrays to a :class:`Frame` (float64/int64/bool) and validate it.
 
     Values must already be in internal units and signs. Conversion failures (ragged lists,
-    strings) raise :class:`FrameError` with reason ``bad_shape``/``malformed``.
+    strings) raise :class:`FrameError` with reason ``bad_shape``/``malformed``. A stress given
+    for a frame that is not periodic in all three directions is dropped (after validation) and
+    recorded in ``Frame.dropped`` as ``stress_not_periodic``.
     """
     loc = Frame(np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros((3, 3)), np.zeros(3, bool),
                 material_id=material_id, frame_id=frame_id, source=source)  # fmt: skip
@@ -279,7 +285,12 @@ def make_frame(
         source=str(source),
         info=dict(info or {}),
     )
-    return validate_frame(frame, min_distance=min_distance)
+    frame = validate_frame(frame, min_distance=min_distance)
+    if frame.stress is not None and not frame.pbc.all():
+        import dataclasses
+
+        frame = dataclasses.replace(frame, stress=None, dropped=("stress_not_periodic",))
+    return frame
 
 
 #: A unit of reading work: a picklable callable returning one validated Frame (or raising
@@ -291,7 +302,9 @@ def run_tasks(
     tasks: Iterable[FrameTask], *, on_error: OnError, stats: ReadStats
 ) -> Iterator[Frame]:
     """Run reading tasks in order with the error policy: count every task in ``stats.read``; a
-    failure raises (``on_error="raise"``) or is counted by reason (``"skip"``)."""
+    failure (a second frame with the key of an earlier one included: ``duplicate_id``) raises
+    (``on_error="raise"``) or is counted by reason (``"skip"``); labels dropped from kept frames
+    are counted in ``stats.dropped``."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     for task in tasks:
@@ -300,10 +313,10 @@ def run_tasks(
             if isinstance(task, FrameError):
                 raise task
             frame = task()
+            stats.keep(frame.key, frame.dropped, source=frame.source or None)
         except FrameError as err:
-            if on_error == "raise":
+            if on_error == "raise" or not err.skippable:
                 raise
             stats.skip(err)
             continue
-        stats.kept += 1
         yield frame

@@ -192,6 +192,47 @@ def frame_from_mptrj(
         raise e.located(**loc) from None
 
 
+class _FirstKeyWins(dict):
+    """A JSON object that keeps the first value of a repeated key and records the repeats
+    (``dict`` would silently keep the last and lose the others)."""
+
+    __slots__ = ("repeated",)
+
+    def __init__(self):
+        super().__init__()
+        self.repeated: list[str] = []
+
+    def __setitem__(self, key, value):
+        if key in self:
+            self.repeated.append(key)
+            return
+        super().__setitem__(key, value)
+
+
+def _check_top_level(path, source: str) -> None:
+    """Raise a (not skippable) FrameError unless the file is a JSON object."""
+    import ijson
+
+    with open_maybe_gzip(path) as fh:
+        try:
+            first = next(ijson.parse(fh), None)
+        except (ijson.JSONError, EOFError, OSError, UnicodeDecodeError) as e:
+            first = ("", "error", f"{type(e).__name__}: {e}")
+    if first is None or first[1] == "error":
+        why = "the file is empty" if first is None else f"not JSON ({first[2]})"
+        raise FrameError(
+            f"no frames read from {source}: {why}", reason="malformed", source=source,
+            skippable=False,
+        )  # fmt: skip
+    if first[1] != "start_map":
+        kind = {"start_array": "a list"}.get(first[1], f"a {first[1]}")
+        raise FrameError(
+            f"no frames read from {source}: its top level is {kind}, not an object "
+            "{material_id: {frame_id: frame}} (the MPTrj layout)",
+            reason="malformed", source=source, skippable=False,
+        )  # fmt: skip
+
+
 def mptrj_tasks(
     path: str | os.PathLike,
     *,
@@ -203,23 +244,29 @@ def mptrj_tasks(
 
     Only the JSON parsing happens here; each task converts and validates one frame, so tasks can
     run in worker processes. A material entry that is not an object of frames becomes a
-    ``malformed`` FrameError task; truncated or malformed JSON raises here.
+    ``malformed`` FrameError task; a frame id repeated inside a material becomes a
+    ``duplicate_id`` FrameError task (the first frame with the id is kept); truncated or
+    malformed JSON, or a top level that is not an object, raises here.
     """
     import ijson
 
+    from ..errors import InputError
+
     if label not in ENERGY_LABELS:
-        raise ValueError(f"unknown energy label {label!r}; choose one of {list(ENERGY_LABELS)}")
+        raise InputError(f"unknown energy label {label!r}; choose one of {list(ENERGY_LABELS)}")
     source = os.fspath(path)
+    _check_top_level(path, source)
     last_material: str | None = None
     n_frames = 0
     with open_maybe_gzip(path) as fh:
-        items = ijson.kvitems(fh, "", use_float=True)
+        items = ijson.kvitems(fh, "", use_float=True, map_type=_FirstKeyWins)
         while True:
             try:
                 item = next(items)
             except StopIteration:
                 break
-            except (ijson.JSONError, EOFError, OSError) as e:  # EOF/OSError: truncated gzip
+            except (ijson.JSONError, EOFError, OSError, UnicodeDecodeError) as e:
+                # EOF/OSError: truncated gzip
                 where = (
                     f"after material {last_material!r}" if last_material else "before any material"
                 )
@@ -228,6 +275,7 @@ def mptrj_tasks(
                     reason="malformed",
                     source=source,
                     material_id=last_material,
+                    skippable=False,
                 ) from None
             material_id, frames = item
             last_material = material_id
@@ -252,6 +300,14 @@ def mptrj_tasks(
                     min_distance=min_distance,
                     use_pymatgen=use_pymatgen,
                 )
+            for frame_id in getattr(frames, "repeated", ()):
+                n_frames += 1
+                yield FrameError(
+                    "duplicate id: the material has another frame with this id (the first is "
+                    "kept)",
+                    reason="duplicate_id", source=source, material_id=material_id,
+                    frame_id=str(frame_id),
+                )  # fmt: skip
 
 
 def iter_mptrj(

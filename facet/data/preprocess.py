@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -88,9 +89,12 @@ def split_of(material_id: str, *, seed: int, val_fraction: float) -> str:
     return "val" if int(h[:16], 16) / 2.0**64 < val_fraction else "train"
 
 
-def _graph_task(task: FrameTask, *, cutoff: float, min_distance: float) -> Graph | FrameError:
-    """Read one frame and build its graph; a bad frame is returned (not raised) as FrameError so
-    that the caller applies the error policy in order, whichever process ran the task."""
+def _graph_task(
+    task: FrameTask, *, cutoff: float, min_distance: float
+) -> tuple[Graph, tuple] | FrameError:
+    """Read one frame and build its graph: ``(graph, labels dropped)``; a bad frame is returned
+    (not raised) as FrameError so that the caller applies the error policy in order, whichever
+    process ran the task."""
     if isinstance(task, FrameError):
         return task
     try:
@@ -101,7 +105,7 @@ def _graph_task(task: FrameTask, *, cutoff: float, min_distance: float) -> Graph
                                                            graph.shifts))  # fmt: skip
     except FrameError as err:
         return err
-    return graph
+    return graph, frame.dropped
 
 
 def _bounded_map(pool, fn, items: Iterable, *, window: int, chunksize: int) -> Iterator:
@@ -142,6 +146,45 @@ class _SplitWriter:
         return {"shards": self.shards, "stats": self.stats.as_dict()}
 
 
+#: names of the files a preprocess run writes (and may therefore remove when overwriting):
+#: shards ``train-00000.h5``/``val-00003.h5`` (and their ``.partial`` while written) and the
+#: manifest's temporary file; ``train-final-weights.h5`` is not one of them.
+_OWN_FILE = re.compile(
+    rf"^(?:(?:{'|'.join(SPLITS)})-\d{{5,}}\.h5(?:\.partial)?|{re.escape(MANIFEST)}\.partial)$"
+)
+
+
+def _clear_output(out: Path, overwrite: bool) -> None:
+    """Prepare ``out``: create it, or refuse a non-empty folder that holds no manifest unless
+    ``overwrite``, and then remove only files this tool writes (never anything else)."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"output {out} is a file, not a directory")
+    has_manifest = (out / MANIFEST).exists()
+    if out.is_dir() and not has_manifest and any(out.iterdir()) and not overwrite:
+        names = sorted(p.name for p in out.iterdir())
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        # (``--overwrite`` then removes only files matching _OWN_FILE)
+        raise FileExistsError(
+            f"output {out} is not empty ({shown}) and holds no {MANIFEST}: it was not written by "
+            "facet preprocess; choose an empty or new directory, or pass --overwrite (which "
+            "removes only shards and manifests, never other files)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    own: set[Path] = set()
+    if has_manifest:
+        try:
+            old = json.loads((out / MANIFEST).read_text())
+            for split in old.get("splits", {}).values():
+                own |= {out / s["file"] for s in split.get("shards", []) if "file" in s}
+        except (ValueError, TypeError, AttributeError):
+            pass  # an unreadable manifest: fall back to the name patterns
+    own |= {p for p in out.iterdir() if _OWN_FILE.match(p.name)}
+    (out / MANIFEST).unlink(missing_ok=True)
+    for path in sorted(own):
+        if path.parent == out and path.is_file():
+            path.unlink()
+
+
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -169,9 +212,13 @@ def preprocess(
     without a manifest is recognisably incomplete). If ``out_dir`` already holds a dataset made
     from the same source bytes (sha256) with the same configuration, it is kept and its manifest
     returned with ``"reused": True``; a different one raises ``FileExistsError`` unless
-    ``overwrite``. With ``on_error="raise"`` the first bad frame
-    aborts with a :class:`~facet.data.frames.FrameError` naming file, material and frame, and no
-    manifest is written.
+    ``overwrite``. A non-empty ``out_dir`` without a manifest raises ``FileExistsError`` unless
+    ``overwrite``; even then only the files an earlier preprocess wrote (shards named in its
+    manifest, or named like ours: ``train-*.h5``, ``val-*.h5``, ``*.partial``) are removed,
+    never another file. With ``on_error="raise"`` the first bad frame aborts with a
+    :class:`~facet.data.frames.FrameError` naming file, material and frame, and no manifest is
+    written. A source that yields no frame at all raises :class:`facet.errors.InputError`
+    ("no frames read from ...").
     """
     from tqdm import tqdm
 
@@ -197,11 +244,7 @@ def preprocess(
             " with a different source or configuration; pass overwrite=True (--overwrite) or "
             "choose another output directory"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
-    for pattern in ("train-*.h5", "val-*.h5", "*.h5.partial"):  # leftovers of earlier runs
-        for stale in out.glob(pattern):
-            stale.unlink()
+    _clear_output(out, overwrite)
     stats = ReadStats()
     writers = {s: _SplitWriter(out, s, config) for s in SPLITS}
     # The minimum-distance check needs a neighbour list; when the cutoff covers it, check it on
@@ -230,13 +273,18 @@ def preprocess(
     try:
         for result in bar:
             stats.read += 1
+            if not isinstance(result, FrameError):
+                result, dropped = result
+                try:
+                    stats.keep(result.key, dropped, source=os.fspath(source))
+                except FrameError as err:
+                    result = err
             if isinstance(result, FrameError):
-                if config.on_error == "raise":
+                if config.on_error == "raise" or not result.skippable:
                     raise result
                 stats.skip(result)
                 bar.set_postfix(skipped=stats.n_skipped, refresh=False)
                 continue
-            stats.kept += 1
             material_id = result.key.rpartition("/")[0]
             split = split_of(material_id, seed=config.seed, val_fraction=config.val_fraction)
             writers[split].add(result)
@@ -245,6 +293,10 @@ def preprocess(
             pool.shutdown(wait=True, cancel_futures=True)
     bar.close()
     stats.check()
+    if stats.read == 0:
+        from ..errors import InputError
+
+        raise InputError(f"no frames read from {os.fspath(source)}: the source holds no frame")
     splits = {s: w.finish() for s, w in writers.items()}
     kept = sum(v["stats"]["frames"] for v in splits.values())
     if kept != stats.kept:
