@@ -5,9 +5,14 @@ Two steps, each one command::
     python scripts/train_default_model.py train --minutes 6 --work runs/default
     python scripts/train_default_model.py export --run runs/default/run --out facet/models/default
 
+``prepare``
+    only step 1 of ``train``.
+
 ``train``
     1. writes the material splits of ``data/distill/splits.json`` (train / val / test) as extxyz
-       into ``--work`` (the same files ``scripts/bench_accuracy.py`` writes);
+       into ``--work`` (the same files ``scripts/bench_accuracy.py`` writes); for the sharded
+       set ``data/distill2`` one MPTrj gzip per split of its ``splits.json``
+       (:func:`facet.teacher.distill2.write_split_files`, the shards labelled so far);
     2. unless ``--max-steps`` is given, times a short run of ``--calibrate-steps`` steps of the
        same configuration (the slope of wall time over the logged steps after compilation) and
        sets ``run.max_steps`` so that the real run's schedule ends inside ``--minutes``;
@@ -44,6 +49,14 @@ DEFAULT_CONFIG = "facet/train/configs/default.yaml"
 
 
 def _splits(data: str, work: Path) -> dict[str, str]:
+    if (Path(data) / "shards").is_dir():  # data/distill2: MPTrj shards + splits.json
+        from facet.teacher.distill2 import write_split_files
+
+        out = write_split_files(data, str(work))
+        for name, v in out.items():
+            print(f"{name}: {v['frames']} frames of {v['materials']} materials "
+                  f"({v['pending']} not labelled yet) -> {v['path']}", flush=True)
+        return {name: v["path"] for name, v in out.items()}
     from facet.bench.accuracy import load_splits
     from facet.bench.train_peers import write_mace_extxyz
 
@@ -388,9 +401,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    _splits(args.data, work)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare", help="write the split files only")
+    p.add_argument("--data", default="data/distill")
+    p.add_argument("--work", default="runs/default")
     t = sub.add_parser("train", help="split, calibrate and train")
     t.add_argument("--data", default="data/distill")
     t.add_argument("--config", default=DEFAULT_CONFIG)
@@ -410,7 +433,7 @@ def main(argv=None) -> int:
         help="rewrite README.md from the existing metrics.json (no export)",
     )
     args = ap.parse_args(argv)
-    return cmd_train(args) if args.cmd == "train" else cmd_export(args)
+    return {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -494,3 +494,51 @@ def summary_markdown(s: dict, total_shards: int | None = None) -> str:
         lines += ["", f"Elements with training materials: {len(per)}; fewest: "
                   + ", ".join(f"{el} {n}" for el, n in lo) + "."]
     return "\n".join(lines) + "\n"
+
+
+def write_provenance(data_dir: str, versions: dict[str, str], total_shards: int) -> str:
+    """``PROVENANCE.md`` of the shards present: command, teacher, versions, profile, the
+    per-kind counts of :func:`summary_markdown` and each shard's sha256 (deterministic bytes
+    for the same shards and versions)."""
+    import dataclasses
+    import glob
+
+    from facet.teacher.common import sha256_file
+    from facet.teacher.provenance import LABEL_CONVENTION
+
+    s = summarize(data_dir)
+    lines = ["# SevenNet-0 broad distillation set (MPTrj layout, shards)", "",
+             "Generated, not hand-edited. Generate or resume with (teacher environment, see "
+             "docs/datasets.md):", "", "```",
+             "OMP_NUM_THREADS=1 python scripts/make_distill2_dataset.py --out data/distill2 "
+             "--workers 2 --cache runs/distill2_cache", "```", "",
+             "- teacher: SevenNet-0 (sevenn pretrained '7net-0', 11Jul2024 checkpoint), CPU, "
+             "1 thread per worker",
+             "- materials and order: `facet.teacher.catalog.catalog(seed=0, teacher elements)`",
+             "- reference energies: `teacher_e0.json`, the teacher's isolated atoms in a 20 A box",
+             "", "## Counts", "", summary_markdown(s, total_shards), "## Versions", ""]
+    lines += [f"- {k}: {v}" for k, v in versions.items()]
+    lines += ["", "## Label convention", ""]
+    conv = dict(LABEL_CONVENTION)
+    conv["force"] = "N x 3, eV/A, rounded to 1e-4"
+    conv["stress"] = ("3 x 3, kBar, VASP sign (positive = compressive): -stress_ase * "
+                      "1602.1766208, rounded to 1e-3 kBar")
+    conv["structure"] = ("pymatgen Structure dict with lattice (matrix, pbc) and per site "
+                         "species and fractional abc (rounded to 1e-8) only")
+    conv["ef_per_atom, e_per_atom_relaxed, ef_per_atom_relaxed, magmom, bandgap"] = (
+        "absent (not computable from the teacher)")
+    lines += [f"- `{k}`: {v}" for k, v in conv.items()]
+    lines += ["", "## Trajectory kinds (calc_id in the frame key)", ""]
+    lines += [f"- {k}: {v}" for k, v in CALC_KINDS.items()]
+    lines += ["", "## Sampling profile (facet.teacher.distill2.PROFILE)", ""]
+    lines += [f"- {k}: {v}" for k, v in dataclasses.asdict(PROFILE).items()]
+    lines += ["", "## Files (sha256)", ""]
+    for p in sorted(glob.glob(os.path.join(data_dir, "shards", "shard-*"))):
+        if p.endswith((".json.gz", ".meta.json")):
+            lines.append(f"- `shards/{os.path.basename(p)}`: `{sha256_file(p)}`")
+    for name in ("splits.json", "teacher_e0.json"):
+        lines.append(f"- `{name}`: `{sha256_file(os.path.join(data_dir, name))}`")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(data_dir, "PROVENANCE.md"), "w") as f:
+        f.write(text)
+    return text
