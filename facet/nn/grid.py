@@ -84,13 +84,15 @@ def grid_matrices(ls: tuple[int, ...], n_beta: int, n_alpha: int) -> tuple[np.nd
 
     pts, w = grid_points(n_beta, n_alpha)
     irreps = e3nn.Irreps([(1, (l, (-1) ** l)) for l in ls])
-    # Evaluate once in float64, eagerly even when called under a trace (local contexts only; no
-    # global flag is changed).
-    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
-        y = np.asarray(
-            e3nn.spherical_harmonics(irreps, pts, normalize=True, normalization="component").array,
-            dtype=np.float64,
-        )  # (P, D)
+    # Evaluate once in float64 (a local context; no global flag is changed) as one compiled
+    # program, ahead of time, so that it runs on concrete values even when called under a trace
+    # (e.g. ``nnx.eval_shape``). Op by op, the eager evaluation compiled 17 small programs, 1.4 s
+    # of the start-up of a facet-s model.
+    def sh(p):
+        return e3nn.spherical_harmonics(irreps, p, normalize=True, normalization="component").array
+
+    with jax.enable_x64(True):
+        y = np.asarray(jax.jit(sh).lower(pts).compile()(pts), dtype=np.float64)  # (P, D)
     to_grid = np.ascontiguousarray(y.T)
     from_grid = (w[:, None] * y) / (4.0 * np.pi)
     return to_grid, from_grid

@@ -218,7 +218,8 @@ def load_checkpoint(path: str | Path, templates: dict[str, Any]) -> tuple[dict[s
                     f"checkpoint {path}: array '{key}' has shape {arr.shape}, the model expects "
                     f"{want} (different model configuration?)"
                 )
-            new.append(arr.astype(np.asarray(leaf).dtype if hasattr(leaf, "dtype") else arr.dtype))
+            # ``leaf.dtype`` also for abstract templates (``jax.ShapeDtypeStruct``).
+            new.append(arr.astype(np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else arr.dtype))
         out[name] = jax.tree_util.tree_unflatten(treedef, new)
     return out, meta
 
