@@ -8,6 +8,7 @@ Selections live in :data:`SELECTIONS` (name -> :class:`Selection`, :func:`regist
     facet bench md|relax  MD / relaxation speed vs the peers (facet.bench.dynamics)
     facet bench train     training throughput vs mace_run_train (facet.bench.train_peers)
     facet bench accuracy  accuracy at equal training time vs MACE (facet.bench.accuracy)
+    facet bench properties  a0, B0, Gamma phonons, water vs SevenNet-0 (facet.bench.properties)
     facet bench summary   docs/benchmarks/README.md from every report's JSON
     facet bench all       every selection, one process each, then the summary
 
@@ -243,6 +244,31 @@ register_selection(
         "accuracy at equal training time, Facet vs MACE (facet.bench.accuracy)",
         _recorded_arguments("accuracy", "facet.bench.accuracy", "accuracy.json"),
         lambda a: _sel().recorded("accuracy", a),
+    )
+)
+
+
+# ------------------------------------------------------------------------ properties
+
+
+def _properties_arguments(p: argparse.ArgumentParser) -> None:
+    from facet.bench import properties_report
+
+    properties_report.add_arguments(p)
+
+
+def _properties_run(args: argparse.Namespace) -> int:
+    from facet.bench import properties_report
+
+    return properties_report.run(args)
+
+
+register_selection(
+    Selection(
+        "properties",
+        "lattice constants, bulk moduli, Gamma phonons, water vs SevenNet-0 (issue 16)",
+        _properties_arguments,
+        _properties_run,
     )
 )
 
