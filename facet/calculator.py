@@ -129,7 +129,8 @@ def _cast(model, dtype: str | None):
     from .nn.presets import create_model
 
     with _x64(dtype):
-        new = create_model(model.config, dtype=dtype)
+        # Shapes only (no random weights drawn, nothing compiled): every Variable is replaced.
+        new = nnx.eval_shape(lambda: create_model(model.config, dtype=dtype))
         state = nnx.state(model)
         cast = jax.tree_util.tree_map(
             lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, state
@@ -228,6 +229,9 @@ class FacetCalculator(Calculator):
         model: model object, registered name (``"default"``), checkpoint/run path, or preset.
         dtype: ``"float32"``, ``"float64"`` or None (the model's own).
         headroom: relative slack added to node and edge counts before bucketing.
+        compile_cache: keep compiled programs in JAX's persistent compilation cache in the user's
+            cache folder, so that another process loads them instead of compiling
+            (:mod:`facet.compile_cache`; ``FACET_COMPILE_CACHE=0`` also turns it off).
 
     Example::
 
@@ -248,21 +252,25 @@ class FacetCalculator(Calculator):
         headroom: float = 0.1,
         dispersion: str | None = None,
         dispersion_xc: str = "pbe",
+        compile_cache: bool = True,
         **kw,
     ):
         unknown = sorted(set(kw) - _ASE_KEYWORDS)
         if unknown:
             raise TypeError(
                 f"FacetCalculator got unknown keyword argument(s) {', '.join(map(repr, unknown))}; "
-                f"it takes model, dtype, headroom, dispersion, dispersion_xc and ASE's "
+                f"it takes model, dtype, headroom, dispersion, dispersion_xc, compile_cache and "
+                f"ASE's "
                 f"{', '.join(sorted(_ASE_KEYWORDS))}"
             )
         super().__init__(**kw)
         import jax
         from flax import nnx
 
+        from .compile_cache import enable_compile_cache
         from .physics import predict
 
+        enable_compile_cache(compile_cache)
         self.model = load_model(model, dtype)
         from .dispersion import make_dispersion
 

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# Compiled programs go to a per-session folder, never to the user's cache (facet.compile_cache);
+# subprocesses of the tests inherit it. A folder set by the caller is kept.
+if "FACET_COMPILE_CACHE" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="facet-test-jax-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["FACET_COMPILE_CACHE"] = _cache
 
 
 def _enable_x64():
