@@ -49,7 +49,8 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from .errors import InputError
 
-__all__ = ["FacetCalculator", "MODELS", "register_model", "load_model", "MIN_DISTANCE"]
+__all__ = ["FacetCalculator", "MODELS", "register_model", "load_model", "model_path",
+           "MIN_DISTANCE"]
 
 #: Atoms closer than this (A) are rejected: no potential is trained there.
 MIN_DISTANCE = 0.5
@@ -58,9 +59,38 @@ MIN_DISTANCE = 0.5
 MODELS: dict[str, Callable[[str], Any]] = {}
 
 
-def register_model(name: str, loader: Callable[[str], Any]) -> None:
-    """Register a named model (``loader(dtype)`` builds it); a name can be re-registered."""
+#: Registered names whose model is a checkpoint folder -> that folder (for fine-tuning and
+#: evaluation, which need the checkpoint itself: ``model.init_from=default``).
+MODEL_PATHS: dict[str, Path] = {}
+
+
+def register_model(name: str, loader: Callable[[str], Any], *, path: Any = None) -> None:
+    """Register a named model (``loader(dtype)`` builds it); a name can be re-registered.
+    ``path``: the checkpoint or run folder it loads, when it is one."""
     MODELS[name] = loader
+    MODEL_PATHS.pop(name, None)
+    if path is not None:
+        MODEL_PATHS[name] = Path(path)
+
+
+def model_path(spec: str | os.PathLike) -> Path:
+    """The checkpoint or run folder of a registered name or a path (``"default"`` -> the shipped
+    model's folder). Raises ``FileNotFoundError``/``ValueError`` naming ``spec`` otherwise."""
+    name = os.fspath(spec)
+    if name in MODEL_PATHS:
+        path = MODEL_PATHS[name]
+        if not path.exists():
+            raise FileNotFoundError(f"model {name!r}: its folder {path} is missing; reinstall")
+        return path
+    path = Path(name)
+    if path.exists():
+        return path
+    if name in MODELS:
+        raise InputError(f"model {name!r} is registered without a checkpoint folder")
+    raise FileNotFoundError(
+        f"model {name!r} is neither a registered name with a checkpoint "
+        f"({', '.join(sorted(MODEL_PATHS)) or 'none'}) nor an existing checkpoint or run folder"
+    )
 
 
 def _shipped_dir() -> Path:
@@ -83,7 +113,7 @@ def _load_default(dtype: str):
     return _load_path(path, dtype)
 
 
-register_model("default", _load_default)
+register_model("default", _load_default, path=_shipped_dir())
 
 
 def _x64(dtype: str):

@@ -10,11 +10,13 @@ HELP = "Evaluate a trained model on a dataset: MAE/RMSE, per-element errors, par
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
-                        help="a run directory (its best checkpoint) or a checkpoint directory")
+                        help="a registered model name (default: the shipped model), a run "
+                             "directory (its best checkpoint) or a checkpoint directory")
     parser.add_argument("--data", required=True, nargs="+",
                         help="MPTrj JSON, extxyz, or preprocessed dataset directory")
     parser.add_argument("--out", default=None,
-                        help="output directory (default: <model>/eval)")
+                        help="output directory (default: <model>/eval for a folder, "
+                             "eval-<name> for a registered name)")
     parser.add_argument("--energy-label", default=None,
                         help="MPTrj energy key (default: the one the model was trained on)")
 
@@ -23,10 +25,16 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from facet.calculator import MODEL_PATHS
     from facet.train.checkpoint import CheckpointError
     from facet.train.evaluate import evaluate
 
-    out = args.out or str(Path(args.model) / "eval")
+    if args.out:
+        out = args.out
+    elif args.model in MODEL_PATHS:  # never write into the installed package
+        out = f"eval-{args.model}"
+    else:
+        out = str(Path(args.model) / "eval")
     try:
         res = evaluate(args.model, args.data, out, energy_label=args.energy_label)
     except (CheckpointError, FileNotFoundError, ValueError) as exc:

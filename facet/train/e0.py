@@ -42,12 +42,15 @@ def composition_matrix(graphs: Sequence) -> np.ndarray:
     return c
 
 
-def fit_atomic_energies(graphs: Sequence) -> np.ndarray:
+def fit_atomic_energies(graphs: Sequence, energies: Sequence | None = None) -> np.ndarray:
     """Least-squares E0s (eV) from the structures with an energy label; ``(119,)``.
 
     One streaming pass: the normal equations ``C^T C`` (119 x 119) and ``C^T E`` are
     accumulated structure by structure, so memory does not grow with the data set, and solved
     with ``lstsq`` restricted to the elements present (minimum norm if they are collinear).
+
+    ``energies`` (one per graph) replaces the labels of the labelled graphs: fine-tuning fits
+    the residuals of the pretrained model this way (E0 corrections).
     """
     ctc = np.zeros((N_ELEMENTS, N_ELEMENTS))
     cte = np.zeros(N_ELEMENTS)
@@ -58,7 +61,7 @@ def fit_atomic_energies(graphs: Sequence) -> np.ndarray:
         z = np.asarray(g.numbers)
         if z.size and (z.min() < 1 or z.max() >= N_ELEMENTS):
             raise ValueError(f"structure {g.key or s}: atomic numbers outside 1..118: {z}")
-        e = float(g.energy)
+        e = float(g.energy if energies is None else energies[s])
         if not np.isfinite(e):
             raise ValueError(f"cannot fit E0s: non-finite energy in structure {g.key or s}")
         c = np.bincount(z, minlength=N_ELEMENTS).astype(float)

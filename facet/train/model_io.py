@@ -16,9 +16,10 @@ import yaml
 from flax import nnx
 
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, step_dir
-from .config import ModelSection, config_from_dict
+from .config import ConfigError, ModelSection, config_from_dict
 
-__all__ = ["create_model_from_section", "resolve_checkpoint", "load_model", "load_weights_into"]
+__all__ = ["create_model_from_section", "resolve_checkpoint", "load_model", "load_weights_into",
+           "resolve_model_dir", "finetune_section"]
 
 ModelFactory = Callable[[ModelSection], nnx.Module]
 
@@ -69,8 +70,74 @@ def load_model(path: str | Path, *, factory: ModelFactory | None = None, report=
     them all (``ema`` for the parameters, ``rest`` for everything else). Drawing the random
     initialisation that the checkpoint overwrites cost 3.8 s of XLA compilations for facet-s.
     """
-    ckpt = resolve_checkpoint(path, report=report)
+    ckpt = resolve_checkpoint(resolve_model_dir(path), report=report)  # or a registered name
     cfg = config_from_dict(yaml.safe_load((ckpt / "config.yaml").read_text()))
     model = nnx.eval_shape(lambda: create_model_from_section(cfg.model, factory))
     load_weights_into(model, ckpt)
     return model, cfg, ckpt
+
+
+def resolve_model_dir(spec: str | Path) -> Path:
+    """A registered model name (``"default"``: the shipped model) or a path -> its folder."""
+    from facet.calculator import model_path
+
+    return model_path(spec)
+
+
+def _architecture(section: ModelSection):
+    """The ``ModelConfig`` a section builds (dtype left out: it is not architecture)."""
+    import dataclasses
+
+    from facet.nn.presets import get_preset
+
+    cfg = get_preset(section.preset)
+    try:
+        cfg = cfg.replace(**{k: v for k, v in section.overrides.items() if k != "dtype"})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config key 'model.overrides': {err}") from err
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "dtype"}
+
+
+def finetune_section(section: ModelSection, *, report=print) -> tuple[ModelSection, Path]:
+    """The model section to fine-tune from ``section.init_from`` and its checkpoint folder.
+
+    The architecture (``preset`` and ``overrides``) comes from the checkpoint's ``config.yaml``,
+    so a user's config needs to name only ``init_from``; ``dtype`` and ``seed`` stay the user's.
+    A field the user set that the checkpoint's architecture contradicts (an override with a
+    different value, or a preset other than the default ``facet-s`` that builds a different
+    network) cannot be reconciled: ``ConfigError`` names it and both values.
+    """
+    import dataclasses
+
+    spec = section.init_from
+    try:
+        src = resolve_checkpoint(resolve_model_dir(spec), report=report)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"config key 'model.init_from': {err}") from err
+    try:
+        theirs = config_from_dict(yaml.safe_load((src / "config.yaml").read_text())).model
+    except (OSError, yaml.YAMLError, ValueError, TypeError) as err:
+        raise ConfigError(f"config key 'model.init_from': cannot read the architecture of "
+                          f"{src} ({err})") from err
+    arch = _architecture(theirs)
+    clashes = []
+    for k, v in section.overrides.items():
+        if k == "dtype":
+            continue
+        mine = _architecture(dataclasses.replace(theirs, overrides={**theirs.overrides, k: v}))
+        if mine[k] != arch[k]:
+            clashes.append(f"model.overrides.{k}={v!r} (the checkpoint has {arch[k]!r})")
+    default_preset = ModelSection.__dataclass_fields__["preset"].default
+    if (section.preset != default_preset and section.preset != theirs.preset
+            and _architecture(dataclasses.replace(section, overrides={})) != _architecture(
+                dataclasses.replace(theirs, overrides={}))):
+        clashes.insert(0, f"model.preset={section.preset} (the checkpoint is {theirs.preset})")
+    if clashes:
+        raise ConfigError(
+            f"config key 'model.init_from': {spec} fixes the architecture, and "
+            f"{'; '.join(clashes)} contradicts it: remove the key to fine-tune the "
+            "checkpoint's network"
+        )
+    return dataclasses.replace(section, preset=theirs.preset,
+                               overrides={k: v for k, v in theirs.overrides.items()
+                                          if k != "dtype"}), src

@@ -108,20 +108,29 @@ def test_nan_guard_stops_and_keeps_last_good(tmp_path, toy_data):
 
 
 def test_fine_tune_refits_e0(full_run, tmp_path, toy_data):
+    """Fine-tuning keeps the checkpoint's E0s up to a fit of the pretrained model's residuals:
+    with the same reference they barely move; a reference shifted by 1.5 eV/atom moves every
+    E0 by exactly 1.5 more; an element absent from the new data keeps its E0."""
     from toymodel import toy_predict
 
     _, full = full_run
     train_g, val_g = toy_data
     shifted = [g.__class__(**{**g.__dict__, "energy": g.energy + 1.5 * g.n_node})
                for g in train_g]
-    cfg = toy_config(tmp_path, model={"init_from": str(full["run_dir"])},
-                     run={"epochs": 1}, optim={"lr": 1e-9, "warmup_steps": 0})
-    s = train(cfg, model_factory=toy_factory, predict_fn=toy_predict, data=(shifted, val_g),
-              report=lambda m: None)
-    e0_old = np.asarray(full["rest"]["atomic_energies"].get_value())
-    e0_new = np.asarray(s["rest"]["atomic_energies"].get_value())
+    no_li = [g for g in train_g if 3 not in set(np.asarray(g.numbers).tolist())]
+    runs = {}
+    for name, data in (("same", train_g), ("shifted", shifted), ("no_li", no_li)):
+        cfg = toy_config(tmp_path / name, model={"init_from": str(full["run_dir"])},
+                         run={"epochs": 1}, optim={"lr": 1e-9, "warmup_steps": 0})
+        s = train(cfg, model_factory=toy_factory, predict_fn=toy_predict, data=(data, val_g),
+                  report=lambda m: None)
+        runs[name] = np.asarray(s["rest"]["atomic_energies"].get_value(), np.float64)
+    e0_old = np.asarray(full["rest"]["atomic_energies"].get_value(), np.float64)
     for z in TEACHER_E0:
-        assert e0_new[z] - e0_old[z] == pytest.approx(1.5, abs=1e-3)
+        assert abs(runs["same"][z] - e0_old[z]) < 0.1
+        assert runs["shifted"][z] - runs["same"][z] == pytest.approx(1.5, abs=1e-3)
+    assert len(no_li) >= 5 and runs["no_li"][3] == e0_old[3]
+    assert runs["no_li"][14] != e0_old[14]
     # weights start from the trained EMA (lr ~ 0 keeps them there)
     np.testing.assert_allclose(np.asarray(s["state"].params["w"].get_value()),
                                np.asarray(full["state"].ema["w"].get_value()), atol=1e-6)
