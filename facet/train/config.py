@@ -49,8 +49,11 @@ class ModelSection:
         overrides: fields of ``ModelConfig`` replacing the preset's (checked by the model).
         dtype: ``float32`` or ``float64`` for parameters and batches.
         seed: parameter initialisation seed.
-        init_from: a checkpoint directory or run directory to fine-tune from (its EMA weights
-            are loaded; the E0s are refitted on the new training data), or None.
+        init_from: a registered model name (``default``: the shipped model), a checkpoint
+            directory or a run directory to fine-tune from (its EMA weights are loaded; the E0s
+            are refitted on the new training data), or None. Its architecture is the
+            checkpoint's: ``preset``/``overrides`` need not be restated, and one that
+            contradicts it is refused.
     """
 
     preset: str = "facet-s"
@@ -368,5 +371,10 @@ def check_data_paths(cfg: TrainConfig, base: Path | None = None) -> None:
             path = Path(p) if base is None or Path(p).is_absolute() else base / p
             if not path.exists():
                 raise ConfigError(f"config key 'data.{section}[{i}]': {p} does not exist")
-    if cfg.model.init_from is not None and not Path(cfg.model.init_from).exists():
-        raise ConfigError(f"config key 'model.init_from': {cfg.model.init_from} does not exist")
+    if cfg.model.init_from is not None:
+        from facet.calculator import model_path
+
+        try:
+            model_path(cfg.model.init_from)  # a registered name ("default") or a folder
+        except (FileNotFoundError, ValueError) as err:
+            raise ConfigError(f"config key 'model.init_from': {err}") from None

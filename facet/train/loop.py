@@ -14,6 +14,7 @@ the lowest validation loss, whose checkpoint pruning never removes), ``log.csv``
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -37,7 +38,13 @@ from .checkpoint import (
 from .config import ConfigError, TrainConfig, check_data_paths
 from .e0 import fit_atomic_energies, fit_scale_shift
 from .loss import combine_loss, finalize_metrics
-from .model_io import create_model_from_section, load_weights_into, resolve_checkpoint
+from .model_io import (
+    create_model_from_section,
+    finetune_section,
+    load_weights_into,
+    resolve_checkpoint,
+    resolve_model_dir,
+)
 from .optim import make_optimizer, make_schedule
 from .parallel import (
     host_slots,
@@ -68,6 +75,66 @@ def _fingerprint(batcher: EpochBatcher) -> str:
     h.update(np.ascontiguousarray(batcher._n_nodes, np.int64).tobytes())
     h.update(np.ascontiguousarray(batcher._n_edges, np.int64).tobytes())
     return h.hexdigest()[:16]
+
+
+def _finetune_e0(model, train_g, cfg: TrainConfig, predict_fn, dtype, say) -> np.ndarray:
+    """E0s for fine-tuning: the checkpoint's, corrected by a least-squares fit of the pretrained
+    model's energy residuals on the new training data. With the same DFT reference the
+    corrections are small; a shifted reference (another code or functional) is absorbed into
+    them; elements absent from the new data keep their E0."""
+    from .evaluate import predict_dataset
+
+    old = np.asarray(jax.device_get(model.atomic_energies[...]), np.float64)
+    labelled = [g for g in train_g if g.energy is not None]
+    if not labelled:
+        return old
+    budget = (cfg.data.max_nodes, cfg.data.max_edges, cfg.data.max_graphs)
+    pred = predict_dataset(model, labelled, budget, predict_fn=predict_fn, dtype=dtype)
+    residual = np.asarray([g.energy for g in labelled]) - pred["energy"]
+    correction = fit_atomic_energies(labelled, energies=residual)
+    per_atom = np.abs(residual).sum() / sum(g.n_node for g in labelled)
+    changed = {int(z): round(float(correction[z]), 4) for z in np.flatnonzero(correction)}
+    say(f"fine-tuning: the pretrained model's energy error on the training data is "
+        f"{1e3 * per_atom:.1f} meV/atom; E0 corrections (eV) fitted to it: {changed}")
+    return old + correction
+
+
+def content_fingerprint(graphs) -> str:
+    """SHA-256 of the training data's content: every structure's numbers, positions, cell and
+    labels, in order (a preprocessed dataset: its shards' recorded SHA-256s and the split).
+    Relabelled data (same structures, other energies) gives another fingerprint."""
+    h = hashlib.sha256()
+    ds = getattr(graphs, "ds", None)
+    manifest = getattr(ds, "manifest", None)
+    if isinstance(manifest, dict) and manifest.get("splits"):
+        h.update(str(getattr(ds, "split", "")).encode())
+        for name in sorted(manifest["splits"]):
+            for shard in manifest["splits"][name].get("shards", []):
+                h.update(f"{name}:{shard.get('file')}:{shard.get('sha256')}".encode())
+        return h.hexdigest()[:32]
+    for g in graphs:
+        for arr in (g.numbers, g.positions, g.cell, g.energy, g.forces, g.stress):
+            if arr is None:
+                h.update(b"-")
+                continue
+            a = np.ascontiguousarray(np.asarray(arr, np.float64))
+            h.update(str(a.shape).encode())
+            h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def _finite_or_raise(host: dict, step: int, last_good) -> None:
+    """Raise TrainingDiverged if any weight (parameters, EMA, optimiser state, E0s) is NaN/inf:
+    such a checkpoint is never written."""
+    for name in ("params", "ema", "opt_state", "rest"):
+        for kp, leaf in jax.tree_util.tree_flatten_with_path(host[name])[0]:
+            a = np.asarray(leaf)
+            if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+                raise TrainingDiverged(
+                    f"non-finite weights ({name}{jax.tree_util.keystr(kp)}) at step {step}; "
+                    f"no checkpoint written. The last good checkpoint is "
+                    f"{last_good or 'none (none saved)'}; check the optim settings"
+                )
 
 
 def _save(ckpt_root, state: TrainState, rest, cfg: TrainConfig, extra: dict) -> Path | None:
@@ -126,6 +193,11 @@ def train(
     say = report if lead else (lambda msg: None)
     dtype = np.float32 if cfg.model.dtype == "float32" else np.float64
 
+    finetune_src = None
+    if cfg.model.init_from is not None and model_factory is None:
+        # The architecture comes from the checkpoint (model_io.finetune_section).
+        arch, finetune_src = finetune_section(cfg.model, report=say)
+        cfg = dataclasses.replace(cfg, model=arch)
     model = create_model_from_section(cfg.model, model_factory)
     cutoff = float(cfg.data.cutoff if cfg.data.cutoff is not None else model.cutoff)
     if data is None:
@@ -142,10 +214,18 @@ def train(
             f"(Z = {missing}); their E0 is 0 and their errors will be large")
 
     if cfg.model.init_from is not None and not resume:
-        src = resolve_checkpoint(cfg.model.init_from, report=say)
-        load_weights_into(model, src)
+        src = finetune_src or resolve_checkpoint(resolve_model_dir(cfg.model.init_from),
+                                                 report=say)
+        try:
+            load_weights_into(model, src)
+        except (ValueError, KeyError) as err:
+            raise ConfigError(f"config key 'model.init_from': the weights of {src} do not fit "
+                              f"the model to train: {' '.join(str(err).split())}") from err
         say(f"fine-tuning from {src}")
-    e0 = fit_atomic_energies(train_g)
+    if cfg.model.init_from is not None and not resume:
+        e0 = _finetune_e0(model, train_g, cfg, predict_fn, dtype, say)
+    else:
+        e0 = fit_atomic_energies(train_g)
     model.set_atomic_energies(e0)
     if cfg.model.init_from is None:
         scale, shift = fit_scale_shift(train_g, e0)
