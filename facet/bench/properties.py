@@ -114,13 +114,20 @@ def birch_murnaghan_energy(volume, e0: float, b0: float, bp: float, v0: float):
     return birchmurnaghan(np.asarray(volume, dtype=np.float64), e0, b0, bp, v0)
 
 
+#: B0' outside this range, or a fit rms above this fraction of the scan's energy range, is
+#: recorded as ``fit_warning`` (the values are kept: the warning says the form does not fit).
+BP_PLAUSIBLE = (1.0, 10.0)
+RMS_WARN_FRACTION = 0.01
+
+
 def fit_birch_murnaghan(volumes, energies) -> dict:
     """Fit E(V) unless the scan has no minimum inside it.
 
     Returns ``{"status": "ok", "v0", "e0", "b0_GPa", "bp", "rms_meV"}`` (rms: residual of the fit
-    per structure), or ``{"status": "no minimum", "reason"}`` when the lowest energy lies at the
-    smallest or largest volume, or ``{"status": "fit failed", "reason"}`` when the fit does not
-    converge, puts V0 outside the scanned volumes or gives B0 <= 0.
+    per structure; ``fit_warning`` too when B0' or the rms is implausible, see
+    :data:`BP_PLAUSIBLE`), or ``{"status": "no minimum", "reason"}`` when the lowest energy lies
+    at the smallest or largest volume, or ``{"status": "fit failed", "reason"}`` when the fit
+    does not converge, puts V0 outside the scanned volumes or gives B0 <= 0.
     """
     import warnings
 
@@ -155,14 +162,25 @@ def fit_birch_murnaghan(volumes, energies) -> dict:
     if not b0 > 0:
         return {"status": "fit failed", "reason": f"fitted B0 {b0 * EV_PER_A3_TO_GPA:.3g} GPa"}
     resid = e - birch_murnaghan_energy(v, *eos.eos_parameters)
-    return {
+    rms = float(np.sqrt(np.mean(resid**2)))
+    out = {
         "status": "ok",
         "v0": float(v0),
         "e0": float(e0),
         "b0_GPa": float(b0 * EV_PER_A3_TO_GPA),
         "bp": bp,
-        "rms_meV": float(1e3 * np.sqrt(np.mean(resid**2))),
+        "rms_meV": 1e3 * rms,
     }
+    warn = []
+    if not BP_PLAUSIBLE[0] <= bp <= BP_PLAUSIBLE[1]:
+        warn.append(f"B' = {bp:.2f} outside {BP_PLAUSIBLE[0]:g}-{BP_PLAUSIBLE[1]:g}")
+    if rms > RMS_WARN_FRACTION * (e.max() - e.min()):
+        warn.append(
+            f"fit rms {1e3 * rms:.2f} meV > {100 * RMS_WARN_FRACTION:g} % of the scan's range"
+        )
+    if warn:
+        out["fit_warning"] = "; ".join(warn) + ": E(V) not of Birch-Murnaghan shape over the scan"
+    return out
 
 
 def _relax_positions(atoms, fmax: float, steps: int) -> tuple[bool, int]:

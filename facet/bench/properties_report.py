@@ -80,8 +80,8 @@ def compare(teacher: dict | None, facet: dict) -> dict:
             "structure": f.get("structure"),
             "teacher_status": t["status"] if t else "not run",
             "facet_status": f["status"],
-            "teacher_reason": (t or {}).get("reason"),
-            "facet_reason": f.get("reason"),
+            "teacher_reason": (t or {}).get("reason") or (t or {}).get("fit_warning"),
+            "facet_reason": f.get("reason") or f.get("fit_warning"),
         }
         for side, r in (("teacher", t), ("facet", f)):
             ok = bool(r) and r["status"] == "ok"
@@ -232,6 +232,13 @@ def teacher_side(args, tmp: Path) -> tuple[dict | None, str]:
         t = (old.get("sides") or {}).get("teacher")
         if not t or "error" in t:
             raise common.BenchError(f"{args.teacher_results} holds no teacher results")
+        ts = t.get("settings", {})
+        if (ts.get("n_points"), ts.get("span")) != (args.points, args.span):
+            raise common.BenchError(
+                f"{args.teacher_results}: its teacher scans used {ts.get('n_points')} points "
+                f"over +-{ts.get('span')}, this run {args.points} over +-{args.span}; "
+                "give the same --points/--span or run the teacher"
+            )
         return t, f"reused from {args.teacher_results} (run of {old['meta'].get('date_utc')})"
     python = args.teacher_python or os.environ.get(TEACHER_PYTHON_ENV)
     if not python:
@@ -267,13 +274,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default="default",
-        help="Facet model: 'default' or a training-run / checkpoint folder",
+        help="Facet model: 'default' or a training-run / checkpoint folder (default: default)",
     )
     p.add_argument(
         "--dtype",
         default="float64",
         choices=["float32", "float64"],
-        help="Facet side's dtype (finite differences want float64)",
+        help="Facet side's dtype (default float64: finite differences want it)",
     )
     p.add_argument(
         "--teacher-python",
@@ -286,8 +293,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="reuse the teacher side of an earlier results.json (no teacher run)",
     )
     p.add_argument("--crystals", help="comma-separated subset of the crystals (default all 22)")
-    p.add_argument("--points", type=int, default=None, help="lattice constants per scan (11)")
-    p.add_argument("--span", type=float, default=0.06, help="scan half-width, fraction of a")
+    p.add_argument(
+        "--points",
+        type=int,
+        default=None,
+        help="lattice constants per scan (default 11, 7 with --quick)",
+    )
+    p.add_argument(
+        "--span", type=float, default=0.06, help="scan half-width, fraction of a (default 0.06)"
+    )
     p.add_argument("--from-json", type=Path, help="only re-render the report from a results.json")
 
 
@@ -394,13 +408,21 @@ def plot(res: dict, path: Path) -> Path:
     cap = 100.0
     for k, (key, lab) in enumerate((("a_err_pct", "a0"), ("b_err_pct", "B0"))):
         vals = [min(r[key], cap) if r[key] is not None else 0.0 for r in rows]
-        ax.bar([i + 0.4 * k for i in range(len(rows))], vals, width=0.4, label=f"{lab} error")
+        bars = ax.bar(
+            [i + 0.4 * k for i in range(len(rows))], vals, width=0.4, label=f"{lab} error"
+        )
+        for bar, r in zip(bars, rows, strict=True):
+            if r[key] is not None and math.isinf(r[key]):  # no Facet minimum: a failure
+                bar.set_hatch("//")
+                bar.set_alpha(0.5)
     ax.axhline(TARGETS["median_lattice_error_pct"][0], color="C0", ls=":", lw=0.8)
     ax.axhline(TARGETS["median_bulk_modulus_error_pct"][0], color="C1", ls=":", lw=0.8)
     ax.set_yscale("symlog", linthresh=1.0)
     ax.set_xticks([i + 0.2 for i in range(len(rows))], names, rotation=90, fontsize=7)
     ax.set_ylabel(f"|Facet - teacher| / teacher (%), capped at {cap:g}")
-    ax.set_title("errors per crystal (dotted: targets 1 % and 10 %)", fontsize=9)
+    ax.set_title(
+        "errors per crystal (dotted: targets 1 % and 10 %; hatched: no Facet minimum)", fontsize=9
+    )
     ax.legend(fontsize=8)
     ax = axes[1, 1]
     xt = []
@@ -425,7 +447,7 @@ def plot(res: dict, path: Path) -> Path:
         fontsize=9,
     )
     ax.legend(fontsize=8)
-    fig.suptitle(f"Facet ({res['sides']['facet']['calculator']['model']}) vs SevenNet-0")
+    fig.suptitle(f"{res['sides']['facet']['calculator']['model']} vs SevenNet-0 (teacher)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -53,6 +53,12 @@ def test_birch_murnaghan_fit_recovers_known_parameters():
     assert fit["b0_GPa"] == pytest.approx(b0_gpa, rel=1e-6)
     assert fit["bp"] == pytest.approx(bp, rel=1e-5)
     assert fit["rms_meV"] < 1e-6
+    assert "fit_warning" not in fit
+    # an implausible B0' is kept but flagged
+    e_soft = P.birch_murnaghan_energy(v, e0, b0, 0.2, v0)
+    soft = P.fit_birch_murnaghan(v, e_soft)
+    assert soft["bp"] == pytest.approx(0.2, abs=1e-4)
+    assert "B' = 0.20 outside 1-10" in soft["fit_warning"]
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
