@@ -23,10 +23,12 @@ Both are scalars broadcast to every element (the model takes scalars or ``(119,)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["N_ELEMENTS", "composition_matrix", "fit_atomic_energies", "fit_scale_shift"]
+__all__ = ["N_ELEMENTS", "composition_matrix", "fit_atomic_energies", "fit_scale_shift",
+           "load_atomic_energies"]
 
 N_ELEMENTS = 119  # index = atomic number, 0 unused
 
@@ -99,3 +101,43 @@ def fit_scale_shift(graphs: Sequence, e0: np.ndarray) -> tuple[float, float]:
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     return scale, shift
+
+
+def load_atomic_energies(path: str | Path, required: Sequence[int] = ()) -> np.ndarray:
+    """Fixed E0s (eV) from a JSON file ``{"H": -1.12, "He": 0.0, ...}``; ``(119,)``.
+
+    Such a table anchors the energies to references that do not depend on which compositions
+    the training data happens to hold, e.g. the teacher's own isolated-atom energies
+    (``data/distill2/teacher_e0.json``), where a least-squares fit over few compositions can be
+    off by eV for an element seen in one stoichiometry only. ``required``: atomic numbers that
+    must have an entry (the training elements); a missing one is an error naming it, as is an
+    unknown symbol or a non-finite value.
+    """
+    import json
+
+    from ase.data import atomic_numbers, chemical_symbols
+
+    path = Path(path)
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the E0 table: {err}") from None
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: the E0 table must map element symbols to energies in eV")
+    e0 = np.zeros(N_ELEMENTS)
+    for sym, value in table.items():
+        if sym not in atomic_numbers or atomic_numbers[sym] == 0:
+            raise ValueError(f"{path}: unknown element symbol {sym!r}")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not np.isfinite(v):
+            raise ValueError(f"{path}: E0 of {sym} is not a finite number: {value!r}")
+        e0[atomic_numbers[sym]] = v
+    missing = sorted({int(z) for z in required}
+                     - {atomic_numbers[s] for s in table if s in atomic_numbers})
+    if missing:
+        names = ", ".join(chemical_symbols[z] for z in missing)
+        raise ValueError(f"{path}: no E0 for the training element(s) {names}")
+    return e0
