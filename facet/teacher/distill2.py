@@ -278,6 +278,19 @@ def shard_done(path: str) -> bool:
     return os.path.exists(path) and os.path.exists(meta_path(path))
 
 
+def shard_paths(data_dir: str) -> list[str]:
+    """The complete shards of ``data_dir`` (shard and sidecar both written), in order."""
+    import glob
+
+    paths = sorted(glob.glob(os.path.join(data_dir, "shards", "shard-*.json.gz")))
+    return [p for p in paths if shard_done(p)]
+
+
+def read_shard_meta(path: str) -> list[dict]:
+    with open(meta_path(path)) as f:
+        return json.load(f)
+
+
 def read_shard(path: str) -> tuple[list[dict], dict]:
     import gzip
 
@@ -399,12 +412,9 @@ def write_split_files(data_dir: str, out_dir: str, max_shards: int | None = None
     counted under ``"pending"``; a labelled material that ``splits.json`` does not name is an
     error.
     """
-    import glob
-
     with open(os.path.join(data_dir, "splits.json")) as f:
         split_of = {m: name for name, ids in json.load(f).items() for m in ids}
-    paths = sorted(glob.glob(os.path.join(data_dir, "shards", "shard-*.json.gz")))
-    paths = [p for p in paths if shard_done(p)]
+    paths = shard_paths(data_dir)
     if max_shards is not None:
         paths = paths[:max_shards]
     if not paths:
@@ -435,12 +445,9 @@ def summarize(data_dir: str, seed: int = 0) -> dict:
     """Counts of the shards present: per kind (materials, frames, held-out materials and
     frames), per split, and each element's number of training materials. Pure JSON: runs in
     either environment."""
-    import glob
-
     with open(os.path.join(data_dir, "splits.json")) as f:
         split_of = {m: name for name, ids in json.load(f).items() for m in ids}
-    paths = [p for p in sorted(glob.glob(os.path.join(data_dir, "shards", "shard-*.json.gz")))
-             if shard_done(p)]
+    paths = shard_paths(data_dir)
     kinds: dict[str, Counter] = {}
     splits: dict[str, Counter] = {}
     train_elements: Counter = Counter()
