@@ -22,11 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
     from pathlib import Path
 
     from facet.calculator import MODEL_PATHS
-    from facet.train.checkpoint import CheckpointError
     from facet.train.evaluate import evaluate
 
     if args.out:
@@ -35,11 +33,8 @@ def run(args: argparse.Namespace) -> int:
         out = f"eval-{args.model}"
     else:
         out = str(Path(args.model) / "eval")
-    try:
-        res = evaluate(args.model, args.data, out, energy_label=args.energy_label)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"facet evaluate: {exc}", file=sys.stderr)
-        return 1
+    # a bad model, data file or element: one line and exit code 2 (facet.cli.main)
+    res = evaluate(args.model, args.data, out, energy_label=args.energy_label)
     print(f"{res['n_structures']} structures, model {res['model']}")
     units = {"energy": "meV/atom", "forces": "meV/A", "stress": "meV/A^3"}
     for term, unit in units.items():

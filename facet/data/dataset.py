@@ -29,10 +29,12 @@ from .sources import sha256_file
 
 __all__ = ["DatasetError", "PreprocessedDataset", "load_manifest", "open_dataset"]
 
+from ..errors import InputError
+
 Verify = Literal["sha256", "size", "none"]
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A preprocessed directory that cannot be used as it is (missing/corrupt shard, version)."""
 
 

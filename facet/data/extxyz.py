@@ -166,10 +166,11 @@ def _atoms_task(parse, source, index, keys, require, min_distance) -> Frame:
 
 
 def _split_xyz(fh, source: str):
-    """Yield ``(index, first_line_number, text)`` per frame, from the atom-count lines.
+    """Yield ``(index, first_line_number, text, complete)`` per frame, from the atom-count lines.
 
     A count line that is not an integer cannot be resynchronised from and raises; a last frame
-    cut short is yielded as is (its parse then fails and is reported for that frame).
+    cut short (fewer lines than its count, or a last line without its newline) is yielded with
+    ``complete=False`` and reported as truncated for that frame.
     """
     index = 0
     lineno = 0
@@ -199,7 +200,9 @@ def _split_xyz(fh, source: str):
             if not line:
                 break
             lines.append(line)
-        yield index, lineno, "".join(lines), len(lines) == n + 2
+        # A last line without its newline is where a truncated file was cut (possibly inside a
+        # number, which would still parse): the frame counts as truncated.
+        yield index, lineno, "".join(lines), len(lines) == n + 2 and lines[-1].endswith("\n")
         lineno += len(lines) - 1
         index += 1
 
@@ -222,7 +225,8 @@ def _parse_xyz_frame(text: str, complete: bool, source: str, index: int, lineno:
     loc = {"source": source, "frame_id": str(index), "material_id": _header_material(text)}
     if not complete:
         raise FrameError(
-            f"frame {index} (line {lineno}) is truncated: fewer atom lines than its count",
+            f"frame {index} (line {lineno}) is truncated: fewer atom lines than its count, or "
+            "its last line has no newline (add one if the file is complete)",
             reason="malformed",
             **loc,
         )

@@ -38,10 +38,13 @@ class Budget:
         bad = np.flatnonzero((n_nodes + 1 > self.max_nodes) | (n_edges > self.max_edges))
         if bad.size:
             g = graphs[int(bad[0])]
-            raise ValueError(
-                    f"structure {g.key or '?'} ({g.n_node} atoms, {g.n_edge} edges) does not fit "
-                    f"the batch budget data.max_nodes={self.max_nodes} (one node is padding), "
-                    f"data.max_edges={self.max_edges}; raise the budget"
+            from .config import ConfigError
+
+            key = "data.max_nodes" if g.n_node + 1 > self.max_nodes else "data.max_edges"
+            raise ConfigError(
+                    f"config key '{key}': structure {g.key or '?'} ({g.n_node} atoms, {g.n_edge} "
+                    f"edges) does not fit the batch budget data.max_nodes={self.max_nodes} (one "
+                    f"node is padding), data.max_edges={self.max_edges}; raise the budget"
                 )
 
 

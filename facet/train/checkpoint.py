@@ -116,9 +116,15 @@ def save_checkpoint(
     config_yaml: str,
     state: dict | None = None,
     facet_version: str | None = None,
+    supported_elements: list[str] | None = None,
 ) -> Path:
     """Atomically write ``trees`` (name -> pytree of arrays) as checkpoint ``step`` under
-    ``root`` and return its directory. ``state`` must be JSON-serialisable."""
+    ``root`` and return its directory. ``state`` must be JSON-serialisable.
+
+    Nothing non-finite is ever written: a NaN or inf in any floating array raises
+    :class:`CheckpointError` naming the array before a byte is written. ``supported_elements``
+    (sorted element symbols the model was trained on) goes to ``meta.json``
+    (:mod:`facet.elements`)."""
     from facet import __version__
 
     root = Path(root)
@@ -133,6 +139,14 @@ def save_checkpoint(
     arrays: dict[str, np.ndarray] = {}
     for name, tree in trees.items():
         arrays |= _flatten(name, tree)
+    bad = [k for k, a in arrays.items()
+           if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a))]
+    if bad:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"refusing to write checkpoint step {step} under {root}: {len(bad)} arrays hold NaN "
+            f"or inf (first: {bad[0]})"
+        )
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     _write_bytes(tmp / "arrays.npz", buf.getvalue())
@@ -143,6 +157,7 @@ def save_checkpoint(
         "step": int(step),
         "trees": sorted(trees),
         "state": state or {},
+        **({"supported_elements": list(supported_elements)} if supported_elements else {}),
         "sha256": {f: _sha256(tmp / f) for f in ("arrays.npz", "config.yaml")},
     }
     _write_bytes(tmp / "meta.json", json.dumps(meta, indent=1).encode())

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import InputError
+
 __all__ = [
     "ConfigError",
     "ModelSection",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration key is unknown, has the wrong type, or names missing data."""
 
 
@@ -310,7 +312,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         with open(p) as fh:
-            d = yaml.safe_load(fh) or {}
+            try:
+                d = yaml.safe_load(fh) or {}
+            except yaml.YAMLError as err:
+                where = getattr(err, "problem_mark", None)
+                at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+                what = getattr(err, "problem", None) or type(err).__name__
+                raise ConfigError(f"config file {p} is not valid YAML{at}: {what}") from None
         if not isinstance(d, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
     if overrides:
@@ -334,6 +342,17 @@ def _check_semantics(cfg: TrainConfig) -> None:
             raise ConfigError(f"config key '{key}': {msg}")
 
     need(cfg.model.dtype in ("float32", "float64"), "model.dtype", "must be float32 or float64")
+    _check_finite_numbers(cfg)
+    _check_model_overrides(cfg.model.overrides)
+    from facet.data.mptrj import ENERGY_LABELS
+
+    need(cfg.data.energy_label in ENERGY_LABELS, "data.energy_label",
+         f"must be one of {list(ENERGY_LABELS)}")
+    need(cfg.optim.final_lr_factor >= 0, "optim.final_lr_factor", "must be >= 0")
+    need(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    need(0.0 <= cfg.optim.b1 < 1.0, "optim.b1", "must be in [0, 1)")
+    need(0.0 <= cfg.optim.b2 < 1.0, "optim.b2", "must be in [0, 1)")
+    need(cfg.optim.eps > 0, "optim.eps", "must be positive")
     need(cfg.optim.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {list(OPTIMIZERS)}")
     need(cfg.optim.schedule in SCHEDULES, "optim.schedule", f"must be one of {list(SCHEDULES)}")
     need(cfg.optim.lr > 0, "optim.lr", "must be positive")
@@ -360,6 +379,36 @@ def _check_semantics(cfg: TrainConfig) -> None:
         need(isinstance(p, str), f"data.train[{i}]", "must be a path string")
     for i, p in enumerate(cfg.data.val):
         need(isinstance(p, str), f"data.val[{i}]", "must be a path string")
+
+
+def _check_finite_numbers(cfg: TrainConfig) -> None:
+    """Every float field of every section is a finite number (NaN and inf are refused)."""
+    import math
+
+    for section in dataclasses.fields(cfg):
+        sec = getattr(cfg, section.name)
+        for f in dataclasses.fields(sec):
+            v = getattr(sec, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"config key '{section.name}.{f.name}': {v} is not a finite "
+                                  "number")
+
+
+def _check_model_overrides(overrides: dict) -> None:
+    """``model.overrides`` names fields of :class:`facet.nn.ModelConfig` with values of their
+    type (checked before any model is built)."""
+    if not overrides:
+        return
+    from facet.nn.config import ModelConfig
+
+    hints = typing.get_type_hints(ModelConfig)
+    for key, value in overrides.items():
+        if key not in hints:
+            raise ConfigError(
+                f"unknown config key 'model.overrides.{key}' (ModelConfig fields: "
+                f"{', '.join(sorted(hints))})"
+            )
+        _check_value(f"model.overrides.{key}", value, hints[key])
 
 
 def check_data_paths(cfg: TrainConfig, base: Path | None = None) -> None:

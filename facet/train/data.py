@@ -74,7 +74,9 @@ def open_preprocessed(path: Path, cutoff: float, split: str) -> ShardedGraphs:
 
     ds = open_dataset(path, split)
     if ds.cutoff < cutoff - 1e-9:
-        raise ValueError(
+        from facet.errors import InputError
+
+        raise InputError(
             f"preprocessed dataset {path} was built with cutoff {ds.cutoff} A but the model needs "
             f"{cutoff} A; preprocess again with at least that cutoff"
         )
@@ -95,7 +97,9 @@ def read_graphs(paths: Sequence[str], cutoff: float, energy_label: str) -> list[
         reader = _read_preprocessed if path.is_dir() else _read_source
         got = reader(path, cutoff, energy_label)
         if not got:
-            raise ValueError(f"{path} holds no structures")
+            from facet.errors import InputError
+
+            raise InputError(f"no frames read from {path}: it holds no structure")
         graphs.extend(got)
     return graphs
 
@@ -130,9 +134,11 @@ def split_by_group(graphs: Sequence[Graph], val_fraction: float, seed: int, *,
             in_train[z] -= 1
         val_idx.extend(groups[name])
     if len(val_idx) >= len(graphs):
-        raise ValueError(
-            f"data.val_fraction={val_fraction} leaves no training structures ({len(names)} "
-            "material groups); lower it or give data.val"
+        from .config import ConfigError
+
+        raise ConfigError(
+            f"config key 'data.val_fraction': {val_fraction} leaves no training structures "
+            f"({len(names)} material groups); lower it or give data.val"
         )
     chosen = set(val_idx)
     train = [g for i, g in enumerate(graphs) if i not in chosen]

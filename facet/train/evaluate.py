@@ -158,17 +158,35 @@ def evaluate(model_path: str | Path, data: Sequence[str], out_dir: str | Path, *
              energy_label: str | None = None, factory: Callable | None = None,
              predict_fn: Callable | None = None, graphs: Sequence | None = None,
              report=print) -> dict:
-    """Evaluate a trained model (run or checkpoint directory) on ``data``; write the outputs."""
+    """Evaluate a trained model (run or checkpoint directory) on ``data``; write the outputs.
+
+    Structures with elements the model does not support (:mod:`facet.elements`) are refused
+    with :class:`facet.errors.InputError` naming them, before anything is computed or written.
+    """
+    import yaml
+
+    from facet.elements import attach_supported, check_supported
+    from facet.errors import InputError
+
     from .data import read_graphs
     from .model_io import load_model
 
-    model, cfg, ckpt = load_model(model_path, factory=factory, report=report)
+    try:
+        model, cfg, ckpt = load_model(model_path, factory=factory, report=report)
+    except (yaml.YAMLError, KeyError, TypeError) as err:
+        msg = " ".join(str(err).split())
+        raise InputError(f"cannot load a Facet model from {model_path}: {msg}") from err
+    attach_supported(model, ckpt)
     if graphs is None:
         for p in data:
             if not Path(p).exists():
                 raise FileNotFoundError(f"--data {p} does not exist")
         cutoff = float(cfg.data.cutoff if cfg.data.cutoff is not None else model.cutoff)
         graphs = read_graphs(data, cutoff, energy_label or cfg.data.energy_label)
+    seen: set[int] = set()
+    for g in graphs:
+        seen.update(np.unique(np.asarray(g.numbers)).tolist())
+    check_supported(model, sorted(seen), f"--data {' '.join(map(str, data))}")
     dtype = np.float32 if cfg.model.dtype == "float32" else np.float64
     budget = (cfg.data.max_nodes, cfg.data.max_edges, cfg.data.max_graphs)
     pred = predict_dataset(model, graphs, budget, predict_fn=predict_fn, dtype=dtype)

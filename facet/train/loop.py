@@ -66,7 +66,8 @@ LOG_COLUMNS = [
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradients became NaN/inf; the last good checkpoint is kept."""
+    """The loss, the gradients or the weights became NaN/inf; the last good checkpoint is kept
+    and nothing non-finite is written."""
 
 
 def _fingerprint(batcher: EpochBatcher) -> str:
@@ -137,14 +138,50 @@ def _finite_or_raise(host: dict, step: int, last_good) -> None:
                 )
 
 
-def _save(ckpt_root, state: TrainState, rest, cfg: TrainConfig, extra: dict) -> Path | None:
+def _save(ckpt_root, state: TrainState, rest, cfg: TrainConfig, extra: dict,
+          supported: list[str] | None = None, last_good=None) -> Path | None:
     if jax.process_index() != 0:
         return None
     host = to_host({"params": state.params, "opt_state": state.opt_state, "ema": state.ema,
                     "rest": rest, "counters": {"step": state.step, "rng": state.rng}})
+    _finite_or_raise(host, int(host["counters"]["step"]), last_good)
+    if supported is not None and cfg.model.init_from is not None:
+        # fine-tuned: the pretrained elements (non-zero E0s) stay supported
+        from facet.elements import supported_from_e0, symbols_of
+
+        for kp, leaf in jax.tree_util.tree_flatten_with_path(host["rest"])[0]:
+            if "atomic_energies" in jax.tree_util.keystr(kp):
+                supported = symbols_of(
+                    {*supported_numbers_of(supported), *supported_from_e0(np.asarray(leaf))})
     return save_checkpoint(ckpt_root, int(host["counters"]["step"]), host,
                            config_yaml=yaml.safe_dump(cfg.to_dict(), sort_keys=False),
-                           state=extra)
+                           state=extra, supported_elements=supported)
+
+
+def supported_numbers_of(symbols) -> tuple[int, ...]:
+    from facet.elements import numbers_of
+
+    return numbers_of(symbols)
+
+
+def training_elements(graphs) -> list[str]:
+    """Sorted element symbols of the training structures (a preprocessed split: from its
+    manifest's statistics, without reading the shards)."""
+    from facet.elements import symbols_of
+
+    ds = getattr(graphs, "ds", None)
+    manifest = getattr(ds, "manifest", None)
+    split = getattr(ds, "split", None)
+    if isinstance(manifest, dict) and split in manifest.get("splits", {}):
+        from ase.data import atomic_numbers
+
+        els = manifest["splits"][split].get("stats", {}).get("elements")
+        if els:
+            return symbols_of(atomic_numbers[s] for s in els)
+    seen: set[int] = set()
+    for g in graphs:
+        seen.update(np.unique(np.asarray(g.numbers)).tolist())
+    return symbols_of(seen)
 
 
 def _templates(state: TrainState, rest) -> dict:
@@ -156,6 +193,7 @@ def train(
     cfg: TrainConfig,
     *,
     resume: bool = False,
+    allow_data_change: bool = False,
     model_factory: Callable | None = None,
     predict_fn: Callable | None = None,
     data: tuple[Sequence, Sequence] | None = None,
@@ -166,7 +204,9 @@ def train(
 
     Args:
         cfg: the run configuration.
-        resume: continue from the newest complete checkpoint in ``cfg.run.out_dir``.
+        resume: continue from the newest complete checkpoint in ``cfg.run.out_dir``; training
+            data whose content differs from the checkpointed run's (its fingerprint) are
+            refused unless ``allow_data_change``.
         model_factory: ``ModelSection -> model`` (default ``facet.create_model``).
         predict_fn: the contract's ``predict`` (default ``facet.physics.predict``).
         data: ``(train_graphs, val_graphs)`` to use instead of reading ``cfg.data`` paths.
@@ -180,6 +220,8 @@ def train(
     """
     run_dir = Path(cfg.run.out_dir)
     ckpt_root = run_dir / "checkpoints"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"config key 'run.out_dir': {run_dir} is a file, not a directory")
     if data is None:
         check_data_paths(cfg)
     if not resume and list_checkpoints(ckpt_root):
@@ -246,6 +288,8 @@ def train(
     graphdef, params, rest = split_model(model)
     state = init_state(params, tx, seed=cfg.model.seed)
     fingerprint = _fingerprint(batcher)
+    content = content_fingerprint(train_g)
+    supported = training_elements(train_g)
     best = {"loss": float("inf"), "step": -1}
     if resume:
         ckpt = latest_checkpoint(ckpt_root, report=say)
@@ -258,6 +302,18 @@ def train(
                 f"--resume: the training data differ from those of the checkpointed run {ckpt} "
                 "(structure sizes changed); the data position cannot be restored"
             )
+        if st.get("data_content") is None:
+            say(f"warning: {ckpt} records no fingerprint of its training data's content "
+                "(written by an older facet); the data cannot be checked to be unchanged")
+        elif st["data_content"] != content:
+            if not allow_data_change:
+                raise ConfigError(
+                    f"--resume: the training data's content differs from that of the "
+                    f"checkpointed run {ckpt} (same structure sizes, other positions or labels: "
+                    "relabelled or edited data); pass --allow-data-change to continue on them"
+                )
+            say(f"warning: resuming {ckpt} on training data whose content changed "
+                "(--allow-data-change)")
         state = TrainState(loaded["counters"]["step"], loaded["params"], loaded["opt_state"],
                            loaded["ema"], loaded["counters"]["rng"])
         rest = loaded["rest"]
@@ -369,8 +425,9 @@ def train(
             if do_ckpt:
                 extra = {"epoch": epoch, "step_in_epoch": k, "best_val_loss": best["loss"],
                          "best_step": best["step"], "data_fingerprint": fingerprint,
-                         "last_val": last_val}
-                last_good = _save(ckpt_root, state, rest, cfg, extra) or last_good
+                         "data_content": content, "last_val": last_val}
+                last_good = _save(ckpt_root, state, rest, cfg, extra, supported,
+                                  last_good) or last_good
                 if lead:
                     if best["step"] == step:
                         atomic_write_text(run_dir / "best.json", json.dumps(best))

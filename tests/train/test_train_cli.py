@@ -21,5 +21,5 @@ def test_train_bad_config_exit_code_names_key(tmp_path, capsys):
 
 
 def test_evaluate_missing_model(tmp_path, capsys):
-    assert main(["evaluate", "--model", str(tmp_path), "--data", "x.json"]) == 1
+    assert main(["evaluate", "--model", str(tmp_path), "--data", "x.json"]) == 2
     assert "no complete checkpoint" in capsys.readouterr().err

@@ -1,0 +1,165 @@
+"""Training at the edges (issue 17): every numeric config field is range-checked and nothing
+non-finite is ever written to a checkpoint (item 2); resuming on data whose content changed is
+refused unless asked for (item 3); a checkpoint records the elements it supports (item 1)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from toymodel import PairModel, labelled_graphs, toy_predict
+
+from facet.train import checkpoint as ck
+from facet.train.config import ConfigError, config_from_dict
+from facet.train.loop import TrainingDiverged, train
+
+TEACHER_E0 = {14: -5.4, 8: -4.9, 3: -1.9}
+
+
+@pytest.fixture(scope="module")
+def toy_data():
+    t = PairModel(seed=123)
+    e0 = np.zeros(119)
+    for z, v in TEACHER_E0.items():
+        e0[z] = v
+    t.set_atomic_energies(e0)
+    graphs = labelled_graphs(24, t, seed=7)
+    return graphs[:20], graphs[20:]
+
+
+def toy_factory(section):
+    return PairModel(seed=section.seed,
+                     dtype=jnp.float32 if section.dtype == "float32" else jnp.float64)
+
+
+def toy_config(out_dir, **sections):
+    d = {
+        "model": {"preset": "toy", "seed": 0},
+        "data": {"max_nodes": 32, "max_edges": 1024, "max_graphs": 6, "seed": 3},
+        "optim": {"lr": 0.02, "warmup_steps": 2, "ema_decay": 0.9},
+        "run": {"out_dir": str(out_dir), "epochs": 2, "log_every": 2, "progress": False},
+    }
+    for name, kv in sections.items():
+        d[name] = {**d.get(name, {}), **kv}
+    return config_from_dict(d)
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [("optim", "final_lr_factor", float("nan")), ("optim", "final_lr_factor", -0.5),
+     ("optim", "b1", 5.0), ("optim", "b2", 1.0), ("optim", "clip_norm", float("nan")),
+     ("optim", "eps", 0.0), ("optim", "weight_decay", -1e-3), ("optim", "lr", float("inf")),
+     ("optim", "ema_decay", float("nan")), ("loss", "energy_weight", float("nan")),
+     ("loss", "huber_delta", float("inf")), ("data", "cutoff", float("nan")),
+     ("data", "val_fraction", float("nan")), ("data", "energy_label", "total_energy")],
+)
+def test_every_numeric_config_field_is_range_checked(tmp_path, section, key, value):
+    with pytest.raises(ConfigError, match=rf"'{section}\.{key}'"):
+        toy_config(tmp_path, **{section: {key: value}})
+
+
+def test_model_overrides_are_checked_by_name_and_type(tmp_path):
+    with pytest.raises(ConfigError, match=r"'model.overrides.num_layerz'"):
+        toy_config(tmp_path, model={"overrides": {"num_layerz": 2}})
+    with pytest.raises(ConfigError, match=r"'model.overrides.num_layers'.*two"):
+        toy_config(tmp_path, model={"overrides": {"num_layers": "two"}})
+    assert toy_config(tmp_path, model={"overrides": {"num_layers": 1}}).model.overrides == {
+        "num_layers": 1}
+
+
+def test_no_checkpoint_with_non_finite_arrays_is_written(tmp_path):
+    with pytest.raises(ck.CheckpointError, match=r"NaN or inf \(first: ema/\['w'\]"):
+        ck.save_checkpoint(tmp_path, 3, {"ema": {"w": np.array([1.0, np.nan])}},
+                           config_yaml="{}")
+    assert not ck.list_checkpoints(tmp_path) and not list(tmp_path.iterdir())
+
+
+def test_training_that_ends_with_nan_weights_writes_none(tmp_path, toy_data, monkeypatch):
+    """A schedule that returns NaN at the last step (what optim.final_lr_factor=.nan did):
+    the loss and gradients stay finite, the weights do not; no checkpoint holds them."""
+    import facet.train.loop as loop
+
+    real = loop.make_optimizer
+
+    def nan_at_end(optim, total):
+        import optax
+
+        sched = loop.make_schedule(optim, total)
+        return optax.chain(optax.scale_by_adam(),
+                           optax.scale_by_schedule(lambda s: jnp.where(s >= total - 1, jnp.nan,
+                                                                       -sched(s))))
+
+    monkeypatch.setattr(loop, "make_optimizer", nan_at_end)
+    cfg = toy_config(tmp_path, run={"epochs": 1, "checkpoint_every": 1, "keep_checkpoints": 100})
+    with pytest.raises(TrainingDiverged, match=r"non-finite weights .* no checkpoint written"):
+        train(cfg, model_factory=toy_factory, predict_fn=toy_predict, data=toy_data,
+              report=lambda m: None)
+    monkeypatch.setattr(loop, "make_optimizer", real)
+    saved = ck.list_checkpoints(tmp_path / "checkpoints")
+    assert saved  # the steps before the last were written ...
+    for path in saved:  # ... and every array in every one of them is finite
+        for tree in ("params", "ema", "opt_state", "rest"):
+            assert all(np.all(np.isfinite(a)) for a in ck.read_arrays(path, tree).values()
+                       if np.issubdtype(a.dtype, np.inexact))
+
+
+def _relabelled(graphs, shift_per_atom):
+    return [dataclasses.replace(g, energy=g.energy + shift_per_atom * g.n_node)
+            if dataclasses.is_dataclass(g) else
+            g.__class__(**{**g.__dict__, "energy": g.energy + shift_per_atom * g.n_node})
+            for g in graphs]
+
+
+def test_resume_with_relabelled_data_is_refused(tmp_path, toy_data):
+    cfg = toy_config(tmp_path / "run", run={"epochs": 2, "checkpoint_every": 2})
+    kw = dict(model_factory=toy_factory, predict_fn=toy_predict, report=lambda m: None)
+    train(cfg, data=toy_data, stop_at_step=4, **kw)
+    changed = (_relabelled(toy_data[0], 100.0), toy_data[1])
+    with pytest.raises(ConfigError, match=r"content differs .*--allow-data-change"):
+        train(cfg, resume=True, data=changed, **kw)
+    ok = train(cfg, resume=True, data=changed, allow_data_change=True, **kw)
+    assert ok["step"] == ok["total_steps"]
+    # the same data resume without a word
+    cfg2 = toy_config(tmp_path / "run2", run={"epochs": 2, "checkpoint_every": 2})
+    train(cfg2, data=toy_data, stop_at_step=4, **kw)
+    assert train(cfg2, resume=True, data=toy_data, **kw)["step"] > 4
+
+
+def test_old_checkpoint_without_fingerprint_warns_and_resumes(tmp_path, toy_data):
+    cfg = toy_config(tmp_path / "run", run={"epochs": 2, "checkpoint_every": 2})
+    kw = dict(model_factory=toy_factory, predict_fn=toy_predict)
+    train(cfg, data=toy_data, stop_at_step=4, report=lambda m: None, **kw)
+    # make the newest checkpoint as an older facet wrote it: no data_content in its state
+    import hashlib
+
+    last = ck.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    meta = json.loads((last / "meta.json").read_text())
+    del meta["state"]["data_content"]
+    (last / "meta.json").write_text(json.dumps(meta, indent=1))
+    (last / "COMPLETE").write_text(hashlib.sha256((last / "meta.json").read_bytes()).hexdigest())
+    ck.verify_checkpoint(last)
+    said = []
+    out = train(cfg, resume=True, data=toy_data, report=said.append, **kw)
+    assert out["step"] == out["total_steps"]
+    assert any("records no fingerprint" in m for m in said)
+
+
+def test_checkpoint_records_supported_elements(tmp_path, toy_data):
+    cfg = toy_config(tmp_path / "run", run={"epochs": 1})
+    train(cfg, data=toy_data, model_factory=toy_factory, predict_fn=toy_predict,
+          report=lambda m: None)
+    last = ck.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    meta = json.loads((last / "meta.json").read_text())
+    present = sorted({int(z) for g in toy_data[0] for z in np.asarray(g.numbers)})
+    from ase.data import chemical_symbols
+
+    assert meta["supported_elements"] == [chemical_symbols[z] for z in present]
+    assert present == [3, 8, 14]
+    from facet.elements import supported_elements_of_checkpoint
+
+    assert supported_elements_of_checkpoint(last) == (3, 8, 14)
+    assert jax.tree.leaves(meta)  # meta.json stays plain JSON
