@@ -17,7 +17,8 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``facet --help`` lists them.
-SUBCOMMANDS = ["info", "preprocess", "train", "evaluate", "relax", "md", "export", "bench"]
+SUBCOMMANDS = ["info", "preprocess", "train", "evaluate", "predict", "relax", "md", "export",
+               "bench"]
 
 
 class _Parser(argparse.ArgumentParser):
