@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from toymodel import PairModel, labelled_graphs, toy_predict
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from toymodel import PairModel, labelled_graphs, toy_predict  # noqa: E402
-
-from facet.train.config import config_from_dict  # noqa: E402
+from facet.train.config import config_from_dict
 
 TEACHER_E0 = {14: -5.4, 8: -4.9, 3: -1.9}
 

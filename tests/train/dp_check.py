@@ -5,10 +5,6 @@ compare a data-parallel step with a single-device step on the union of the per-d
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 def main() -> None:

@@ -7,8 +7,6 @@ import pickle
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
 
 def main() -> None:
     from conftest import toy_config, toy_factory
