@@ -402,7 +402,8 @@ def plot(res: dict, path: Path) -> Path:
         )
         ax.set_xlabel("SevenNet-0 (teacher)")
         ax.set_ylabel("Facet")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     ax = axes[1, 0]
     names = [r["name"] for r in rows]
     cap = 100.0
@@ -423,7 +424,8 @@ def plot(res: dict, path: Path) -> Path:
     ax.set_title(
         "errors per crystal (dotted: targets 1 % and 10 %; hatched: no Facet minimum)", fontsize=9
     )
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax = axes[1, 1]
     xt = []
     for k, r in enumerate(r for r in res["rows"] if r["kind"] == "phonons"):
@@ -446,7 +448,8 @@ def plot(res: dict, path: Path) -> Path:
         f"Facet {_f(w['facet_angle_deg'], '.1f')} deg",
         fontsize=9,
     )
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.suptitle(f"{res['sides']['facet']['calculator']['model']} vs SevenNet-0 (teacher)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

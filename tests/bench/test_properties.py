@@ -337,3 +337,39 @@ def test_without_teacher_python_the_teacher_side_is_skipped(monkeypatch, tmp_pat
     args.teacher_python = str(tmp_path / "nope" / "python")
     res, why = R.teacher_side(args, tmp_path)
     assert res is None and "not found" in why
+
+
+def test_reused_teacher_results_must_match_the_scan(tmp_path):
+    from argparse import Namespace
+
+    from facet.bench.common import BenchError, write_json
+
+    old = tmp_path / "results.json"
+    teacher = _side([_eos("A", 4.0, 100.0)], [0.0] * 6, 104.0, 0.97)
+    write_json(old, {"meta": {"date_utc": "x"}, "sides": {"teacher": teacher}})
+    args = Namespace(teacher_results=old, teacher_python=None, points=11, span=0.06)
+    res, why = R.teacher_side(args, tmp_path)
+    assert res["eos"][0]["a0"] == 4.0 and why.startswith("reused from")
+    args.points = 7
+    with pytest.raises(BenchError, match="11 points over"):
+        R.teacher_side(args, tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_runs_the_facet_side_without_a_teacher(tmp_path, monkeypatch):
+    """The whole selection through the command line, shipped model, one crystal, no teacher."""
+    import json
+
+    from facet.cli import main
+
+    monkeypatch.delenv(R.TEACHER_PYTHON_ENV, raising=False)
+    out = tmp_path / "props"
+    rc = main(["bench", "properties", "--crystals", "Si", "--points", "5", "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["sides"]["teacher"] is None
+    assert res["meta"]["teacher_from"].startswith("skipped: no teacher Python")
+    si = res["sides"]["facet"]["eos"][0]
+    assert si["name"] == "Si" and len(si["points"]) == 5
+    assert all(m["met"] is None for m in res["metrics"].values())
+    assert "n/a (no teacher)" in (out / "report.md").read_text()
