@@ -6,7 +6,7 @@ skipped in it are rows with reasons, report and plot written, nothing written in
 report's folder); with no recorded run every trainer is a ``skipped: <reason>`` row naming the
 missing file; ``all --quick`` runs its selections in separate processes, records each one's
 status and time and writes the summary; the ``model`` rows keep the script's numbers and a failed
-script is one ``failed`` row. The real ``scripts/bench_model.py`` run is marked slow.
+script is one ``failed`` row. The real ``python -m facet.bench.model`` run is marked slow.
 """
 
 from __future__ import annotations
