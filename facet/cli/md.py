@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", default="default", help="a checkpoint path, a registered model name or a preset"
     )
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    from ..dispersion import DAMPINGS
+
+    parser.add_argument(
+        "--dispersion", default=None, choices=list(DAMPINGS),
+        help="add DFT-D3 dispersion (PBE parameters, dftd3 package) to the model (default: none)",
+    )
     parser.add_argument("--ensemble", default="nve", choices=["nve", "nvt", "npt"])
     parser.add_argument("--engine", default="ase", choices=["ase", "jax"])
     parser.add_argument("--steps", type=non_negative_int, default=1000, help="MD steps")
@@ -117,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.engine == "jax" and args.ensemble == "npt":
         raise InputError("--engine jax supports nve and nvt; use --engine ase for npt")
+    if args.engine == "jax" and args.dispersion:
+        raise InputError("--dispersion needs --engine ase (the jax engine runs the model only)")
     paths = output_paths(args)
-    calc = FacetCalculator(model=args.model, dtype=args.dtype)
+    calc = FacetCalculator(model=args.model, dtype=args.dtype, dispersion=args.dispersion)
     check_supported(calc.model, atoms.numbers, key)
     probe = atoms.copy()
     probe.calc = calc

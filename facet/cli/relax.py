@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a checkpoint path, a registered model name or a preset (random weights)",
     )
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    from ..dispersion import DAMPINGS
+
+    parser.add_argument(
+        "--dispersion", default=None, choices=list(DAMPINGS),
+        help="add DFT-D3 dispersion (PBE parameters, dftd3 package) to the model (default: none)",
+    )
     parser.add_argument("--fmax", type=positive_float, default=0.05, help="force threshold, eV/A")
     parser.add_argument("--steps", type=non_negative_int, default=500, help="maximum FIRE steps")
     parser.add_argument("--fixed-cell", action="store_true", help="relax positions only")
@@ -56,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--trajectory-dir is not available with --batched")
     if args.batched and args.dtype == "float64":
         raise InputError("--batched runs in float32 here; use the Python API for float64")
-    calc = FacetCalculator(model=args.model, dtype=args.dtype)
+    if args.batched and args.dispersion:
+        raise InputError("--dispersion is not available with --batched (it runs the model only)")
+    calc = FacetCalculator(model=args.model, dtype=args.dtype, dispersion=args.dispersion)
     for key, atoms in items:  # every structure is checked before any is relaxed
         check_supported(calc.model, atoms.numbers, key)
         probe = atoms.copy()

@@ -25,3 +25,22 @@ def facet_s64():
             "facet-s", seed=1, dtype="float64", num_layers=2, channels=16, mixer_hidden=16,
             residual_init=1.0,
         )
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """A float32 checkpoint of a tiny facet-s (random weights) with a training batch shape."""
+    import yaml
+
+    from facet import create_model
+    from facet.train.checkpoint import save_checkpoint
+    from facet.train.step import split_model
+
+    over = {"channels": 8, "num_layers": 1, "mixer_hidden": 8, "cutoff": 4.0}
+    model = create_model("facet-s", seed=2, **over)
+    _, params, rest = split_model(model)
+    cfg = {"model": {"preset": "facet-s", "overrides": over},
+           "data": {"max_nodes": 40, "max_edges": 1500, "max_graphs": 4}}
+    root = tmp_path_factory.mktemp("tiny") / "run"
+    return save_checkpoint(root / "checkpoints", 1, {"ema": params, "rest": rest},
+                           config_yaml=yaml.safe_dump(cfg))

@@ -131,3 +131,35 @@ def test_unknown_dispersion_name_raises(facet_s64):
         FacetCalculator(facet_s64, dispersion="d4")
     with pytest.raises(ValueError, match="'nofunctional'"):
         FacetCalculator(facet_s64, dispersion="d3bj", dispersion_xc="nofunctional")
+
+
+def test_relax_and_md_cli_add_dispersion(tiny_ckpt, tmp_path, capsys):
+    """``facet relax --dispersion d3bj --steps 0`` reports model + D3 energy; the engines that
+    run the model alone refuse --dispersion in one line."""
+    from ase.build import bulk
+    from ase.io import read, write
+    from dftd3.ase import DFTD3
+
+    from facet import FacetCalculator
+    from facet.cli import main
+
+    si = bulk("Si", "diamond", a=5.43)
+    si.rattle(0.02, seed=1)
+    write(tmp_path / "si.extxyz", si, format="extxyz")
+    out = tmp_path / "relaxed.extxyz"
+    argv = ["relax", str(tmp_path / "si.extxyz"), "--model", str(tiny_ckpt), "--steps", "0",
+            "--fmax", "100", "-o", str(out), "--no-progress"]
+    assert main([*argv, "--dispersion", "d3bj"]) == 0
+    capsys.readouterr()
+    got = read(out).get_potential_energy()
+    a = si.copy()
+    a.calc = FacetCalculator(str(tiny_ckpt))
+    b = si.copy()
+    b.calc = DFTD3(method="pbe", damping="d3bj")
+    assert got == pytest.approx(a.get_potential_energy() + b.get_potential_energy(), abs=1e-4)
+    assert main([*argv, "--dispersion", "d3bj", "--batched"]) == 2
+    assert "--dispersion is not available with --batched" in capsys.readouterr().err
+    md = ["md", str(tmp_path / "si.extxyz"), "--model", str(tiny_ckpt), "--steps", "1",
+          "--engine", "jax", "--dispersion", "d3bj", "-o", str(tmp_path / "md.extxyz")]
+    assert main(md) == 2
+    assert "--dispersion needs --engine ase" in capsys.readouterr().err

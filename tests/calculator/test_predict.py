@@ -94,25 +94,6 @@ def test_refuses_bad_structures_naming_them(facet_s64):
         predict_structures(facet_s64, [ok, bad], keys=["frame-a", "frame-b"])
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    """A float32 checkpoint of a tiny facet-s (random weights) with a training batch shape."""
-    import yaml
-
-    from facet import create_model
-    from facet.train.checkpoint import save_checkpoint
-    from facet.train.step import split_model
-
-    over = {"channels": 8, "num_layers": 1, "mixer_hidden": 8, "cutoff": 4.0}
-    model = create_model("facet-s", seed=2, **over)
-    _, params, rest = split_model(model)
-    cfg = {"model": {"preset": "facet-s", "overrides": over},
-           "data": {"max_nodes": 40, "max_edges": 1500, "max_graphs": 4}}
-    root = tmp_path_factory.mktemp("tiny") / "run"
-    return save_checkpoint(root / "checkpoints", 1, {"ema": params, "rest": rest},
-                           config_yaml=yaml.safe_dump(cfg))
-
-
 def test_cli_formats_keys_and_refusals(tiny_ckpt, tmp_path, capsys):
     from ase.db import connect
     from ase.io import read, write
