@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -159,12 +158,7 @@ def _run_with_budget(cmd: list[str], *, budget_s: float, log: Path, env: dict) -
             cpu = mace_train._cpu_seconds(proc.pid) or cpu  # last reading before exit
             if time.perf_counter() - t0 > budget_s:
                 stopped = True
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                mace_train.stop(proc)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 and not stopped:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .dynamics_report import write_report
+from .meta import cpu_model
 
 #: The runner scripts, part of this package: each runs by its path under a peer's own Python.
 PEER_DIR = Path(__file__).resolve().parent / "peers"
@@ -189,16 +190,8 @@ def small_structures(n: int, seed: int = 0):
 
 
 def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "loadavg_start": os.getloadavg(),

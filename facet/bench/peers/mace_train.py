@@ -316,12 +316,13 @@ def _supervise(cmd, log_path: Path, env: dict, cwd: str, *, budget_s: float | No
             done = _DONE_MARK in log_path.read_text(errors="replace")
             if over or done:
                 stopped = stopped or over
-                _stop(proc)
+                stop(proc)
                 return (0 if done and not over else proc.returncode), stopped, samples
     return proc.returncode, stopped, samples
 
 
-def _stop(proc) -> None:
+def stop(proc) -> None:
+    """Stop a process started in its own session: SIGTERM to its group, SIGKILL after 30 s."""
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(30)

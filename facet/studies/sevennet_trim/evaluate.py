@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.build import bulk
+
+from facet.bench.meta import cpu_model
 
 EV_A3_TO_GPA = 160.21766208
 
@@ -395,16 +398,6 @@ def environment() -> dict:
     import sevenn
     import torch
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -413,7 +406,7 @@ def environment() -> dict:
         "numpy": np.__version__,
         "ase": ase.__version__,
         "platform": platform.platform(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
