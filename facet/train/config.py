@@ -56,6 +56,12 @@ class ModelSection:
             are refitted on the new training data), or None. Its architecture is the
             checkpoint's: ``preset``/``overrides`` need not be restated, and one that
             contradicts it is refused.
+        atomic_energies: the per-element reference energies (E0s): ``fit`` (least squares on
+            the training split, :func:`facet.train.e0.fit_atomic_energies`) or a JSON file
+            ``{symbol: eV}`` of fixed ones (:func:`facet.train.e0.load_atomic_energies`), e.g.
+            the teacher's isolated-atom energies ``data/distill2/teacher_e0.json``; every
+            training element needs an entry. Training from scratch only (fine-tuning refits
+            the pretrained model's E0s).
     """
 
     preset: str = "facet-s"
@@ -63,6 +69,7 @@ class ModelSection:
     dtype: str = "float32"
     seed: int = 0
     init_from: str | None = None
+    atomic_energies: str = "fit"
 
 
 @dataclass(frozen=True)
@@ -420,6 +427,17 @@ def check_data_paths(cfg: TrainConfig, base: Path | None = None) -> None:
             path = Path(p) if base is None or Path(p).is_absolute() else base / p
             if not path.exists():
                 raise ConfigError(f"config key 'data.{section}[{i}]': {p} does not exist")
+    if cfg.model.atomic_energies != "fit":
+        path = Path(cfg.model.atomic_energies)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        if not path.is_file():
+            raise ConfigError(f"config key 'model.atomic_energies': {cfg.model.atomic_energies} "
+                              "is neither 'fit' nor an existing JSON file")
+        if cfg.model.init_from is not None:
+            raise ConfigError("config key 'model.atomic_energies': a fixed E0 table is for "
+                              "training from scratch; fine-tuning ('model.init_from') refits "
+                              "the pretrained model's E0s")
     if cfg.model.init_from is not None:
         from facet.calculator import model_path
 

@@ -36,7 +36,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, TrainConfig, check_data_paths
-from .e0 import fit_atomic_energies, fit_scale_shift
+from .e0 import fit_atomic_energies, fit_scale_shift, load_atomic_energies
 from .loss import combine_loss, finalize_metrics
 from .model_io import (
     create_model_from_section,
@@ -76,6 +76,17 @@ def _fingerprint(batcher: EpochBatcher) -> str:
     h.update(np.ascontiguousarray(batcher._n_nodes, np.int64).tobytes())
     h.update(np.ascontiguousarray(batcher._n_edges, np.int64).tobytes())
     return h.hexdigest()[:16]
+
+
+def _table_e0(path: str, train_g) -> np.ndarray:
+    """Fixed E0s of ``model.atomic_energies``; every training element must have one."""
+    seen: set[int] = set()
+    for g in train_g:
+        seen.update(np.unique(np.asarray(g.numbers)).tolist())
+    try:
+        return load_atomic_energies(path, required=sorted(seen))
+    except ValueError as err:
+        raise ConfigError(f"config key 'model.atomic_energies': {err}") from None
 
 
 def _finetune_e0(model, train_g, cfg: TrainConfig, predict_fn, dtype, say) -> np.ndarray:
@@ -266,13 +277,18 @@ def train(
         say(f"fine-tuning from {src}")
     if cfg.model.init_from is not None and not resume:
         e0 = _finetune_e0(model, train_g, cfg, predict_fn, dtype, say)
+    elif cfg.model.atomic_energies != "fit":
+        e0 = _table_e0(cfg.model.atomic_energies, train_g)
     else:
         e0 = fit_atomic_energies(train_g)
     model.set_atomic_energies(e0)
     if cfg.model.init_from is None:
         scale, shift = fit_scale_shift(train_g, e0)
         model.set_scale_shift(scale, shift)
-        say(f"E0s fitted on {len(train_g)} structures; scale {scale:.4g}, shift {shift:.4g} eV")
+        how = ("fitted" if cfg.model.atomic_energies == "fit"
+               else f"from {cfg.model.atomic_energies}")
+        say(f"E0s {how} ({len(train_g)} training structures); scale {scale:.4g}, "
+            f"shift {shift:.4g} eV")
 
     mesh = make_mesh()
     n_dev = mesh.devices.size
