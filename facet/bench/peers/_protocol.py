@@ -97,6 +97,21 @@ def cmd_relax(calc, msg: dict) -> dict:
     }
 
 
+def torch_versions(*packages: str) -> dict:
+    """``versions`` of a torch peer: each package's ``__version__``, torch's, its thread count."""
+    import importlib
+
+    import torch
+
+    out = {p: importlib.import_module(p).__version__ for p in packages}
+    return {**out, "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
+def torch_parameters(module) -> int:
+    """Number of parameters of a ``torch.nn.Module``."""
+    return int(sum(p.numel() for p in module.parameters()))
+
+
 def serve(
     make_calculator: Callable[[str, dict], object],
     versions: Callable[[], dict],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from _protocol import serve
+from _protocol import serve, torch_parameters, torch_versions
 
 # e3nn 0.4 loads its own constants.pt with torch.load, which torch >= 2.6 refuses by default
 # (weights_only=True); the file is part of the installed e3nn package.
@@ -55,20 +55,11 @@ def make(variant: str, options: dict):
 
 
 def versions() -> dict:
-    import e3nn
-    import mace
-    import torch
-
-    return {
-        "mace": mace.__version__,
-        "torch": torch.__version__,
-        "e3nn": e3nn.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
+    return torch_versions("mace", "e3nn")
 
 
 def count(calc) -> int:
-    return int(sum(p.numel() for p in calc.models[0].parameters()))
+    return torch_parameters(calc.models[0])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _protocol import serve
+from _protocol import serve, torch_parameters, torch_versions
 
 
 def make(variant: str, options: dict):
@@ -12,18 +12,11 @@ def make(variant: str, options: dict):
 
 
 def versions() -> dict:
-    import sevenn
-    import torch
-
-    return {
-        "sevenn": sevenn.__version__,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
+    return torch_versions("sevenn")
 
 
 def count(calc) -> int:
-    return int(sum(p.numel() for p in calc.model.parameters()))
+    return torch_parameters(calc.model)
 
 
 if __name__ == "__main__":
