@@ -250,3 +250,25 @@ def test_cycle_finder_finds_a_cycle():
 def test_no_import_cycles_in_the_packages():
     cycles = [c for c in _cycles(_graph()) if not _open_cycle(c)]
     assert not cycles, f"import cycles: {cycles}"
+
+
+def test_tensorproducts_imports_without_facet_or_its_benchmark():
+    """At run time too: the variants (all in the registry) and the expressivity measures import
+    with ``facet`` and ``tensorproducts.bench`` made unimportable."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'facet' or name.startswith(('facet.', 'tensorproducts.bench')):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import tensorproducts, tensorproducts.expressivity\n"
+        "print(len(tensorproducts.REGISTRY))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT / "docs")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout) >= 7
