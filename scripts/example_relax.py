@@ -1,9 +1,11 @@
-"""Relax a few crystals with Facet, first one at a time through ASE, then all at once.
+"""Relax a few crystals with Facet's shipped model, first one at a time through ASE, then all
+at once in one compiled loop.
 
-    python scripts/example_relax.py [--model PATH_OR_NAME]
+    python scripts/example_relax.py [--model NAME_OR_PATH] [--steps N]
 
-Without a trained model (``--model``), a preset with random weights is used: the relaxation
-machinery runs the same way, but the structures it finds are not physical.
+``--model`` takes a registered name (``default``: the shipped model, distilled from SevenNet-0),
+a run or checkpoint folder written by ``facet train``, or a preset (random weights: the
+machinery runs the same way, but the structures it finds are not physical).
 """
 
 import argparse
@@ -16,7 +18,8 @@ from facet.batched import relax_batched
 from facet.relax import relax
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--model", default="facet-s", help="checkpoint/run directory or model name")
+parser.add_argument("--model", default="default",
+                    help="registered name, run/checkpoint folder or preset (default: %(default)s)")
 parser.add_argument("--steps", type=int, default=100)
 args = parser.parse_args()
 
