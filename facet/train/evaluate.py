@@ -124,28 +124,32 @@ def parity_plots(pred: dict, out_dir: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
+    gpa = 160.21766208  # eV/A^3 in GPa
+    # (name, predicted, reference, mask, axis label, axis unit, metric factor, metric unit):
+    # the title gives the MAE in the axes' unit, then in the unit of metrics.json.
     specs = [
         ("energy", pred["energy"] / pred["n_atoms"], pred["energy_ref"] / pred["n_atoms"],
-         pred["has_energy"], "energy per atom (eV/atom)", 1e3, "meV/atom"),
+         pred["has_energy"], "energy per atom", "eV/atom", 1e3, "meV/atom"),
         ("forces", pred["forces"], pred["forces_ref"], pred["has_forces"],
-         "force component (eV/A)", 1e3, "meV/A"),
-        ("stress", pred["stress"] * 160.21766, pred["stress_ref"] * 160.21766,
-         pred["has_stress"], "stress component (GPa)", 1e3 / 160.21766, "meV/A^3"),
+         "force component", "eV/A", 1e3, "meV/A"),
+        ("stress", pred["stress"] * gpa, pred["stress_ref"] * gpa,
+         pred["has_stress"], "stress component", "GPa", 1e3 / gpa, "meV/A^3"),
     ]
     paths = []
-    for name, p, r, mask, label, to_mev, unit in specs:
+    for name, p, r, mask, label, unit, to_metric, metric_unit in specs:
         p, r = p[mask].ravel(), r[mask].ravel()
         fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=120)
         if p.size:
             lo, hi = float(min(p.min(), r.min())), float(max(p.max(), r.max()))
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
             ax.scatter(r, p, s=4, alpha=0.5)
-            mae = to_mev * float(np.abs(p - r).mean())
-            ax.set_title(f"{name}: MAE {mae:.3g} {unit} (n={p.size})")
+            mae = float(np.abs(p - r).mean())
+            ax.set_title(f"{name}: MAE {mae:.3g} {unit} ({to_metric * mae:.3g} {metric_unit}, "
+                         f"n={p.size})", fontsize=9)
         else:
             ax.set_title(f"{name}: no labels")
-        ax.set_xlabel(f"reference {label}")
-        ax.set_ylabel(f"predicted {label}")
+        ax.set_xlabel(f"reference {label} ({unit})")
+        ax.set_ylabel(f"predicted {label} ({unit})")
         fig.tight_layout()
         path = out_dir / f"parity_{name}.png"
         fig.savefig(path)
