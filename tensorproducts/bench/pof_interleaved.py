@@ -84,10 +84,10 @@ def time_pair(fa, fb, x, y, rounds: int, warmup: int = 3) -> tuple[dict, dict]:
 
 
 def _shown(path: Path) -> str:
-    """``path`` relative to the repository when inside it (reports are committed: no paths of
-    this machine), else as given."""
+    """``path`` relative to the working folder (the repository's root, where reports are
+    written and committed: no paths of this machine) when inside it, else as given."""
     try:
-        return str(path.resolve().relative_to(Path(__file__).resolve().parents[1]))
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 

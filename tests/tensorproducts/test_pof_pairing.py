@@ -9,6 +9,7 @@ import json
 import sys
 import time
 import types
+from pathlib import Path
 
 import e3nn_jax as e3nn
 import jax
@@ -144,3 +145,9 @@ def test_interleaved_script_times_with_the_shared_pairing(monkeypatch):
     x, y, out = _case()
     a, b = pi.time_pair(lambda p, q: p.array * 2.0, lambda p, q: p.array + q.array, x, y, 3, 1)
     assert a["n"] == b["n"] == 3 and not hasattr(pi, "abba")  # no copy of the pairing logic
+
+
+def test_report_paths_are_shown_relative_to_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert pof_interleaved._shown(tmp_path / "docs" / "x") == "docs/x"
+    assert pof_interleaved._shown(Path("/elsewhere/x")) == "/elsewhere/x"

@@ -199,7 +199,7 @@ def build_structure_sets(args, cutoff: float, type_map) -> dict:
     extra = args.eval_data
     by_source: dict[str, list[Atoms]] = {}
     if extra is None:
-        root = Path(__file__).resolve().parents[1] / "data" / "distill"
+        root = Path("data/distill")  # the repository's, run from its root (docs/trimming.md)
         if (root / "splits.json").exists():
             by_source["distillation test split"] = distill_test_split(root)
         extra = []
