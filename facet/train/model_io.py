@@ -133,10 +133,11 @@ def finetune_section(section: ModelSection, *, report=print) -> tuple[ModelSecti
                 dataclasses.replace(theirs, overrides={}))):
         clashes.insert(0, f"model.preset={section.preset} (the checkpoint is {theirs.preset})")
     if clashes:
+        one = len(clashes) == 1
         raise ConfigError(
             f"config key 'model.init_from': {spec} fixes the architecture, and "
-            f"{'; '.join(clashes)} contradicts it: remove the key to fine-tune the "
-            "checkpoint's network"
+            f"{'; '.join(clashes)} contradict{'s' if one else ''} it: remove "
+            f"{'this key' if one else 'these keys'} to fine-tune the checkpoint's network"
         )
     return dataclasses.replace(section, preset=theirs.preset,
                                overrides={k: v for k, v in theirs.overrides.items()
