@@ -145,6 +145,11 @@ def generate(spec, mp_id: str, seed: int, calc, mp2020: MP2020, profile: Profile
         meta.update(n_frames=0, skipped=f"{len(base)} atoms > max_atoms {profile.max_atoms}")
         return {"frames": {}, "meta": meta}
     rec, step = _Recorder(mp_id, calc, mp2020), 0
+    if len(base) == 1:  # an isolated atom: one frame (rattles, FIRE and MD would repeat it)
+        rec.record(base, 0, 0)
+        meta.update(formula=base.get_chemical_formula(), n_atoms=1, n_frames=len(rec.frames),
+                    dropped=rec.dropped)
+        return {"frames": rec.frames, "meta": meta}
 
     eq = base
     if bulk_kind:

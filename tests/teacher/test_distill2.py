@@ -203,3 +203,31 @@ def test_split_files_follow_splits_json_and_count_what_is_pending(tmp_path):
     (data / "splits.json").write_text(json.dumps({"train": ["a"], "val": ["c"], "test": []}))
     with pytest.raises(ValueError, match="material b is not in"):
         write_split_files(str(data), str(tmp_path / "o3"))
+
+
+def test_generate_frames_with_a_stand_in_teacher():
+    """The sampling profile end to end, ASE's EMT standing in for SevenNet-0: a bulk material
+    gets 12 frames (volume search, strains, rattles, FIRE, MD), an isolated atom one."""
+    from ase import Atoms
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from facet.teacher.common import MP2020
+    from facet.teacher.distill2 import generate
+    from facet.teacher.structures import MaterialSpec
+
+    calc, mp = EMT(), MP2020()
+    spec = MaterialSpec("fcc:Cu", "elemental", bulk("Cu", "fcc", a=3.7), "fcc", True)
+    out = generate(spec, "m-1", 0, calc, mp)
+    frames, meta = out["frames"], out["meta"]
+    assert meta["n_frames"] == len(frames) == 12 and not meta["dropped"]
+    kinds = Counter(k.split("-")[2] for k in frames)
+    assert kinds == {"0": 7, "1": 3, "2": 2}
+    assert meta["n_atoms"] >= 4 and 300 <= meta["md_temperature_K"] <= 2000
+    # the volume search moves toward EMT's zero-pressure volume (a0 = 3.59 A for Cu)
+    assert meta["equilibrium_scale"] < 1.0
+    again = generate(spec, "m-1", 0, calc, mp)["frames"]
+    assert again == frames  # deterministic from (seed, name)
+    atom = MaterialSpec("g2:H", "molecule", Atoms("H", cell=[10, 10, 10], pbc=True), "g2")
+    one = generate(atom, "m-2", 0, calc, mp)
+    assert list(one["frames"]) == ["m-2-0-0"] and one["meta"]["n_frames"] == 1
