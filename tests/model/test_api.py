@@ -95,19 +95,32 @@ def test_calculator_matches_finite_differences_and_conventions(small_calc):
         fd = -(pe[0] - pe[1]) / (2 * h)
         assert abs(fd - f[i, k]) < 2e-2 * max(1.0, abs(f[i, k])), (fd, f[i, k])
 
-    # stress: an isotropic strain eps * I changes E by V * trace(sigma) * eps (central
-    # differences with Richardson extrapolation: the random model is rough)
-    def central(h):
+    # stress: a strain eps changes E by V sum_ab sigma_ab eps_ab (central differences with
+    # Richardson extrapolation: the random model is rough). An isotropic strain gives the trace,
+    # a symmetric shear eps_xy = eps_yx the xy component twice; the compressed, sheared cell
+    # makes both large against the tolerance, so a sign or factor error cannot pass.
+    atoms = bulk("Cu", "fcc", a=3.3, cubic=True)
+    atoms.set_cell(atoms.cell[:] @ np.array([[1, 0.06, 0], [0, 1, 0], [0, 0, 1.0]]),
+                   scale_atoms=True)
+    atoms.rattle(0.05, seed=2)
+    atoms.calc = small_calc
+    s = atoms.get_stress()
+
+    def central(h, strain):
         pe = []
         for sign in (1, -1):
             a2 = atoms.copy()
-            a2.set_cell(atoms.cell * (1 + sign * h), scale_atoms=True)
+            a2.set_cell(atoms.cell[:] @ (np.eye(3) + sign * h * strain), scale_atoms=True)
             a2.calc = small_calc
             pe.append(a2.get_potential_energy())
         return (pe[0] - pe[1]) / (2 * h)
 
-    de_deps = (4 * central(2e-3) - central(4e-3)) / 3
-    np.testing.assert_allclose(de_deps / atoms.get_volume(), s[:3].sum(), rtol=5e-3, atol=1e-3)
+    shear = np.zeros((3, 3))
+    shear[0, 1] = shear[1, 0] = 1.0
+    for strain, expect in ((np.eye(3), s[:3].sum()), (shear, 2 * s[5])):
+        de = (4 * central(2e-3, strain) - central(4e-3, strain)) / 3 / atoms.get_volume()
+        assert abs(expect) > 2e-3, expect  # eV/A^3: far above the tolerance below
+        np.testing.assert_allclose(de, expect, rtol=1e-2, atol=1e-5)
 
 
 def test_calculator_keeps_its_compiled_shape_and_rejects_bad_input(small_calc):

@@ -88,7 +88,7 @@ def test_ema_formula():
     np.testing.assert_allclose(ema_update(ema, p, 0.0, 5)["w"], 1.0)
 
 
-def test_adamw_decays_matrices_not_vectors_and_clips():
+def test_adamw_decays_matrices_not_vectors():
     cfg = OptimSection(lr=0.1, warmup_steps=0, schedule="constant", weight_decay=0.5,
                        clip_norm=1.0)
     tx = make_optimizer(cfg, 10)
@@ -97,7 +97,24 @@ def test_adamw_decays_matrices_not_vectors_and_clips():
     upd, _ = tx.update(zero, tx.init(params), params)
     np.testing.assert_allclose(upd["m"], -0.1 * 0.5)  # decoupled decay lr * wd * p
     np.testing.assert_allclose(upd["v"], 0.0)
-    big = {"m": jnp.full((2, 2), 30.0), "v": jnp.full(2, 40.0)}
-    clip = optax.clip_by_global_norm(1.0)
-    clipped, _ = clip.update(big, clip.init(big))
-    assert float(optax.global_norm(clipped)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("clip_norm", [1.0, 0.0])
+def test_make_optimizer_clips_the_global_norm(clip_norm):
+    """The optimiser built for training clips: with plain SGD (lr 1, no momentum) the update is
+    minus the clipped gradient, of global norm ``clip_norm`` along the gradient; ``clip_norm=0``
+    disables clipping (the update is the whole gradient, norm 50)."""
+    cfg = OptimSection(optimizer="sgd", b1=0.0, lr=1.0, warmup_steps=0, schedule="constant",
+                       clip_norm=clip_norm)
+    tx = make_optimizer(cfg, 10)
+    params = {"m": jnp.ones((2, 2)), "v": jnp.ones(2)}
+    big = {"m": jnp.full((2, 2), 15.0), "v": jnp.full(2, 20.0 * np.sqrt(2.0))}  # norm 50
+    assert float(optax.global_norm(big)) == pytest.approx(50.0)
+    upd, _ = tx.update(big, tx.init(params), params)
+    want = clip_norm / 50.0 if clip_norm > 0 else 1.0
+    for k in big:
+        np.testing.assert_allclose(upd[k], -want * big[k], rtol=1e-6)
+    small = {"m": jnp.full((2, 2), 0.1), "v": jnp.full(2, 0.2)}  # below the clip: untouched
+    upd, _ = tx.update(small, tx.init(params), params)
+    for k in small:
+        np.testing.assert_allclose(upd[k], -small[k], rtol=1e-6)
