@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from facet.nn.interaction import RadialMap
@@ -84,3 +85,31 @@ def test_zbl_limits(x64):
     g = jax.grad(lambda x: zbl_pair_energy(x, jnp.asarray(14), jnp.asarray(8)))
     assert float(zbl_pair_energy(jnp.asarray(rmax + 1e-3), jnp.asarray(14), jnp.asarray(8))) == 0
     assert abs(float(g(rmax - 1e-6))) < 1e-9
+
+
+def _zbl_reference(r, z1, z2):
+    """ZBL universal potential written out from its source (Ziegler, Biersack, Littmark 1985,
+    eq. 2-58), with e^2/(4 pi eps0) from CODATA through scipy.constants; independent of
+    facet.nn.zbl's constants."""
+    from scipy import constants as c
+
+    ke = c.e / (4 * np.pi * c.epsilon_0) * 1e10  # e^2/(4 pi eps0) in eV * A
+    a = 0.46850 / (z1**0.23 + z2**0.23)  # A; 0.8854 a_0 as tabulated (LAMMPS pair zbl too)
+    x = r / a
+    phi = (0.18175 * np.exp(-3.1998 * x) + 0.50986 * np.exp(-0.94229 * x)
+           + 0.28022 * np.exp(-0.4029 * x) + 0.02817 * np.exp(-0.20162 * x))
+    return ke * z1 * z2 / r * phi
+
+
+@pytest.mark.parametrize("z1,z2", [(1, 1), (14, 8), (74, 26)])
+def test_zbl_matches_the_published_formula(x64, z1, z2):
+    """Energies at distances from the nuclear limit to the switching region equal the published
+    formula times the (separately tested) polynomial envelope; a wrong coefficient, exponent or
+    screening length changes them by far more than the 1e-8 allowed (the last digit of the
+    screening length alone moves them by ~1e-4)."""
+    rmax = covalent_radii()[z1] + covalent_radii()[z2]
+    r = np.linspace(0.02, 0.95, 12) * rmax
+    got = np.asarray(zbl_pair_energy(jnp.asarray(r), jnp.asarray(z1), jnp.asarray(z2)))
+    env = np.asarray(polynomial_envelope(jnp.asarray(r), rmax, 6))
+    np.testing.assert_allclose(got, _zbl_reference(r, z1, z2) * env, rtol=1e-8)
+    assert KE == pytest.approx(_zbl_reference(1e-9, 1, 1) * 1e-9, rel=1e-6)
