@@ -70,9 +70,12 @@ def test_interleave_stops_adding_rounds_past_the_time_cap():
     assert pp.interleave(fa, fb, 15, warmup=0, clock=clock)[2] == 15  # no cap: every round
 
 
-def test_interleave_on_the_real_clock_finds_the_slower_side():
-    a, b, _ = pp.interleave(lambda: time.sleep(0.004), lambda: time.sleep(0.0005), 6, warmup=1)
-    assert a["median_ms"] > b["median_ms"] + 2.0
+def test_interleave_times_with_the_monotonic_clock_by_default():
+    # The timing logic is checked above on a fake clock (no assertion here depends on how long
+    # a real sleep takes on a busy machine); by default it reads time.perf_counter.
+    import inspect
+
+    assert inspect.signature(pp.interleave).parameters["clock"].default is time.perf_counter
 
 
 def _case(lmax=1, batch=8):
