@@ -22,7 +22,8 @@ import numpy as np
 
 from facet.data.batch import Graph, GraphBatch, collate
 
-__all__ = ["Budget", "pack_indices", "empty_batch", "stack_batches", "EpochBatcher"]
+__all__ = ["Budget", "pack_indices", "empty_batch", "stack_batches", "EpochBatcher",
+           "edge_pads"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,26 @@ def pack_indices(order: np.ndarray, n_nodes: np.ndarray, n_edges: np.ndarray,
     return packs
 
 
+def edge_pads(edge_totals, max_edges: int, buckets: int = 1, quantum: int = 128) -> tuple[int, ...]:
+    """Padded edge counts a batch may take: the ``k / buckets`` quantiles (``k = 1 ..
+    buckets - 1``) of ``edge_totals`` (the real edges of the batches of an epoch) rounded up to a
+    multiple of ``quantum``, and ``max_edges``.
+
+    A batch is padded to the smallest size that holds its edges, so less of the step's work
+    goes to padding edges, at the price of one compilation per size. Padding edges contribute
+    exactly zero to every sum, so the loss and its gradients do not depend on the size chosen
+    (only the order of floating-point sums changes)."""
+    if buckets < 1:
+        raise ValueError(f"edge buckets must be >= 1, got {buckets}")
+    sizes = {int(max_edges)}
+    totals = np.asarray(edge_totals, dtype=float)
+    if buckets > 1 and totals.size:
+        for k in range(1, buckets):
+            q = float(np.quantile(totals, k / buckets))
+            sizes.add(min(int(max_edges), int(-(-q // quantum) * quantum)))
+    return tuple(sorted(sizes))
+
+
 def empty_batch(budget: Budget, dtype=np.float64) -> GraphBatch:
     """A batch of pure padding (every mask False) following the conventions of
     :mod:`facet.data.batch`: all nodes and edges belong to the last graph slot."""
@@ -105,11 +126,16 @@ class EpochBatcher:
         device_slots: the global slots this host fills (``range(p * local, (p + 1) * local)``
             for process ``p``); defaults to all slots (single host).
         dtype: float dtype of the batches.
+        edge_buckets: pad each step's batches to the smallest of :func:`edge_pads` sizes
+            (fitted to the first epoch's batches) that holds the edges of every device slot of
+            the step (1: always ``budget.max_edges``). Every host computes the same size (from
+            the global plan), so the shards of a global step agree.
     """
 
     def __init__(self, graphs: Sequence[Graph], budget: Budget, *, seed: int = 0,
                  shuffle: bool = True, n_devices: int = 1,
-                 device_slots: Sequence[int] | None = None, dtype=np.float64):
+                 device_slots: Sequence[int] | None = None, dtype=np.float64,
+                 edge_buckets: int = 1):
         if len(graphs) == 0:
             raise ValueError("no structures to batch")
         # Lazy sources (facet.train.data.ShardedGraphs) provide sizes and a shard-blocked order.
@@ -126,6 +152,8 @@ class EpochBatcher:
         self.device_slots = list(range(n_devices) if device_slots is None else device_slots)
         self.dtype = dtype
         self._plans: dict[int, list[np.ndarray]] = {}
+        totals = [self._n_edges[p].sum() for p in self.plan(0)] if edge_buckets > 1 else []
+        self.edge_pads = edge_pads(totals, budget.max_edges, edge_buckets)
 
     def order(self, epoch: int) -> np.ndarray:
         n = len(self.graphs)
@@ -165,18 +193,25 @@ class EpochBatcher:
             epoch += 1
         return epoch, global_step
 
-    def _collate(self, idx: np.ndarray) -> GraphBatch:
-        if idx.size == 0:
-            return empty_batch(self.budget, self.dtype)
+    def _collate(self, idx: np.ndarray, n_edges: int) -> GraphBatch:
         b = self.budget
-        return collate([self.graphs[int(i)] for i in idx], b.max_nodes, b.max_edges,
+        if idx.size == 0:
+            return empty_batch(Budget(b.max_nodes, n_edges, b.max_graphs), self.dtype)
+        return collate([self.graphs[int(i)] for i in idx], b.max_nodes, n_edges,
                        b.max_graphs, dtype=self.dtype)
+
+    def edge_pad(self, epoch: int, step: int) -> int:
+        """Padded edge count of one global step (see ``edge_buckets``)."""
+        need = max(int(self._n_edges[p].sum()) if p.size else 0
+                   for p in self.global_indices(epoch, step))
+        return next(e for e in self.edge_pads if e >= need)
 
     def local_batch(self, epoch: int, step: int) -> GraphBatch:
         """This host's stacked batch ``(len(device_slots), ...)`` for one global step."""
         packs = self.plan(epoch)
         base = step * self.n_devices
-        return stack_batches([self._collate(packs[base + s]) for s in self.device_slots])
+        pad = self.edge_pad(epoch, step) if len(self.edge_pads) > 1 else self.budget.max_edges
+        return stack_batches([self._collate(packs[base + s], pad) for s in self.device_slots])
 
     def global_indices(self, epoch: int, step: int) -> list[np.ndarray]:
         """Structure indices of every device slot of one global step (for tests and logs)."""

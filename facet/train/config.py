@@ -88,6 +88,10 @@ class DataSection:
         cutoff: neighbour-list cutoff in Angstrom; None takes the model's ``cutoff``.
         max_nodes, max_edges, max_graphs: the padded batch shape (one compilation per run);
             ``max_graphs`` counts the padding graph slot.
+        edge_buckets: padded edge counts a training batch may take (1: always ``max_edges``);
+            with ``k > 1`` each batch is padded to the smallest of ``k`` sizes fitted to the
+            first epoch's batches (:func:`facet.train.batching.edge_pads`): less work on padding
+            edges for ``k - 1`` more compilations of the step. Same loss and gradients.
         seed: seed of the split and of the per-epoch shuffle.
         shuffle: shuffle structures every epoch.
     """
@@ -101,6 +105,7 @@ class DataSection:
     max_nodes: int = 512
     max_edges: int = 16384
     max_graphs: int = 17
+    edge_buckets: int = 1
     seed: int = 0
     shuffle: bool = True
 
@@ -373,6 +378,7 @@ def _check_semantics(cfg: TrainConfig) -> None:
     need(0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)")
     need(cfg.data.split_by in ("material", "frame"), "data.split_by", "must be material or frame")
     need(cfg.data.max_graphs >= 2, "data.max_graphs", "must be >= 2 (one slot is padding)")
+    need(1 <= cfg.data.edge_buckets <= 16, "data.edge_buckets", "must be in 1..16")
     need(cfg.data.max_nodes >= 2, "data.max_nodes", "must be >= 2 (one node is padding)")
     need(cfg.data.max_edges >= 1, "data.max_edges", "must be >= 1")
     need(cfg.data.cutoff is None or cfg.data.cutoff > 0, "data.cutoff", "must be positive")

@@ -294,7 +294,8 @@ def train(
     n_dev = mesh.devices.size
     budget = Budget(cfg.data.max_nodes, cfg.data.max_edges, cfg.data.max_graphs)
     batcher = EpochBatcher(train_g, budget, seed=cfg.data.seed, shuffle=cfg.data.shuffle,
-                           n_devices=n_dev, device_slots=host_slots(mesh), dtype=dtype)
+                           n_devices=n_dev, device_slots=host_slots(mesh), dtype=dtype,
+                           edge_buckets=cfg.data.edge_buckets)
     val_batcher = (EpochBatcher(val_g, budget, shuffle=False, n_devices=n_dev,
                                 device_slots=host_slots(mesh), dtype=dtype) if val_g else None)
     total = cfg.run.max_steps or batcher.total_steps(cfg.run.epochs)
