@@ -34,12 +34,15 @@ def peer_options(venvs_dir: str | None, nequix_model: str | None) -> tuple[str |
 
 
 def commands(args, venvs: str | None, nequix: str | None) -> dict[str, list[str]]:
-    """The arguments of ``python`` for each selection (``-m facet bench ...`` or ``-m MODULE``)."""
+    """The arguments of ``python`` for each selection (``-m facet bench ...`` or ``-m MODULE``),
+    each writing under ``--root`` (``ROOT/quick`` with ``--quick``), where the summary reads."""
     q = ["--quick"] if args.quick else []
+    base = Path(args.root) / "quick" if args.quick else Path(args.root)
     out = {}
     for sel in SEQUENCE:
+        where = ["--out", str(base / sel)]  # under the root the summary reads
         if sel == "dynamics":
-            dyn = ["--only", "all", *q]
+            dyn = ["--only", "all", *q, *where]
             dyn += ["--venvs-dir", venvs] if venvs else []
             dyn += ["--nequix-model", nequix] if nequix else []
             out[sel] = ["-m", "facet.bench.dynamics", *dyn]
@@ -47,8 +50,7 @@ def commands(args, venvs: str | None, nequix: str | None) -> dict[str, list[str]
         cmd = ["-m", "facet", "bench", sel, *q]
         if sel == "tp" and args.pof:
             cmd += ["--pof", args.pof]
-        if sel in ("train", "accuracy"):
-            cmd += ["--root", str(args.root)]
+        cmd += ["--root", str(args.root)] if sel in ("train", "accuracy") else where
         out[sel] = cmd
     return out
 

@@ -140,6 +140,19 @@ def test_all_commands_and_peer_options(monkeypatch, tmp_path):
     assert all("--quick" in c for c in cmds.values())
 
 
+def test_all_writes_every_selection_under_its_root():
+    """``facet bench all --root R`` puts every report under R (R/quick/<sel> with --quick), where
+    its summary looks for them; train and accuracy also read their recorded runs from R."""
+    for quick, sub in ((True, ("quick",)), (False, ())):
+        args = Namespace(quick=quick, pof=None, root=Path("/r"))
+        for sel, cmd in run_all.commands(args, None, None).items():
+            want = str(Path("/r", *sub, sel))
+            if sel in ("train", "accuracy"):
+                assert cmd[cmd.index("--root") + 1] == "/r" and "--out" not in cmd
+            else:
+                assert cmd[cmd.index("--out") + 1] == want, (sel, cmd)
+
+
 def test_all_quick_records_each_selection_and_writes_the_summary(root):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
