@@ -35,7 +35,6 @@ OPEN_SYS_PATH = {
 }
 #: Scripts that still import a sibling script, with the reason.
 OPEN_SCRIPT_IMPORTS = {
-    "train_default_model.py": "moves into facet/teacher (issue 19); imports bench_accuracy",
     "ab_train_step.py": "new this session, imports profile_train_step; belongs in facet/bench",
 }
 
