@@ -89,6 +89,11 @@ def test_reference_predictions_float64(x64):
         atoms.calc = calc
         assert atoms.get_potential_energy() == pytest.approx(ref["energy"], abs=1e-7 * len(atoms))
         np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=1e-7, err_msg=name)
+        assert ("stress" in ref) == bool(atoms.pbc.all()), name  # every bulk entry has one
+        if "stress" in ref:
+            np.testing.assert_allclose(atoms.get_stress(), ref["stress"], rtol=0, atol=1e-9,
+                                       err_msg=name)
+            assert np.abs(ref["stress"]).max() > 1e-4, name  # far from zero: a sign flip fails
         # float32 and float64 evaluations of the same weights agree to float32 round-off
         assert entry["float32"]["energy"] == pytest.approx(ref["energy"], abs=1e-3 * len(atoms))
 
