@@ -224,11 +224,12 @@ def compact_structure_dict(atoms: Atoms) -> dict:
 
 
 def compact_frame(atoms: Atoms, energy: float, forces: np.ndarray, stress_ase: np.ndarray,
-                  mp_id: str, mp2020: MP2020) -> dict:
-    """One MPTrj-layout frame as :func:`mptrj_frame` writes it, with the compact structure dict
-    and labels rounded to :data:`COMPACT_FORCE_DECIMALS` / :data:`COMPACT_STRESS_KBAR_DECIMALS`
-    (the fields that are always null in a teacher label are left out)."""
-    corrected, _ = mp2020.correct(to_structure(atoms), energy)
+                  mp_id: str, mp2020: MP2020) -> tuple[dict, str]:
+    """One MPTrj-layout frame as :func:`mptrj_frame` writes it (and the MP2020 status), with the
+    compact structure dict and labels rounded to :data:`COMPACT_FORCE_DECIMALS` /
+    :data:`COMPACT_STRESS_KBAR_DECIMALS` (the fields that are always null in a teacher label are
+    left out)."""
+    corrected, status = mp2020.correct(to_structure(atoms), energy)
     n = len(atoms)
     return {
         "structure": compact_structure_dict(atoms),
@@ -238,7 +239,7 @@ def compact_frame(atoms: Atoms, energy: float, forces: np.ndarray, stress_ase: n
         "force": np.round(forces, COMPACT_FORCE_DECIMALS).tolist(),
         "stress": np.round(-stress_ase * EV_PER_A3_TO_KBAR, COMPACT_STRESS_KBAR_DECIMALS).tolist(),
         "mp_id": mp_id,
-    }
+    }, status
 
 
 def extxyz_atoms(atoms: Atoms, frame: dict, frame_id: str, config_type: str) -> Atoms:

@@ -43,9 +43,6 @@ import numpy as np
 
 from facet.teacher.common import (
     MP2020,
-    TeacherError,
-    compact_frame,
-    label,
     write_json,
 )
 
@@ -81,25 +78,6 @@ class Profile2:
 PROFILE = Profile2()
 
 
-class _Recorder:
-    def __init__(self, mp_id: str, calc, mp2020: MP2020):
-        self.mp_id, self.calc, self.mp2020 = mp_id, calc, mp2020
-        self.frames: dict[str, dict] = {}
-        self.dropped: list[str] = []
-
-    def record(self, atoms, calc_id: int, step: int):
-        if atoms.calc is not self.calc:
-            atoms.calc = self.calc
-        fid = f"{self.mp_id}-{calc_id}-{step}"
-        try:
-            energy, forces, stress = label(atoms)
-        except TeacherError as exc:
-            self.dropped.append(f"{fid}: {exc}")
-            return None
-        self.frames[fid] = compact_frame(atoms, energy, forces, stress, self.mp_id, self.mp2020)
-        return energy
-
-
 def _rattle(atoms, rng, sigma_max):
     out = atoms.copy()
     out.positions = atoms.positions + rng.normal(0.0, rng.uniform(0.01, sigma_max),
@@ -130,7 +108,7 @@ def generate(spec, mp_id: str, seed: int, calc, mp2020: MP2020, profile: Profile
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from ase.optimize import FIRE
 
-    from facet.teacher.sampling import _next_scale
+    from facet.teacher.sampling import Recorder, _next_scale
     from facet.teacher.structures import supercell_for
 
     rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
@@ -144,7 +122,7 @@ def generate(spec, mp_id: str, seed: int, calc, mp2020: MP2020, profile: Profile
     if len(base) > profile.max_atoms:
         meta.update(n_frames=0, skipped=f"{len(base)} atoms > max_atoms {profile.max_atoms}")
         return {"frames": {}, "meta": meta}
-    rec, step = _Recorder(mp_id, calc, mp2020), 0
+    rec, step = Recorder(mp_id, calc, mp2020, compact=True), 0
     if len(base) == 1:  # an isolated atom: one frame (rattles, FIRE and MD would repeat it)
         rec.record(base, 0, 0)
         meta.update(formula=base.get_chemical_formula(), n_atoms=1, n_frames=len(rec.frames),

@@ -33,6 +33,7 @@ from facet.teacher.common import (
     MD_CALC_ID,
     MP2020,
     TeacherError,
+    compact_frame,
     extxyz_atoms,
     label,
     mptrj_frame,
@@ -84,17 +85,23 @@ def _scaled(atoms: Atoms, s: float) -> Atoms:
     return out
 
 
-class _Recorder:
-    """Labels atoms with the teacher and appends MPTrj frames (+ extxyz copies) in order."""
+class Recorder:
+    """Labels atoms with the teacher and appends MPTrj frames (+ extxyz copies) in order.
 
-    def __init__(self, mp_id: str, calc, mp2020: MP2020, keep_extxyz: bool):
+    ``compact``: frames as :func:`facet.teacher.common.compact_frame` writes them (the sharded
+    sets), else :func:`facet.teacher.common.mptrj_frame` (the full MPTrj dicts).
+    """
+
+    def __init__(self, mp_id: str, calc, mp2020: MP2020, keep_extxyz: bool = False,
+                 compact: bool = False):
         self.mp_id, self.calc, self.mp2020, self.keep_extxyz = mp_id, calc, mp2020, keep_extxyz
+        self.frame_fn = compact_frame if compact else mptrj_frame
         self.frames: dict[str, dict] = {}
         self.extxyz: list[Atoms] = []
         self.mp2020_status: dict[str, int] = {}
         self.dropped: list[str] = []
 
-    def record(self, atoms: Atoms, calc_id: int, step: int, kind: str) -> float | None:
+    def record(self, atoms: Atoms, calc_id: int, step: int, kind: str = "") -> float | None:
         if atoms.calc is not self.calc:
             atoms.calc = self.calc
         frame_id = f"{self.mp_id}-{calc_id}-{step}"
@@ -103,7 +110,7 @@ class _Recorder:
         except TeacherError as exc:
             self.dropped.append(f"{frame_id}: {exc}")
             return None
-        frame, status = mptrj_frame(atoms, energy, forces, stress, self.mp_id, self.mp2020)
+        frame, status = self.frame_fn(atoms, energy, forces, stress, self.mp_id, self.mp2020)
         self.frames[frame_id] = frame
         self.mp2020_status[status] = self.mp2020_status.get(status, 0) + 1
         if self.keep_extxyz:
@@ -149,7 +156,7 @@ def generate_material(spec: MaterialSpec, mp_id: str, profile: Profile, seed: in
     if len(base) > profile.max_atoms:
         meta.update(n_frames=0, skipped=f"{len(base)} atoms > max_atoms {profile.max_atoms}")
         return {"frames": {}, "extxyz": [], "meta": meta}
-    rec = _Recorder(mp_id, calc, mp2020, keep_extxyz)
+    rec = Recorder(mp_id, calc, mp2020, keep_extxyz)
 
     # calc 0: equilibrium-volume search, equilibrium, strains, rattles, both.
     step = 0
