@@ -7,7 +7,10 @@ Each ``--variant NAME:KEY=VALUE[,KEY=VALUE]`` sets environment variables while i
 (``FACET_EDGE_BLOCK`` is read at trace time), so every variant is its own jitted program in one
 process, on the same batches and the same starting state (each variant its own copy, donated as
 in ``facet train``). The key ``edge_buckets=K`` instead pads the variant's batches to ``K``
-fitted edge counts (``data.edge_buckets``; same packs, so the same structures per step).
+fitted edge counts (``data.edge_buckets``; same packs, so the same structures per step), and
+``remat=none|dots|nothing`` replaces ``jax.checkpoint`` while the variant is traced (the
+blocked message pass checkpoints each block: ``none`` saves every intermediate, ``dots`` saves
+the matrix products, ``nothing`` is the default recomputation).
 Rounds run every variant once in turn, in ABBA order (the order reverses every round),
 ``--per-round`` steps each; the report gives each variant's median step time with the min-max
 over rounds and the median of the per-round ratios to the first variant with their spread.
@@ -62,9 +65,18 @@ def main() -> None:
         dev[name] = [put_batch(b.local_batch(0, i), mesh) for i in range(n_b)]
         print(f"{name}: edge pads {b.edge_pads}, padded edges per batch "
               f"{sum(x.edge_mask.shape[-1] for x in dev[name]) / n_b:.0f}", flush=True)
+    policies = {"none": None, "dots": jax.checkpoint_policies.dots_saveable,
+                "nothing": jax.checkpoint_policies.nothing_saveable}
+    remats = {name: env.pop("remat", "") for name, env in variants}
     for name, env in variants:
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
+        orig_checkpoint = jax.checkpoint
+        if remats[name] == "none":
+            jax.checkpoint = lambda f, **kw: f
+        elif remats[name]:
+            pol = policies[remats[name]]
+            jax.checkpoint = lambda f, _p=pol, _c=orig_checkpoint, **kw: _c(f, policy=_p, **kw)
         try:
             # A new function object per variant: jit caches traces by function, and the
             # environment is read at trace time.
@@ -77,6 +89,7 @@ def main() -> None:
             jax.block_until_ready(st)
             print(f"{name}: compiled in {time.perf_counter() - t0:.1f} s", flush=True)
         finally:
+            jax.checkpoint = orig_checkpoint
             for k, v in old.items():
                 if v is None:
                     os.environ.pop(k, None)
