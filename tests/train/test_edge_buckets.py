@@ -72,3 +72,20 @@ def test_loss_and_gradients_do_not_depend_on_the_edge_padding(toy_data, x64, mon
     assert max(float(np.max(np.abs(g))) for g in leaves1) > 1e-3
     for a, b in zip(leaves3, leaves1, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * max(1.0, float(np.max(np.abs(b)))))
+
+
+def test_hosts_agree_on_the_padding_of_a_global_step(toy_data):
+    """Two hosts (one device slot each) pad the shards of every global step alike."""
+    train, _ = toy_data
+    budget = Budget(64, 1024, 6)
+    hosts = [EpochBatcher(train, budget, seed=3, n_devices=2, device_slots=[s], edge_buckets=3)
+             for s in (0, 1)]
+    assert hosts[0].edge_pads == hosts[1].edge_pads and len(hosts[0].edge_pads) >= 2
+    sizes = set()
+    for k in range(hosts[0].steps_in_epoch(0)):
+        b0, b1 = (h.local_batch(0, k) for h in hosts)
+        assert b0.edge_mask.shape == b1.edge_mask.shape
+        need = max(int(b0.edge_mask.sum()), int(b1.edge_mask.sum()))
+        assert b0.edge_mask.shape[-1] == min(p for p in hosts[0].edge_pads if p >= need)
+        sizes.add(b0.edge_mask.shape[-1])
+    assert len(sizes) >= 2
