@@ -312,13 +312,16 @@ def lammps_inputs(
     bundle: dict,
     *,
     skin: float = 1.0,
+    within_cutoff: bool = False,
 ) -> LammpsInputs:
     """One rank's inputs for ``atoms`` (fully periodic), as the pair style builds them.
 
     Owned atoms are ``atoms`` wrapped into the cell; ghosts are every periodic image whose
     fractional coordinates lie within ``n_hops * cutoff + skin`` of the cell (LAMMPS' ghost
     shell, measured normal to the cell faces); every row, owned or ghost, gets its full list of
-    neighbours among the present atoms within ``cutoff + skin``. Raises ``ValueError`` when
+    neighbours among the present atoms within ``cutoff + skin`` (LAMMPS' list), or within the
+    cutoff with ``within_cutoff`` (lammps-jax 0.2's pair style filters the list to the cutoff
+    before packing it, so ``max_edges`` needs to hold those only). Raises ``ValueError`` when
     atoms or edges exceed the bundle's capacities (the pair style stops then too).
     """
     from vesin import NeighborList
@@ -362,7 +365,11 @@ def lammps_inputs(
             f"(ghost shell {shell:.2f} A = {n_hops} x {cutoff} A + skin {skin} A)"
         )
     nl = NeighborList(cutoff=cutoff + skin, full_list=True)
-    i, j = nl.compute(points=positions, box=np.zeros((3, 3)), periodic=False, quantities="ij")
+    i, j, d = nl.compute(
+        points=positions, box=np.zeros((3, 3)), periodic=False, quantities="ijd"
+    )
+    if within_cutoff:
+        i, j = i[d < cutoff], j[d < cutoff]
     n_edge = len(i)
     if n_edge > max_edges:
         raise ValueError(f"{n_edge} neighbour pairs exceed the bundle's max_edges = {max_edges}")
@@ -387,10 +394,12 @@ def fold_ghost_forces(forces: np.ndarray, inputs: LammpsInputs) -> np.ndarray:
     return out
 
 
-def compile_bundle(bundle: dict, program: str = "energy_and_forces"):
+def compile_bundle(bundle: dict, program: str = "energy_and_forces", backend: str = "cpu"):
     """Compile ``program`` of a CPU ``bundle`` (its serialised portable bytecode, as the pair
-    style receives it) with JAX's CPU client; returns ``call(inputs) -> list of NumPy arrays``
-    (for ``energy_and_forces``: the energy and the ``(max_atoms, 3)`` forces of every row)."""
+    style receives it) with a JAX client: ``backend`` names it (``"cpu"``, JAX's own; or the
+    name under which a PJRT plugin was registered, e.g. lammps-jax's XLA CPU plugin, see
+    docs/lammps.md). Returns ``call(inputs) -> list of NumPy arrays`` (for
+    ``energy_and_forces``: the energy and the ``(max_atoms, 3)`` forces of every row)."""
     import jax
     import jax.extend.backend
     from jaxlib import xla_client
@@ -406,10 +415,10 @@ def compile_bundle(bundle: dict, program: str = "energy_and_forces"):
         base64.b64decode(bundle["compile_options_b64"])
     )
     # The bundle asks for a portable executable (the pair style picks the device); here run it
-    # on this process's first CPU device.
+    # on the backend's first device.
     options.compile_portable_executable = False
-    device = jax.devices("cpu")[0]
-    exe = jax.extend.backend.get_backend("cpu").compile_and_load(blob, [device], options)
+    device = jax.devices(backend)[0]
+    exe = jax.extend.backend.get_backend(backend).compile_and_load(blob, [device], options)
     precision = bundle["contract"]["precision"]
 
     def call(inputs: LammpsInputs):

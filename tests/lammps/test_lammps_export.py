@@ -156,3 +156,38 @@ def test_cli_errors_are_one_line_and_keep_files(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*base[:4], "--max-atoms", "0", "--edges-per-atom", "10", "--elements", "Si"])
     capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_bundle_runs_on_lammps_jax_cpu_pjrt_plugin(exported, reference):
+    """The bundle compiled and run by the XLA CPU PJRT plugin that pair_style jax/kk loads in a
+    Kokkos OpenMP build (lammps-jax[cpu]), in a fresh process (a plugin must be registered
+    before JAX starts its backends)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("lammps_jax_pjrt_cpu")
+    path, _, _ = exported
+    name = "SiGe-triclinic"
+    script = f"""
+import json, sys
+import numpy as np
+import lammps_jax_pjrt_cpu as p
+from jax._src import xla_bridge
+xla_bridge.register_plugin("lammps_jax_cpu", library_path=str(p.PLUGIN_PATH))
+sys.path.insert(0, {str(__file__.rsplit("/", 1)[0])!r})
+from test_lammps_export import _cells
+from facet.lammps import compile_bundle, fold_ghost_forces, lammps_inputs
+bundle = json.load(open({str(path)!r}))
+inp = lammps_inputs(_cells()[{name!r}], bundle, skin=1.0, within_cutoff=True)
+energy, forces = compile_bundle(bundle, backend="lammps_jax_cpu")(inp)
+print(json.dumps([float(energy), fold_ghost_forces(forces, inp).tolist()]))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    energy, forces = json.loads(out.stdout.strip().splitlines()[-1])
+    e_ref, f_ref, _ = reference[name]
+    assert abs(energy - e_ref) < 1e-5
+    np.testing.assert_allclose(forces, f_ref, atol=1e-4, rtol=0)
