@@ -234,3 +234,52 @@ def test_default_preset_float32_equivariance(float32_model):
         out = run(as32(transform_batch(b64, q)))
         worst = max(worst, float(np.max(np.abs(out.energy[:2] - ref.energy[:2]) / [4, 5])))
     assert worst <= 1e-5, f"float32 energy changed by {worst:.2e} eV/atom"
+
+
+@pytest.fixture(scope="module")
+def small_facet_m():
+    """facet-m's irreps (lmax 3 with pseudo-parity channels, its default product) at a small
+    width and depth, in float64, so that its parity checks run in the default suite."""
+    with jax.enable_x64(True):
+        model = facet.create_model("facet-m", seed=2, dtype="float64", channels=4, num_layers=2,
+                                   mixer_hidden=4, readout_hidden=8, residual_init=1.0)
+        rng = np.random.default_rng(2)
+        model.set_scale_shift(rng.uniform(0.5, 1.5, 119), 0.0)
+        model.set_atomic_energies(-rng.uniform(1.0, 5.0, 119))
+        assert model.config.lmax == 3 and model.config.pseudo
+        return model, predictor(model)
+
+
+def test_small_facet_m_inversion_forces_and_stress(small_facet_m, x64):
+    """Inversion and an improper rotation (pseudo-parity irreps must flip sign correctly),
+    forces against central differences, stress against the strain derivative."""
+    model, run = small_facet_m
+    b = batch_of([periodic_cell()], np.float64, model.cutoff, pad=(6, 256, 2))
+    ref = run(b)
+    assert np.abs(ref.forces[:4]).max() > 1e-2 and np.abs(ref.stress[0]).max() > 1e-3
+    for q in (-np.eye(3), -random_rotation(4)):
+        out = run(transform_batch(b, q))
+        assert abs(out.energy[0] - ref.energy[0]) < 1e-9 * 4
+        np.testing.assert_allclose(out.forces, ref.forces @ q.T, atol=1e-9)
+        np.testing.assert_allclose(out.stress[0], q @ ref.stress[0] @ q.T, atol=1e-10)
+    h = 1e-5
+    for i, k in ((0, 0), (2, 1), (3, 2)):
+        pos_p, pos_m = b.positions.copy(), b.positions.copy()
+        pos_p[i, k] += h
+        pos_m[i, k] -= h
+        fd = -(run(b._replace(positions=pos_p)).energy[0]
+               - run(b._replace(positions=pos_m)).energy[0]) / (2 * h)
+        assert abs(fd - ref.forces[i, k]) < 1e-6 * max(1.0, abs(fd)), (i, k, fd)
+    volume = abs(np.linalg.det(b.cell[0]))
+    hs = 5e-5
+    for a, c in ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)):
+        e = {}
+        for t in (-2, -1, 1, 2):
+            f = np.eye(3)
+            f[a, c] += t * hs / (1 if a == c else 2)
+            f[c, a] += 0 if a == c else t * hs / 2
+            cell = b.cell.copy()
+            cell[0] = b.cell[0] @ f
+            e[t] = run(b._replace(positions=b.positions @ f, cell=cell)).energy[0]
+        deriv = (8 * (e[1] - e[-1]) - (e[2] - e[-2])) / (12 * hs) / volume
+        assert abs(deriv - ref.stress[0, a, c]) < 1e-8, (a, c, deriv, ref.stress[0, a, c])
