@@ -40,11 +40,15 @@ def _cells():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
+    """The bundle written by the command line, as a user would (`facet export ...`)."""
+    from facet.cli import main
+
     path = tmp_path_factory.mktemp("lammps") / "default.lammps-jax.json"
-    bundle = export_lammps(
-        "default", path, elements=ELEMENTS, max_atoms=MAX_ATOMS, edges_per_atom=EDGES_PER_ATOM
-    )
-    return path, bundle, compile_bundle(json.loads(path.read_text()))
+    argv = ["export", "default", "-o", str(path), "--elements", *ELEMENTS]
+    argv += ["--max-atoms", str(MAX_ATOMS), "--edges-per-atom", str(EDGES_PER_ATOM)]
+    assert main(argv) == 0
+    bundle = json.loads(path.read_text())
+    return path, bundle, compile_bundle(bundle)
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +68,7 @@ def reference():
 
 
 def test_bundle_contract(exported):
-    path, bundle, _ = exported
-    on_disk = json.loads(path.read_text())
-    assert on_disk == bundle
+    path, on_disk, _ = exported
     c = on_disk["contract"]
     assert on_disk["format"] == "lammps-jax-json-distributed"
     assert c["n_hops"] == 3  # the shipped model has three message-passing layers
@@ -156,6 +158,13 @@ def test_cli_errors_are_one_line_and_keep_files(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*base[:4], "--max-atoms", "0", "--edges-per-atom", "10", "--elements", "Si"])
     capsys.readouterr()
+    api = dict(elements=["Si"], max_atoms=10, edges_per_atom=10)
+    with pytest.raises(ValueError, match="platform must be one of cpu, cuda"):
+        export_lammps("default", tmp_path / "a.json", platform="tpu", **api)
+    with pytest.raises(ValueError, match="does not fit the int32"):
+        huge = dict(api, max_atoms=2**20, edges_per_atom=2**12)
+        export_lammps("default", tmp_path / "a.json", **huge)
+    assert not (tmp_path / "a.json").exists()
 
 
 @pytest.mark.slow
