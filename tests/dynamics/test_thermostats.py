@@ -183,3 +183,27 @@ def test_jax_md_langevin_friction_and_temperature():
     assert np.all(measured[early] < 0.8 * target)  # still warming: the friction is per fs
     late = t_fs >= 250
     assert measured[late].mean() == pytest.approx(target, rel=0.05)
+
+
+def test_cli_npt_pressure_is_in_gpa(compressed, tmp_path):
+    """``facet md --ensemble npt --pressure 4`` (GPa) holds the crystal compressed to 4 GPa."""
+    from ase.io import read, write
+
+    from facet.calculator import MODELS, register_model
+    from facet.cli import main
+
+    atoms, v0 = compressed
+    write(tmp_path / "in.extxyz", atoms)
+    register_model("test-morse-npt", lambda dtype: MorsePotential(**MORSE, dtype=dtype))
+    try:
+        rc = main(["md", str(tmp_path / "in.extxyz"), "--model", "test-morse-npt", "--dtype",
+                   "float64", "--ensemble", "npt", "--pressure", "4", "--temperature", "1",
+                   "--timestep", "2", "--steps", "40", "--log-interval", "2",
+                   "--trajectory", str(tmp_path / "md.traj"), "--log", str(tmp_path / "md.log"),
+                   "-o", str(tmp_path / "out.extxyz")])
+    finally:
+        MODELS.pop("test-morse-npt", None)
+    assert rc == 0
+    vol = np.array([a.get_volume() for a in read(tmp_path / "md.traj", index=":")])
+    assert len(vol) == 21
+    assert np.abs(vol / v0 - 1.0).max() < 1e-3, vol / v0
