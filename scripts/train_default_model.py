@@ -209,6 +209,8 @@ def export_model(run: str, out: Path) -> Path:
             "exported_from_step": int(meta["step"]),
             "trained_steps": meta.get("state", {}).get("step"),
         },
+        # the elements the run was trained on (facet.elements; written by facet train)
+        supported_elements=meta.get("supported_elements"),
     )
     out.mkdir(parents=True, exist_ok=True)
     for name in ("arrays.npz", "config.yaml", "meta.json", "COMPLETE"):
