@@ -44,3 +44,18 @@ def tiny_ckpt(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny") / "run"
     return save_checkpoint(root / "checkpoints", 1, {"ema": params, "rest": rest},
                            config_yaml=yaml.safe_dump(cfg))
+
+
+@pytest.fixture(scope="session")
+def tiny64():
+    """Facet-S at the smallest width and depth (8 channels, one block), random weights, float64:
+    every code path of one interaction block at a fraction of facet_s64's compile time."""
+    import jax
+
+    from facet import create_model
+
+    with jax.enable_x64(True):
+        yield create_model(
+            "facet-s", seed=4, dtype="float64", num_layers=1, channels=8, mixer_hidden=8,
+            residual_init=1.0,
+        )

@@ -25,14 +25,14 @@ def _cells():
 
 
 @pytest.mark.parametrize("name", ["Si", "NaCl", "CH4"])
-def test_sum_is_model_plus_dftd3(facet_s64, name):
+def test_sum_is_model_plus_dftd3(tiny64, name):
     from dftd3.ase import DFTD3
 
     from facet import FacetCalculator
 
     atoms = _cells()[name]
-    plain = FacetCalculator(facet_s64)
-    withd3 = FacetCalculator(facet_s64, dispersion="d3bj")
+    plain = FacetCalculator(tiny64)
+    withd3 = FacetCalculator(tiny64, dispersion="d3bj")
     ref = DFTD3(method="pbe", damping="d3bj")
 
     def props(calc):
@@ -93,15 +93,15 @@ def test_d3_alone_matches_dftd3_ase_calculator():
         assert s[k] == pytest.approx(fd, abs=3e-5)
 
 
-def test_dispersion_follows_moving_atoms(facet_s64):
+def test_dispersion_follows_moving_atoms(tiny64):
     """The cached dftd3 object is updated, not stale, when positions and cell change."""
     from dftd3.ase import DFTD3
 
     from facet import FacetCalculator
 
     atoms = _cells()["Si"]
-    calc = FacetCalculator(facet_s64, dispersion="d3bj")
-    plain = FacetCalculator(facet_s64)
+    calc = FacetCalculator(tiny64, dispersion="d3bj")
+    plain = FacetCalculator(tiny64)
     atoms.calc = calc
     atoms.get_potential_energy()
     atoms.positions[0] += [0.05, -0.02, 0.03]
@@ -114,23 +114,23 @@ def test_dispersion_follows_moving_atoms(facet_s64):
     assert e == pytest.approx(ep.get_potential_energy() + ref.get_potential_energy(), abs=1e-9)
 
 
-def test_unknown_keyword_raises_naming_it(facet_s64):
+def test_unknown_keyword_raises_naming_it(tiny64):
     from facet import FacetCalculator
 
     with pytest.raises(TypeError, match="'dispersionn'"):
-        FacetCalculator(facet_s64, dispersionn="d3bj")
+        FacetCalculator(tiny64, dispersionn="d3bj")
     with pytest.raises(TypeError, match="'foo'"):
-        FacetCalculator(model=facet_s64, foo=1)
-    FacetCalculator(facet_s64, label="x", directory=".")  # ASE's own keywords still pass
+        FacetCalculator(model=tiny64, foo=1)
+    FacetCalculator(tiny64, label="x", directory=".")  # ASE's own keywords still pass
 
 
-def test_unknown_dispersion_name_raises(facet_s64):
+def test_unknown_dispersion_name_raises(tiny64):
     from facet import FacetCalculator
 
     with pytest.raises(ValueError, match="unknown dispersion 'd4'"):
-        FacetCalculator(facet_s64, dispersion="d4")
+        FacetCalculator(tiny64, dispersion="d4")
     with pytest.raises(ValueError, match="'nofunctional'"):
-        FacetCalculator(facet_s64, dispersion="d3bj", dispersion_xc="nofunctional")
+        FacetCalculator(tiny64, dispersion="d3bj", dispersion_xc="nofunctional")
 
 
 def test_relax_and_md_cli_add_dispersion(tiny_ckpt, tmp_path, capsys):
