@@ -26,9 +26,10 @@ Element coverage: every random draw weighs each candidate element by ``1 / (1 + 
 ``n`` counts the materials that already hold it, so rare elements are drawn first and every
 teacher element ends up in many materials (``docs/datasets.md`` gives the counts).
 
-Lattice constants of built crystals come from covalent radii
-(:func:`~facet.teacher.structures.scale_to_covalent_radii`); the teacher's volume search
-(:mod:`facet.teacher.distill2`) then finds each material's own equilibrium.
+Lattice constants of built crystals come from contact radii (:func:`contact_scaled`: covalent
+radii, van der Waals radii for noble gases, and at least :data:`MIN_VOLUME_PER_ATOM` per atom);
+the teacher's volume search (:mod:`facet.teacher.distill2`) then finds each material's own
+equilibrium.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ import numpy as np
 from ase import Atoms
 from ase.build import bcc110, bulk, fcc100, fcc111, hcp0001, surface
 from ase.collections import g2
-from ase.data import atomic_numbers, covalent_radii
+from ase.data import atomic_numbers, covalent_radii, vdw_radii
+from ase.geometry import get_distances
 from ase.spacegroup import crystal
 
 from facet.teacher.structures import (
@@ -48,7 +50,6 @@ from facet.teacher.structures import (
     MaterialSpec,
     dcdft_specs,
     pymatgen_bundled_specs,
-    scale_to_covalent_radii,
     supercell_for,
 )
 
@@ -141,6 +142,38 @@ PROTOTYPE_ROLES: dict[str, str] = {
 ELEMENTAL = ("fcc", "bcc", "hcp", "diamond", "sc")
 
 
+#: The smallest volume per atom a built crystal may have (A^3; diamond has 5.7, LiH 4.2).
+#: Contact scaling alone packs elements with tiny radii to unphysical densities: fcc H at
+#: 0.62 A spacing has ~3,000 neighbours within the teacher's 5 A cutoff and cost the teacher
+#: ~700 s per material.
+MIN_VOLUME_PER_ATOM = 4.0
+
+
+def contact_radius(symbol: str) -> float:
+    """The radius used for contact scaling: covalent, but van der Waals for noble gases (whose
+    covalent radii, e.g. He 0.28 A, describe no bond they form)."""
+    z = atomic_numbers[symbol]
+    return float(vdw_radii[z] if symbol in NOBLE else covalent_radii[z])
+
+
+def contact_scaled(atoms: Atoms) -> Atoms:
+    """Isotropic scaling to contact (closest pair at the sum of :func:`contact_radius`, minimum
+    image), then expanded if needed to :data:`MIN_VOLUME_PER_ATOM`."""
+    atoms = atoms.copy()
+    pos = atoms.get_positions()
+    _, dist = get_distances(pos, pos, cell=atoms.cell, pbc=True)
+    radii = np.array([contact_radius(s) for s in atoms.get_chemical_symbols()])
+    ratio = dist / (radii[:, None] + radii[None, :])
+    np.fill_diagonal(ratio, np.inf)
+    if len(atoms) == 1 or not np.isfinite(ratio).any():  # compare with the periodic images
+        ratio = np.array([atoms.cell.lengths().min() / (2 * radii[0])])
+    atoms.set_cell(atoms.cell[:] / float(ratio.min()), scale_atoms=True)
+    floor = MIN_VOLUME_PER_ATOM * len(atoms) / atoms.get_volume()
+    if floor > 1.0:
+        atoms.set_cell(atoms.cell[:] * floor ** (1 / 3), scale_atoms=True)
+    return atoms
+
+
 def builder(proto: str) -> Callable[..., Atoms]:
     return PROTOTYPE_BUILDERS.get(proto) or EXTRA_BUILDERS[proto]
 
@@ -182,7 +215,7 @@ def _elemental(elements: Sequence[str]) -> list[MaterialSpec]:
                 atoms = bulk(el, "hcp", a=3.0, c=3.0 * np.sqrt(8 / 3))
             else:
                 atoms = bulk(el, lat, a=4.0)
-            out.append(_spec(f"{lat}:{el}", "elemental", scale_to_covalent_radii(atoms),
+            out.append(_spec(f"{lat}:{el}", "elemental", contact_scaled(atoms),
                              lat, True))
     return out + [MaterialSpec(s.name, "elemental", s.atoms, s.prototype) for s in dcdft_specs()
                   if all(sym in elements for sym in s.atoms.get_chemical_symbols())]
@@ -222,7 +255,7 @@ def _substituted(bundled: list[MaterialSpec], elements: Sequence[str], bal: _Bal
             bal.take(mapping.values())
             tag = "-".join(f"{s}{mapping[s]}" for s in syms)
             out.append(_spec(f"{spec.name}>{tag}", "mp-substituted",
-                             scale_to_covalent_radii(atoms), spec.prototype, True))
+                             contact_scaled(atoms), spec.prototype, True))
     return out
 
 
@@ -242,7 +275,7 @@ def _prototypes(elements: Sequence[str], bal: _Balancer, n: int) -> list[Materia
             continue
         seen.add(key)
         bal.take(chosen)
-        atoms = scale_to_covalent_radii(builder(proto)(*chosen))
+        atoms = contact_scaled(builder(proto)(*chosen))
         out.append(_spec(f"{proto}:{'-'.join(chosen)}", "prototype", atoms, proto, True))
     return out
 
@@ -263,7 +296,7 @@ def _alloys(elements: Sequence[str], bal: _Balancer, n: int) -> list[MaterialSpe
         atoms.set_chemical_symbols(symbols)
         bal.take(chosen)
         out.append(_spec(f"alloy{i}:{lat}:{'-'.join(chosen)}", "alloy",
-                         scale_to_covalent_radii(atoms), lat, True))
+                         contact_scaled(atoms), lat, True))
     return out
 
 
@@ -284,7 +317,7 @@ def _vacancies(parents: list[MaterialSpec], bal: _Balancer, n: int) -> list[Mate
 
 def _slab(el: str, lat: str, rng: np.random.Generator) -> tuple[Atoms, str]:
     layers = int(rng.integers(2, 5))
-    a0 = scale_to_covalent_radii(bulk(el, "fcc" if lat in ("111", "100") else lat, a=4.0)
+    a0 = contact_scaled(bulk(el, "fcc" if lat in ("111", "100") else lat, a=4.0)
                                  if lat != "hcp" else bulk(el, "hcp", a=3.0, c=4.9))
     if lat == "111":
         return fcc111(el, (2, 2, layers), a=a0.cell.lengths()[0] * np.sqrt(2), vacuum=6.0), "fcc111"
@@ -305,7 +338,7 @@ def _surfaces(elements: Sequence[str], bal: _Balancer, n: int) -> list[MaterialS
             proto = ("rocksalt", "zincblende")[i % 2]
             m = bal.draw(pools["M"])
             x = bal.draw(pools["X"], exclude=[m])
-            cell = scale_to_covalent_radii(builder(proto)(m, x))
+            cell = contact_scaled(builder(proto)(m, x))
             # the conventional cubic cell: (100) of the primitive fcc cell is a (110)-type cut
             atoms = surface(cell, (1, 0, 0), int(bal.rng.integers(2, 4)), vacuum=6.0)
             atoms = supercell_for(atoms, 4, 24)
@@ -336,8 +369,8 @@ def _molecules(elements: Sequence[str]) -> list[MaterialSpec]:
         mol = g2[name]
         if all(s in elements for s in mol.get_chemical_symbols()):
             out.append(_spec(f"g2:{name}", "molecule", molecule_in_box(mol), "g2", False))
-    for el in elements:  # dimers at 1.1 x the covalent bond length
-        d = 2.2 * covalent_radii[atomic_numbers[el]]
+    for el in elements:  # dimers at 1.1 x the contact distance
+        d = 2.2 * contact_radius(el)
         out.append(_spec(f"dimer:{el}2", "molecule",
                          molecule_in_box(Atoms([el, el], positions=[(0, 0, 0), (0, 0, d)])),
                          "dimer", True))

@@ -47,17 +47,40 @@ def test_every_kind_is_present_and_every_element_is_covered(specs):
     assert min(cover.values()) >= 0.3 * np.mean(list(cover.values())), cover
 
 
-def test_built_crystals_sit_at_covalent_contact(specs):
+def test_built_crystals_sit_at_contact_or_at_the_density_floor(specs):
+    from facet.teacher.catalog import MIN_VOLUME_PER_ATOM, contact_radius
+
+    n_floor = 0
     for s in specs:
-        if s.source not in ("prototype", "alloy") or not s.radius_scaled:
+        if s.source not in ("prototype", "alloy", "elemental") or not s.radius_scaled:
             continue
         a = s.atoms
         _, d = get_distances(a.positions, a.positions, cell=a.cell, pbc=True)
-        r = covalent_radii[a.numbers]
+        r = np.array([contact_radius(x) for x in a.get_chemical_symbols()])
         ratio = d / (r[:, None] + r[None, :])
         np.fill_diagonal(ratio, np.inf)
+        v = a.get_volume() / len(a)
+        assert v >= MIN_VOLUME_PER_ATOM * (1 - 1e-9), s.name
         if len(a) > 1:
-            assert ratio.min() == pytest.approx(1.0, abs=1e-9), s.name
+            if v > MIN_VOLUME_PER_ATOM * (1 + 1e-9):  # contact scaling decided
+                assert ratio.min() == pytest.approx(1.0, abs=1e-9), s.name
+            else:  # expanded to the floor: farther than contact
+                assert ratio.min() > 1.0, s.name
+                n_floor += 1
+    assert n_floor > 0  # H-rich crystals hit the floor in this catalog
+
+
+def test_contact_radii_of_noble_gases_and_the_density_floor():
+    from ase.build import bulk
+
+    from facet.teacher.catalog import contact_scaled
+
+    he = contact_scaled(bulk("He", "fcc", a=4.0))
+    assert he.get_distance(0, 0, mic=False) == 0
+    nn = min(np.linalg.norm(he.cell[:], axis=1))
+    assert nn == pytest.approx(2 * 1.40, abs=1e-9)  # van der Waals contact (ASE: He 1.40 A)
+    h = contact_scaled(bulk("H", "fcc", a=4.0))  # covalent contact would give 4.0 x 0.31^3
+    assert h.get_volume() == pytest.approx(4.0, rel=1e-12)
 
 
 def test_molecules_and_slabs_leave_more_vacuum_than_the_teacher_cutoff(specs):
