@@ -336,7 +336,8 @@ def plan(seed: int, elements) -> tuple[list, list[str], dict[str, list[str]]]:
 def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | None,
         stop_at: float | None) -> int:
     """Label shards in order until all are done, ``max_shards`` new ones are written, or the
-    wall clock passes ``stop_at`` (a Unix time: no new shard is started after it)."""
+    wall clock passes ``stop_at`` (a Unix time: checked after each shard is written; the
+    materials finished beyond it stay in ``cache``)."""
     import multiprocessing as mp
 
     from ase.data import chemical_symbols
@@ -365,21 +366,33 @@ def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | 
         todo = todo[:max_shards]
     print(f"{elapsed(t0)} {len(specs)} materials in {n_shards} shards; {len(todo)} to label "
           f"with {workers} worker(s)", flush=True)
+    # One ordered stream of every material of the shards to do, so that no worker waits at the
+    # end of a shard for the other's last material; a shard is written once its last result is in.
+    tasks = [(specs[i], ids[i], seed, cache) for k in todo
+             for i in range(k * SHARD_SIZE, min(len(specs), (k + 1) * SHARD_SIZE))]
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
-        for k in todo:
-            if stop_at is not None and time.time() > stop_at:
-                print(f"{elapsed(t0)} stop time reached before shard {k}", flush=True)
-                break
+        stream = pool.imap(_work, tasks, chunksize=1) if pool else map(_work, tasks)
+        results: list[dict] = []
+        shard_iter = iter(todo)
+        k = next(shard_iter, None)
+        for res in stream:
+            results.append(res)
             lo, hi = k * SHARD_SIZE, min(len(specs), (k + 1) * SHARD_SIZE)
-            tasks = [(specs[i], ids[i], seed, cache) for i in range(lo, hi)]
-            results = list(pool.imap(_work, tasks, chunksize=1) if pool else map(_work, tasks))
+            if len(results) < hi - lo:
+                continue
             write_shard(shard_path(out, k), results)
             n = sum(r["meta"]["n_frames"] for r in results)
             print(f"{elapsed(t0)} shard {k}: {hi - lo} materials, {n} frames", flush=True)
+            results, k = [], next(shard_iter, None)
+            if k is None:
+                break
+            if stop_at is not None and time.time() > stop_at:
+                print(f"{elapsed(t0)} stop time reached before shard {k}", flush=True)
+                break
     finally:
         if pool:
-            pool.close()
+            pool.terminate()
             pool.join()
     return 0
 

@@ -4,11 +4,13 @@ Only ASE and pymatgen are needed (no teacher): the labelling itself runs in the 
 environment and is checked by the data tests on the committed shards.
 """
 
+import json
+import os
 from collections import Counter
 
 import numpy as np
 import pytest
-from ase.data import atomic_numbers, covalent_radii
+from ase.data import atomic_numbers
 from ase.geometry import get_distances
 
 from facet.teacher.catalog import KINDS, catalog, molecule_in_box
@@ -255,3 +257,34 @@ def test_generate_frames_with_a_stand_in_teacher():
     atom = MaterialSpec("g2:H", "molecule", Atoms("H", cell=[10, 10, 10], pbc=True), "g2")
     one = generate(atom, "m-2", 0, calc, mp)
     assert list(one["frames"]) == ["m-2-0-0"] and one["meta"]["n_frames"] == 1
+
+
+def test_run_labels_shards_in_order_and_resumes(tmp_path, monkeypatch):
+    """The labelling loop with EMT standing in for the teacher on a 5-material catalog: shards
+    of 2 in order, and a second run leaves complete shards alone."""
+    from ase.calculators.emt import EMT
+
+    import facet.teacher.catalog as cat
+    import facet.teacher.common as common
+    import facet.teacher.distill2 as d
+
+    class StandIn(EMT):
+        type_map = [1, 6, 7, 8, 13, 28, 29, 46, 47, 78, 79]  # EMT's elements
+
+    small = {"mp-substituted": 0, "prototype": 2, "alloy": 1, "vacancy": 1, "surface": 1}
+    full = cat.catalog
+    monkeypatch.setattr(common, "load_teacher", StandIn)
+    monkeypatch.setattr(cat, "catalog", lambda seed, el: full(seed, el, counts=small)[:5])
+    monkeypatch.setattr(d, "SHARD_SIZE", 2)
+    out = tmp_path / "set"
+    assert d.run(str(out), 0, 1, None, None, None) == 0
+    paths = d.shard_paths(str(out))
+    assert [p.rsplit("/", 1)[1] for p in paths] == [
+        "shard-0000.json.gz", "shard-0001.json.gz", "shard-0002.json.gz"]
+    ids = [m["mp_id"] for p in paths for m in d.read_shard_meta(p)]
+    assert ids == d.material_ids(5)
+    mtime = [os.path.getmtime(p) for p in paths]
+    assert d.run(str(out), 0, 1, None, None, None) == 0
+    assert [os.path.getmtime(p) for p in paths] == mtime
+    e0 = json.loads((out / "teacher_e0.json").read_text())
+    assert set(e0) == {"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"}
