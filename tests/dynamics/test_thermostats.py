@@ -172,6 +172,13 @@ def test_jax_md_langevin_friction_and_temperature():
                    JaxMDConfig(ensemble="nvt", timestep_fs=dt, temperature_K=target,
                                friction_per_fs=friction, log_interval=5),
                    dtype="float64", predict=analytic_predict)
+        # 20 steps first: a wrong unit in kT or gamma shows here, before a long run that such
+        # an error would fill with neighbour-list rebuilds.
+        short = md.run([_gas(3) for _ in range(8)], 20, seed=6)
+        t_short = short.steps * dt
+        np.testing.assert_allclose(short.temperature.mean(axis=1),
+                                   target * (1.0 - np.exp(-2.0 * friction * t_short)),
+                                   atol=0.15 * target)
         res = md.run([_gas(3) for _ in range(8)], 300, seed=6)
     t_fs = res.steps * dt
     n_dof = 3 * 27 * 8
