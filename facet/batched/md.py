@@ -272,6 +272,7 @@ class JaxMD:
                 rec_e.append(np.asarray(e0))
                 rec_k.append(np.asarray(k0))
                 rec_x.append(np.asarray(md_state.position, np.float64)[None])
+            step_at_build = step
             while True:
                 c = self._loop(
                     self.params,
@@ -295,6 +296,13 @@ class JaxMD:
                     break
             if step >= steps:
                 break
+            if step == step_at_build:
+                # Even a freshly built list did not survive one step: rebuilding cannot help.
+                raise ValueError(
+                    f"MD step {step}: an atom moves more than half the neighbour-list skin "
+                    f"({cfg.skin} A) in one {cfg.timestep_fs} fs step, so no list stays complete; "
+                    "use a shorter timestep or a larger skin, and check the temperature and forces"
+                )
         xs = np.asarray(md_state.position, np.float64)
         ps = np.asarray(md_state.momentum, np.float64)
         n0 = 0

@@ -214,3 +214,13 @@ def test_cli_npt_pressure_is_in_gpa(compressed, tmp_path):
     vol = np.array([a.get_volume() for a in read(tmp_path / "md.traj", index=":")])
     assert len(vol) == 21
     assert np.abs(vol / v0 - 1.0).max() < 1e-3, vol / v0
+
+
+def test_jax_md_refuses_steps_longer_than_the_skin():
+    """Atoms that cross half the skin in one step (here ~1 A per 2 fs) can never have a
+    complete list: the run stops with a message instead of rebuilding forever."""
+    atoms = _momenta(_gas(2), 2e6, seed=7)
+    md = JaxMD(MorsePotential(**MORSE), JaxMDConfig(ensemble="nve", timestep_fs=2.0, skin=0.5),
+               predict=analytic_predict)
+    with pytest.raises(ValueError, match=r"MD step 0: an atom moves more than half"):
+        md.run(atoms, 5)
