@@ -159,7 +159,8 @@ def relax(
         calculator: an ASE calculator, e.g. :class:`facet.FacetCalculator`.
         fmax: force threshold, eV/A (cell rows: ``V sigma / N``, FrechetCellFilter's scaling).
         steps: maximum number of FIRE steps.
-        scalar_pressure: external pressure, eV/A^3.
+        scalar_pressure: external pressure, eV/A^3; refused (InputError) where the cell stays
+            fixed (``relax_cell=False`` or a structure not periodic in 3D).
         trajectory: ASE ``.traj`` file receiving every step (optional).
         logfile: FIRE's text log (optional; ``"-"`` for stdout).
     """
@@ -170,6 +171,12 @@ def relax(
     atoms.calc = calculator
     e0 = float(atoms.get_potential_energy())
     cell_dof = relax_cell and bool(atoms.pbc.all())
+    if scalar_pressure != 0.0 and not cell_dof:
+        from .errors import InputError
+
+        why = "relax_cell=False" if not relax_cell else "not periodic in 3D"
+        raise InputError(f"{key or atoms.get_chemical_formula()}: an external pressure acts "
+                         f"through the cell, which stays fixed here ({why}); it would be ignored")
     target = FrechetCellFilter(atoms, scalar_pressure=scalar_pressure) if cell_dof else atoms
     opt = FIRE(target, logfile=None if logfile is None else str(logfile))
     if trajectory is not None:

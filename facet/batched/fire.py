@@ -285,6 +285,10 @@ class BatchedFIRE:
             check_supported(self, a.numbers, where)
             if not np.all(np.isfinite(a.positions)):
                 raise InputError(f"{where}: NaN/inf positions")
+            if cfg.scalar_pressure != 0.0 and not (relax_cell and a.pbc.all()):
+                why = "relax_cell=False" if not relax_cell else "not periodic in 3D"
+                raise InputError(f"{where}: an external pressure acts through the cell, which "
+                                 f"stays fixed here ({why}); it would be ignored")
         n_graph = len(atoms) + 1
         cell0 = np.tile(np.eye(3), (n_graph, 1, 1))
         cell_moves = np.zeros(n_graph, bool)

@@ -71,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         probe.calc = calc
         probe.get_potential_energy()  # overlapping atoms, NaN: refused with the structure's key
     pressure = args.pressure * units.GPa
+    if pressure != 0.0 and args.fixed_cell:
+        raise InputError("--pressure acts through the cell; with --fixed-cell it would be ignored")
+    for key, atoms in items:
+        if pressure != 0.0 and not atoms.pbc.all():
+            raise InputError(f"{key}: --pressure acts through the cell, and this structure is "
+                             "not periodic in 3D (its cell stays fixed)")
     if args.batched:
         from ..batched import BatchedFIRE, FireConfig
 

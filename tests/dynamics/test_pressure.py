@@ -74,14 +74,31 @@ def test_ase_relax_under_pressure(ase_results):
 
 def test_ase_relax_fixed_cell_keeps_the_cell(ase_results):
     start, _ = ase_results
-    for p in (0.0, P):
-        res = relax(start, ase_morse(), fmax=1e-3, steps=600, relax_cell=False,
-                    scalar_pressure=p)
-        assert res.converged
-        np.testing.assert_allclose(res.atoms.cell[:], start.cell[:], rtol=0, atol=1e-12)
-        assert np.abs(res.atoms.get_forces()).max() < 1e-3
+    res = relax(start, ase_morse(), fmax=1e-3, steps=600, relax_cell=False)
+    assert res.converged
+    np.testing.assert_allclose(res.atoms.cell[:], start.cell[:], rtol=0, atol=1e-12)
+    assert np.abs(res.atoms.get_forces()).max() < 1e-3
     # The fixed-cell minimum is not the cell-relaxed one: the stress stays.
     assert np.abs(_pressure(res.atoms)[0]) > 10 * _pressure_tolerance(start, 1e-3)
+
+
+def test_a_pressure_the_fixed_cell_would_ignore_is_refused(ase_results, morse64):
+    """No silent wrong answer: a pressure acts only through a relaxed cell."""
+    from ase.build import molecule
+
+    from facet.errors import InputError
+
+    start, _ = ase_results
+    with pytest.raises(InputError, match=r"relax_cell=False.*would be ignored"):
+        relax(start, ase_morse(), relax_cell=False, scalar_pressure=P)
+    water = molecule("H2O")
+    water.center(vacuum=5.0)
+    with pytest.raises(InputError, match=r"not periodic in 3D.*would be ignored"):
+        relax(water, ase_morse(), scalar_pressure=P)
+    fire = BatchedFIRE(morse64, FireConfig(scalar_pressure=P), dtype="float64",
+                       predict=analytic_predict)
+    with pytest.raises(InputError, match=r"structure 0 .*relax_cell=False.*would be ignored"):
+        fire.relax([start], relax_cell=False)
 
 
 def _batched_relax(morse64, start, p, relax_cell=True):
@@ -116,7 +133,7 @@ def test_batched_relax_under_pressure_follows_ase(morse64, ase_results, sign):
 @pytest.mark.slow
 def test_batched_fixed_cell_keeps_the_cell(morse64):
     start = _cell(2)
-    res = _batched_relax(morse64, start, P, relax_cell=False)
+    res = _batched_relax(morse64, start, 0.0, relax_cell=False)
     assert res.converged[0]
     np.testing.assert_allclose(res.atoms[0].cell[:], start.cell[:], rtol=0, atol=1e-12)
     assert np.abs(res.atoms[0].positions - start.positions).max() > 1e-3  # the atoms moved
@@ -163,7 +180,12 @@ def test_cli_pressure_in_gpa_and_fixed_cell(tmp_path, morse_cli_model, ase_resul
     assert got.get_volume() == pytest.approx(out[-P].atoms.get_volume(), rel=1e-3)
     assert got.get_volume() > 1.01 * out[0.0].atoms.get_volume()
 
-    got = _cli(src, tmp_path / "fixed.extxyz", "--fixed-cell", f"--pressure={P_GPA}")
+    got = _cli(src, tmp_path / "fixed.extxyz", "--fixed-cell")
     assert got.info["converged"]
     np.testing.assert_allclose(got.cell[:], read(src).cell[:], rtol=0, atol=1e-12)
     assert np.abs(got.positions - read(src).positions).max() > 1e-3
+    # a pressure that the fixed cell would ignore is one line and exit 2, nothing written
+    bad = tmp_path / "bad.extxyz"
+    assert main(["relax", str(src), "--model", "test-morse-p", "--no-progress", "-o", str(bad),
+                 "--fixed-cell", f"--pressure={P_GPA}"]) == 2
+    assert not bad.exists()
