@@ -22,10 +22,15 @@ import numpy as np
 __all__ = [
     "Path",
     "check_irreps",
+    "resolve_irreps",
     "cg_paths",
+    "cg_num_weights",
+    "paths_by_pair",
     "reachable_irreps",
     "broadcast_inputs",
     "check_weights",
+    "optional_weights",
+    "weight_rows",
     "assemble",
     "SharedLayout",
     "shared_layout",
@@ -50,6 +55,19 @@ def check_irreps(irreps, what: str, variant: str) -> e3nn.Irreps:
     return irreps
 
 
+def resolve_irreps(x, y, irreps_out, variant: str, keep=lambda l1, l2, l3: True):
+    """``(irreps1, irreps2, irreps_out)`` of a product, checked (:func:`check_irreps`).
+
+    ``irreps_out=None`` becomes every irrep reachable by the paths ``keep`` (the variant's
+    selection rule on ``(l1, l2, l3)``; all CG paths by default).
+    """
+    ir1 = check_irreps(x.irreps, "x", variant)
+    ir2 = check_irreps(y.irreps, "y", variant)
+    if irreps_out is None:
+        irreps_out = reachable_irreps(ir1, ir2, keep)
+    return ir1, ir2, check_irreps(irreps_out, "irreps_out", variant)
+
+
 def cg_paths(irreps1, irreps2, irreps_out) -> list[Path]:
     """All paths allowed by the triangle rule and parity ``p3 = p1 p2``, in canonical order."""
     out = []
@@ -59,6 +77,28 @@ def cg_paths(irreps1, irreps2, irreps_out) -> list[Path]:
                 if abs(ir1.l - ir2.l) <= ir3.l <= ir1.l + ir2.l and ir3.p == ir1.p * ir2.p:
                     out.append((ir1.l, ir1.p, ir2.l, ir2.p, ir3.l, ir3.p))
     return out
+
+
+def cg_num_weights(irreps1, irreps2, irreps_out) -> int:
+    """Number of per-path weights of a full CG product: one per :func:`cg_paths` entry."""
+    return len(cg_paths(irreps1, irreps2, irreps_out))
+
+
+def paths_by_pair(irreps1, irreps2, irreps_out):
+    """``(paths, pairs)``: :func:`cg_paths`, and per pair of input irreps that has a path,
+    ``(ir1, slice1, ir2, slice2, ((ir3, k), ...))`` with ``k`` the path's index in ``paths``
+    (input-1 irreps in order, then input-2, then the output irreps in order)."""
+    ir1s, ir2s, outs = e3nn.Irreps(irreps1), e3nn.Irreps(irreps2), e3nn.Irreps(irreps_out)
+    paths = cg_paths(ir1s, ir2s, outs)
+    index = {p: k for k, p in enumerate(paths)}
+    pairs = []
+    for (_, ir1), s1 in zip(ir1s, ir1s.slices(), strict=True):
+        for (_, ir2), s2 in zip(ir2s, ir2s.slices(), strict=True):
+            keys = [(ir3, (ir1.l, ir1.p, ir2.l, ir2.p, ir3.l, ir3.p)) for _, ir3 in outs]
+            targets = tuple((ir3, index[key]) for ir3, key in keys if key in index)
+            if targets:
+                pairs.append((ir1, s1, ir2, s2, targets))
+    return paths, pairs
 
 
 def reachable_irreps(irreps1, irreps2, keep=lambda l1, l2, l3: True) -> e3nn.Irreps:
@@ -142,6 +182,24 @@ def check_weights(weights, num: int, variant: str):
             f"tensorproducts._irreps.cg_paths order), got {weights.shape}"
         )
     return weights
+
+
+def optional_weights(weights, num: int, variant: str):
+    """``(weights, extra_lead)`` for :func:`broadcast_inputs`: ``(None, ())`` without weights,
+    else the checked weights (:func:`check_weights`) and their leading shape."""
+    if weights is None:
+        return None, ()
+    weights = check_weights(weights, num, variant)
+    return weights, (weights.shape[:-1],)
+
+
+def weight_rows(weights, lead: tuple, dtype):
+    """``weights[..., k]`` broadcast to ``lead`` and flattened to ``[N, k]`` like the inputs of
+    :func:`broadcast_inputs` (``None`` stays ``None``)."""
+    if weights is None:
+        return None
+    k = weights.shape[-1]
+    return jnp.broadcast_to(weights.astype(dtype), tuple(lead) + (k,)).reshape(-1, k)
 
 
 def assemble(irreps_out: e3nn.Irreps, blocks: dict, lead: tuple, dtype) -> e3nn.IrrepsArray:

@@ -54,26 +54,19 @@ NAME = "cg-dense"
 @functools.cache
 def _pair_plan(irreps1: str, irreps2: str, irreps_out: str):
     """Per input pair: slices, stacked CG matrix, and (output irrep, columns, path index)."""
-    ir1s, ir2s, outs = e3nn.Irreps(irreps1), e3nn.Irreps(irreps2), e3nn.Irreps(irreps_out)
-    paths = _irreps.cg_paths(ir1s, ir2s, outs)
-    index = {p: k for k, p in enumerate(paths)}
+    paths, pairs = _irreps.paths_by_pair(irreps1, irreps2, irreps_out)
     plan = []
-    for (_, ir1), s1 in zip(ir1s, ir1s.slices(), strict=True):
-        for (_, ir2), s2 in zip(ir2s, ir2s.slices(), strict=True):
-            mats, targets, col = [], [], 0
-            for _, ir3 in outs:
-                key = (ir1.l, ir1.p, ir2.l, ir2.p, ir3.l, ir3.p)
-                if key not in index:
-                    continue
-                c = math.sqrt(2 * ir3.l + 1) * clebsch_gordan(ir1.l, ir2.l, ir3.l)
-                mats.append(c.reshape(ir1.dim * ir2.dim, ir3.dim))
-                targets.append((ir3, slice(col, col + ir3.dim), index[key]))
-                col += ir3.dim
-            if mats:
-                mat = np.concatenate(mats, axis=1)  # [d1 d2, sum d3]
-                # y-first form [d2, d1 sum d3]: C[i, j, k] -> [j, (i, k)]
-                ymat = mat.reshape(ir1.dim, ir2.dim, col).transpose(1, 0, 2).reshape(ir2.dim, -1)
-                plan.append((s1, s2, mat, ymat, tuple(targets)))
+    for ir1, s1, ir2, s2, pair_targets in pairs:
+        mats, targets, col = [], [], 0
+        for ir3, k in pair_targets:
+            c = math.sqrt(2 * ir3.l + 1) * clebsch_gordan(ir1.l, ir2.l, ir3.l)
+            mats.append(c.reshape(ir1.dim * ir2.dim, ir3.dim))
+            targets.append((ir3, slice(col, col + ir3.dim), k))
+            col += ir3.dim
+        mat = np.concatenate(mats, axis=1)  # [d1 d2, sum d3]
+        # y-first form [d2, d1 sum d3]: C[i, j, k] -> [j, (i, k)]
+        ymat = mat.reshape(ir1.dim, ir2.dim, col).transpose(1, 0, 2).reshape(ir2.dim, -1)
+        plan.append((s1, s2, mat, ymat, tuple(targets)))
     return paths, tuple(plan)
 
 
@@ -154,31 +147,18 @@ def _fused_plan(irreps1: str, irreps2: str, irreps_out: str, weighted: bool):
     return big.reshape(d1 * d2, width), np.asarray(col_path, np.int32), scatter
 
 
-def _resolve(x, y, irreps_out, variant):
-    ir1 = _irreps.check_irreps(x.irreps, "x", variant)
-    ir2 = _irreps.check_irreps(y.irreps, "y", variant)
-    if irreps_out is None:
-        irreps_out = _irreps.reachable_irreps(ir1, ir2)
-    return ir1, ir2, _irreps.check_irreps(irreps_out, "irreps_out", variant)
-
-
 def cg_dense(
     x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, irreps_out=None, weights=None
 ) -> e3nn.IrrepsArray:
     """Full CG product of ``x`` and ``y`` onto ``irreps_out`` (see module docstring)."""
-    ir1, ir2, out = _resolve(x, y, irreps_out, NAME)
+    ir1, ir2, out = _irreps.resolve_irreps(x, y, irreps_out, NAME)
     paths, plan = _pair_plan(str(ir1), str(ir2), str(out))
-    lead_w = ()
-    if weights is not None:
-        weights = _irreps.check_weights(weights, len(paths), NAME)
-        lead_w = (weights.shape[:-1],)
+    weights, lead_w = _irreps.optional_weights(weights, len(paths), NAME)
     layout = _irreps.shared_layout(x, y, *lead_w)
     if layout.r > 1:
         return _shared(x, y, out, weights, layout)
     xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y, *lead_w)
-    w = None
-    if weights is not None:
-        w = jnp.broadcast_to(weights.astype(dtype), lead + (len(paths),)).reshape(-1, len(paths))
+    w = _irreps.weight_rows(weights, lead, dtype)
     fused = ir1.dim * ir2.dim * out.dim <= FUSED_MAX
     if fused:
         per_sample = ir1.dim * ir2.dim + out.dim
@@ -249,25 +229,28 @@ def _shared(x, y, out, weights, layout) -> e3nn.IrrepsArray:
     return e3nn.IrrepsArray(out, layout.unrows(flat.reshape(m, r, -1)))
 
 
-def _paths(irreps1, irreps2, irreps_out) -> list:
-    return _irreps.cg_paths(irreps1, irreps2, irreps_out)
-
-
-def _num_weights(irreps1, irreps2, irreps_out) -> int:
-    return len(_irreps.cg_paths(irreps1, irreps2, irreps_out))
+def cg_spec(name: str, apply, *, cost: str, description: str) -> TensorProductSpec:
+    """The spec of a variant that equals ``cg-dense`` path by path: every CG path, one weight per
+    path (:func:`tensorproducts._irreps.cg_paths` order), e3nn's "component" normalisation."""
+    return TensorProductSpec(
+        name=name,
+        apply=apply,
+        paths=_irreps.cg_paths,
+        num_weights=_irreps.cg_num_weights,
+        weight_structure="path",
+        cost=cost,
+        exact=True,
+        tolerance=1e-12,
+        description=description,
+        extra={"normalisation": lambda l1, l2, l3: 1.0, "irrep_normalization": "component"},
+    )
 
 
 SPEC = register(
-    TensorProductSpec(
-        name=NAME,
-        apply=cg_dense,
-        paths=_paths,
-        num_weights=_num_weights,
-        weight_structure="path",
+    cg_spec(
+        NAME,
+        cg_dense,
         cost="O(L^6)",
-        exact=True,
-        tolerance=1e-12,
         description="full Clebsch-Gordan product, one dense matmul per input pair (reference)",
-        extra={"normalisation": lambda l1, l2, l3: 1.0, "irrep_normalization": "component"},
     )
 )

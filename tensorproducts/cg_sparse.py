@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _blocking, _irreps
-from .cg_dense import _num_weights, _paths
+from .cg_dense import cg_spec
 from .clebsch_gordan import clebsch_gordan
-from .registry import TensorProductSpec, register
+from .registry import register
 
 NAME = "cg-sparse"
 
@@ -77,21 +77,12 @@ def _pair_plan(l1: int, l2: int, l3s: tuple[int, ...]):
 
 @functools.cache
 def _plan(irreps1: str, irreps2: str, irreps_out: str):
-    ir1s, ir2s, outs = e3nn.Irreps(irreps1), e3nn.Irreps(irreps2), e3nn.Irreps(irreps_out)
-    paths = _irreps.cg_paths(ir1s, ir2s, outs)
-    index = {p: k for k, p in enumerate(paths)}
+    paths, pairs = _irreps.paths_by_pair(irreps1, irreps2, irreps_out)
     plan = []
-    for (_, ir1), s1 in zip(ir1s, ir1s.slices(), strict=True):
-        for (_, ir2), s2 in zip(ir2s, ir2s.slices(), strict=True):
-            targets = []
-            for _, ir3 in outs:
-                key = (ir1.l, ir1.p, ir2.l, ir2.p, ir3.l, ir3.p)
-                if key in index:
-                    targets.append((ir3, index[key]))
-            if targets:
-                l3s = tuple(ir3.l for ir3, _ in targets)
-                index1, index2, coef = _pair_plan(ir1.l, ir2.l, l3s)
-                plan.append((s1, s2, index1, index2, coef, max(l3s), tuple(targets)))
+    for ir1, s1, ir2, s2, targets in pairs:
+        l3s = tuple(ir3.l for ir3, _ in targets)
+        index1, index2, coef = _pair_plan(ir1.l, ir2.l, l3s)
+        plan.append((s1, s2, index1, index2, coef, max(l3s), targets))
     return paths, tuple(plan)
 
 
@@ -99,21 +90,12 @@ def cg_sparse(
     x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, irreps_out=None, weights=None
 ) -> e3nn.IrrepsArray:
     """CG product of ``x`` and ``y`` via the selection rule (equal to ``cg-dense``)."""
-    ir1 = _irreps.check_irreps(x.irreps, "x", NAME)
-    ir2 = _irreps.check_irreps(y.irreps, "y", NAME)
-    if irreps_out is None:
-        irreps_out = _irreps.reachable_irreps(ir1, ir2)
-    out = _irreps.check_irreps(irreps_out, "irreps_out", NAME)
+    ir1, ir2, out = _irreps.resolve_irreps(x, y, irreps_out, NAME)
     paths, plan = _plan(str(ir1), str(ir2), str(out))
-    lead_w = ()
-    if weights is not None:
-        weights = _irreps.check_weights(weights, len(paths), NAME)
-        lead_w = (weights.shape[:-1],)
+    weights, lead_w = _irreps.optional_weights(weights, len(paths), NAME)
     xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y, *lead_w)
     n = xa.shape[0]
-    wa = None
-    if weights is not None:
-        wa = jnp.broadcast_to(weights.astype(dtype), lead + (len(paths),)).reshape(n, len(paths))
+    wa = _irreps.weight_rows(weights, lead, dtype)
     per_sample = 4 * sum(index1.size for _, _, index1, *_ in plan)  # float32 gathers G
     size = _blocking.block_size(per_sample, n)
     blocks = _blocking.in_blocks(functools.partial(_products, plan, out, dtype), size, xa, ya, wa)
@@ -143,16 +125,10 @@ def _products(plan, out, dtype, xa, ya, w):
 
 
 SPEC = register(
-    TensorProductSpec(
-        name=NAME,
-        apply=cg_sparse,
-        paths=_paths,
-        num_weights=_num_weights,
-        weight_structure="path",
+    cg_spec(
+        NAME,
+        cg_sparse,
         cost="O(L^5)",
-        exact=True,
-        tolerance=1e-12,
         description="full CG product via the real-basis selection rule, per-m3 batched matmuls",
-        extra={"normalisation": lambda l1, l2, l3: 1.0, "irrep_normalization": "component"},
     )
 )

@@ -30,16 +30,15 @@ per m (:math:`O(L^3)`), batch and channels are a matmul dimension; the pointwise
 
 from __future__ import annotations
 
-import functools
 import math
+import operator
 
 import e3nn_jax as e3nn
-import jax.numpy as jnp
-import numpy as np
 
-from . import _irreps, s2grid
+from . import s2grid
+from ._grid_product import grid_product, grid_spec
 from .clebsch_gordan import wigner_3j_000
-from .registry import TensorProductSpec, register
+from .registry import register
 
 NAME = "gaunt-grid"
 
@@ -47,49 +46,6 @@ NAME = "gaunt-grid"
 def gaunt_normalisation(l1: int, l2: int, l3: int) -> float:
     """Per-path factor relative to ``cg-dense``: sqrt((2l1+1)(2l2+1)) |(l1 l2 l3; 0 0 0)|."""
     return math.sqrt((2 * l1 + 1) * (2 * l2 + 1)) * abs(wigner_3j_000(l1, l2, l3))
-
-
-@functools.cache
-def class_layout(irreps: str) -> tuple[tuple[int, int, np.ndarray | None], ...]:
-    """Per parity class of ``irreps``: ``(p_val, lmax, index)``.
-
-    ``index`` gathers the flat ``(lmax+1)^2`` coefficients of that class from the input array
-    with one trailing zero appended (position ``irreps.dim``); ``None`` when the gather is the
-    identity (the input already is ``s2_irreps(lmax, p_val)``).
-    """
-    irreps = e3nn.Irreps(irreps)
-    out = []
-    for pv, ls in sorted(s2grid.parity_classes(irreps).items(), reverse=True):
-        lmax = max(ls)
-        index = np.full((lmax + 1) ** 2, irreps.dim, dtype=np.int32)
-        for (_, ir), sl in zip(irreps, irreps.slices(), strict=True):
-            if ir.p * (-1) ** ir.l == pv:
-                index[ir.l**2 : (ir.l + 1) ** 2] = np.arange(sl.start, sl.stop)
-        identity = index.size == irreps.dim and np.array_equal(index, np.arange(irreps.dim))
-        out.append((pv, lmax, None if identity else index))
-    return tuple(out)
-
-
-def split_classes(a_t, irreps) -> dict[int, tuple[int, jnp.ndarray]]:
-    """``{p_val: (lmax, coeffs [(lmax+1)^2, N])}`` of a feature-major ``[irreps.dim, N]`` array."""
-    out = {}
-    for pv, lmax, index in class_layout(str(irreps)):
-        if index is None:
-            out[pv] = (lmax, a_t)
-        else:
-            padded = jnp.concatenate([a_t, jnp.zeros_like(a_t[:1])], axis=0)
-            out[pv] = (lmax, padded[index])  # whole-row gather
-    return out
-
-
-def out_blocks(coeffs: dict[int, jnp.ndarray], irreps_out) -> dict:
-    """``{ir: [N, 2l+1]}`` from feature-major class coefficients ``{p_val: [(L+1)^2, N]}``."""
-    blocks = {}
-    for _, ir in irreps_out:
-        pv = ir.p * (-1) ** ir.l
-        if pv in coeffs:
-            blocks[ir] = coeffs[pv][ir.l**2 : (ir.l + 1) ** 2].T
-    return blocks
 
 
 def product_grid(ir1, ir2, out) -> tuple[int, int]:
@@ -105,47 +61,19 @@ def gaunt_grid(
     ``resolution=(res_beta, res_alpha)`` overrides the grid (only for negative controls:
     anything below the exact rule aliases). ``weights`` must be ``None`` (no internal weights).
     """
-    if weights is not None:
-        raise ValueError(f"{NAME}: takes no internal weights (num_weights = 0), got weights")
-    ir1 = _irreps.check_irreps(x.irreps, "x", NAME)
-    ir2 = _irreps.check_irreps(y.irreps, "y", NAME)
-    if irreps_out is None:
-        irreps_out = _irreps.reachable_irreps(ir1, ir2, lambda a, b, c: (a + b + c) % 2 == 0)
-    out = _irreps.check_irreps(irreps_out, "irreps_out", NAME)
-    xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y)
-    if out.dim == 0:
-        return _irreps.assemble(out, {}, lead, dtype)
-    res_beta, res_alpha = resolution or product_grid(ir1, ir2, out)
-    grid = (res_beta, res_alpha)
-    sx = {pv: s2grid.to_grid_fm(c, *grid) for pv, (_, c) in split_classes(xa.T, ir1).items()}
-    sy = {pv: s2grid.to_grid_fm(c, *grid) for pv, (_, c) in split_classes(ya.T, ir2).items()}
-    out_classes = s2grid.parity_classes(out)
-    prods: dict = {}
-    for p1, f1 in sx.items():
-        for p2, f2 in sy.items():
-            if p1 * p2 in out_classes:
-                prods[p1 * p2] = f1 * f2 if p1 * p2 not in prods else prods[p1 * p2] + f1 * f2
-    coeffs = {pv: s2grid.from_grid_fm(f, max(out_classes[pv])) for pv, f in prods.items()}
-    return _irreps.assemble(out, out_blocks(coeffs, out), lead, dtype)
-
-
-def _paths(irreps1, irreps2, irreps_out) -> list:
-    return [
-        p for p in _irreps.cg_paths(irreps1, irreps2, irreps_out) if (p[0] + p[2] + p[4]) % 2 == 0
-    ]
+    return grid_product(
+        NAME, +1, x, y, irreps_out, weights, resolution,
+        product_grid=product_grid, to_signal=s2grid.to_grid_fm, multiply=operator.mul,
+    )  # fmt: skip
 
 
 SPEC = register(
-    TensorProductSpec(
-        name=NAME,
-        apply=gaunt_grid,
-        paths=_paths,
-        num_weights=lambda irreps1, irreps2, irreps_out: 0,
-        weight_structure="none",
-        cost="O(L^3)",
-        exact=True,
-        tolerance=1e-12,
+    grid_spec(
+        NAME,
+        gaunt_grid,
+        +1,
         description="Gaunt product: pointwise product on the minimal exact (2L+1)x(4L+1) grid",
-        extra={"normalisation": gaunt_normalisation, "resolution": product_grid},
+        normalisation=gaunt_normalisation,
+        product_grid=product_grid,
     )
 )

@@ -273,11 +273,7 @@ def so2_product(
     x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, irreps_out=None, weights=None
 ) -> e3nn.IrrepsArray:
     """SO(2)-frame product of ``x`` with the edge spherical harmonics ``y`` (module docstring)."""
-    ir1 = _irreps.check_irreps(x.irreps, "x", NAME)
-    ir2 = _irreps.check_irreps(y.irreps, "y", NAME)
-    if irreps_out is None:
-        irreps_out = _irreps.reachable_irreps(ir1, ir2)
-    out_ir = _irreps.check_irreps(irreps_out, "irreps_out", NAME)
+    ir1, ir2, out_ir = _irreps.resolve_irreps(x, y, irreps_out, NAME)
     slots = weight_slots(ir1, ir2, out_ir)
     dtype = jnp.result_type(x.dtype, y.dtype)
     alpha, beta = edge_angles(y.astype(dtype))
@@ -311,7 +307,7 @@ SPEC = register(
     TensorProductSpec(
         name=NAME,
         apply=so2_product,
-        paths=lambda i1, i2, io_: _irreps.cg_paths(i1, i2, io_),
+        paths=_irreps.cg_paths,
         num_weights=lambda i1, i2, io_: len(
             weight_slots(
                 *(

@@ -43,10 +43,10 @@ import e3nn_jax as e3nn
 import jax.numpy as jnp
 import numpy as np
 
-from . import _irreps, s2grid
+from . import s2grid
+from ._grid_product import grid_product, grid_spec
 from .clebsch_gordan import wigner_3j
-from .gaunt_grid import out_blocks, split_classes
-from .registry import TensorProductSpec, register
+from .registry import register
 
 NAME = "vector-gaunt-grid"
 
@@ -117,58 +117,29 @@ def product_grid(ir1, ir2, out) -> tuple[int, int]:
     return s2grid.exact_resolution(max(ir1.lmax + ir2.lmax - 1, 0) + out.lmax)
 
 
+def _cross(tx, ty):
+    """Radial component of the cross product of two tangent fields ``(d_beta, d_alpha/sin)``."""
+    (xb, xal), (yb, yal) = tx, ty
+    return xb * yal - xal * yb
+
+
 def vector_gaunt_grid(
     x: e3nn.IrrepsArray, y: e3nn.IrrepsArray, irreps_out=None, weights=None, *, resolution=None
 ) -> e3nn.IrrepsArray:
     """VSH cross-product of ``x`` and ``y`` onto ``irreps_out`` (see module docstring)."""
-    if weights is not None:
-        raise ValueError(f"{NAME}: takes no internal weights (num_weights = 0), got weights")
-    ir1 = _irreps.check_irreps(x.irreps, "x", NAME)
-    ir2 = _irreps.check_irreps(y.irreps, "y", NAME)
-    if irreps_out is None:
-        irreps_out = _irreps.reachable_irreps(ir1, ir2, lambda a, b, c: (a + b + c) % 2 == 1)
-    out = _irreps.check_irreps(irreps_out, "irreps_out", NAME)
-    xa, ya, lead, dtype = _irreps.broadcast_inputs(x, y)
-    if out.dim == 0:
-        return _irreps.assemble(out, {}, lead, dtype)
-    res_beta, res_alpha = resolution or product_grid(ir1, ir2, out)
-    tx = {
-        pv: tangent_components(c, res_beta, res_alpha)
-        for pv, (_, c) in split_classes(xa.T, ir1).items()
-    }
-    ty = {
-        pv: tangent_components(c, res_beta, res_alpha)
-        for pv, (_, c) in split_classes(ya.T, ir2).items()
-    }
-    out_classes = s2grid.parity_classes(out)
-    prods: dict = {}
-    for p1, (xb, xal) in tx.items():
-        for p2, (yb, yal) in ty.items():
-            pv = -p1 * p2
-            if pv in out_classes:
-                h = xb * yal - xal * yb
-                prods[pv] = h if pv not in prods else prods[pv] + h
-    coeffs = {pv: s2grid.from_grid_fm(h, max(out_classes[pv])) for pv, h in prods.items()}
-    return _irreps.assemble(out, out_blocks(coeffs, out), lead, dtype)
-
-
-def _paths(irreps1, irreps2, irreps_out) -> list:
-    return [
-        p for p in _irreps.cg_paths(irreps1, irreps2, irreps_out) if (p[0] + p[2] + p[4]) % 2 == 1
-    ]
+    return grid_product(
+        NAME, -1, x, y, irreps_out, weights, resolution,
+        product_grid=product_grid, to_signal=tangent_components, multiply=_cross,
+    )  # fmt: skip
 
 
 SPEC = register(
-    TensorProductSpec(
-        name=NAME,
-        apply=vector_gaunt_grid,
-        paths=_paths,
-        num_weights=lambda irreps1, irreps2, irreps_out: 0,
-        weight_structure="none",
-        cost="O(L^3)",
-        exact=True,
-        tolerance=1e-12,
+    grid_spec(
+        NAME,
+        vector_gaunt_grid,
+        -1,
         description="vector-SH product: cross product of surface gradients on the exact grid",
-        extra={"normalisation": vector_gaunt_normalisation, "resolution": product_grid},
+        normalisation=vector_gaunt_normalisation,
+        product_grid=product_grid,
     )
 )
