@@ -60,6 +60,7 @@ __all__ = [
     "grid_points",
     "grid_vectors",
     "legendre_table",
+    "grid_harmonics",
     "to_grid",
     "from_grid",
     "to_grid_fm",
@@ -169,6 +170,27 @@ def _to_grid_tables(lmax: int, res_beta: int, res_alpha: int):
     m = np.abs(np.arange(-lmax, lmax + 1))
     leg = np.sqrt(4 * np.pi) * p[m]  # sqrt(4 pi): e3nn "integral" normalisation
     return np.ascontiguousarray(leg), np.ascontiguousarray(_alpha_table(lmax, res_alpha).T)
+
+
+@functools.cache
+def grid_harmonics(lmax: int, res_beta: int, res_alpha: int) -> np.ndarray:
+    r"""``Y[l**2 + l + m, b, a]`` = :math:`\sqrt{4\pi}\,Y_{lm}` at the grid points, float64.
+
+    The dense form of :func:`to_grid` (``to_grid(c) = c @ Y``; e3nn's "component" normalisation,
+    :math:`\sum_m (\sqrt{4\pi} Y_{lm})^2 = 2l+1`), built from the same per-m tables, and
+    :func:`from_grid` is ``f @ (Y * weights[:, None]).T`` with :func:`grid_points`' weights. For
+    callers that want one matrix over the grid (small ``lmax``, many channels).
+    """
+    leg, dft = _to_grid_tables(lmax, res_beta, res_alpha)  # [m, b, l], [a, m]
+    to_padded, _ = _layout(lmax)
+    n = (lmax + 1) ** 2
+    out = np.zeros((n + 1, res_beta, res_alpha))
+    for mi in range(2 * lmax + 1):
+        for l in range(lmax + 1):
+            out[to_padded[mi, l]] = leg[mi, :, l, None] * dft[None, :, mi]
+    out = out[:n]
+    out.setflags(write=False)
+    return out
 
 
 @functools.cache

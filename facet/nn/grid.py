@@ -1,16 +1,12 @@
-"""Exact spherical quadrature grids and the coefficient <-> grid transforms of the mixing layer.
+"""The spherical grid of the mixing layer: its resolution rule and its dense transform matrices.
 
-Grid: ``n_beta`` Gauss-Legendre nodes in ``z = cos(beta)`` times ``n_alpha`` uniform azimuths
-``alpha_j = 2 pi j / n_alpha``; weight ``w_i * 2 pi / n_alpha`` (they sum to ``4 pi``). The polar
-axis is ``y`` (e3nn's convention; any axis would do). This product rule integrates every
-polynomial of degree ``<= D`` in ``(x, y, z)`` on the sphere exactly when
-
-.. math::  2 n_\\beta - 1 \\ge D \\quad\\text{and}\\quad n_\\alpha \\ge D + 1 ,
-
-because a degree-``D`` polynomial is, at fixed ``beta``, a trigonometric polynomial in ``alpha``
-of frequency ``<= D`` (summed exactly by ``D + 1`` uniform points), and its ``alpha``-average is
-a polynomial of degree ``<= D`` in ``cos(beta)`` (integrated exactly by ``n_beta`` Gauss-Legendre
-nodes when ``2 n_beta - 1 >= D``).
+The grid and its quadrature are :mod:`tensorproducts.s2grid`'s (one definition in the code
+base): ``n_beta`` Gauss-Legendre nodes in ``cos(beta)`` times ``n_alpha`` uniform azimuths
+``alpha_j = 2 pi j / n_alpha``, polar axis ``y`` (e3nn's convention). The product rule integrates
+every polynomial of degree ``<= D`` on the sphere exactly when ``2 n_beta - 1 >= D`` and
+``n_alpha >= D + 1`` (:func:`tensorproducts.s2grid.exact_resolution`). This module adds what the
+mixing layer needs on top: the rule for ``D`` below, weights that sum to ``4 pi`` (s2grid's
+average to one), and the transforms as two dense matrices restricted to the layer's degrees.
 
 Resolution rule of the mixing layer. The input coefficients have degree ``<= L``; a polynomial
 activation of degree ``k`` makes a signal of degree ``<= k L``; projecting it back onto
@@ -30,15 +26,17 @@ Transforms use real spherical harmonics in e3nn's convention (``component`` norm
 .. math::  f(x_p) = \\sum_{lm} c_{lm} Y_{lm}(x_p), \\qquad
            c_{lm} = \\frac{1}{4\\pi} \\sum_p w_p f(x_p) Y_{lm}(x_p) .
 
-The matrices are computed once in float64 NumPy and cached.
+The matrices are :func:`tensorproducts.s2grid.grid_harmonics` (the same per-m tables as the
+tensor products' transforms), computed once in float64 NumPy and cached; nothing is compiled.
 """
 
 from __future__ import annotations
 
 import functools
 
-import e3nn_jax as e3nn
 import numpy as np
+
+from tensorproducts import s2grid
 
 __all__ = ["exact_resolution", "grid_points", "grid_matrices"]
 
@@ -48,29 +46,16 @@ def exact_resolution(lmax: int, degree: int) -> tuple[int, int]:
     signal band-limited to ``lmax`` is projected back onto ``l <= lmax`` exactly."""
     if lmax < 0 or degree < 1:
         raise ValueError(f"need lmax >= 0 and degree >= 1, got lmax={lmax}, degree={degree}")
-    d = (degree + 1) * lmax
-    return d // 2 + 1, d + 1
+    return s2grid.exact_resolution((degree + 1) * lmax)
 
 
 @functools.lru_cache(maxsize=64)
 def grid_points(n_beta: int, n_alpha: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(points (P, 3), weights (P,))`` of the Gauss-Legendre x uniform grid, float64."""
-    if n_beta < 1 or n_alpha < 1:
-        raise ValueError(f"grid resolution must be positive, got ({n_beta}, {n_alpha})")
-    z, wz = np.polynomial.legendre.leggauss(n_beta)
-    alpha = 2.0 * np.pi * np.arange(n_alpha) / n_alpha
-    s = np.sqrt(np.clip(1.0 - z * z, 0.0, None))
-    # polar axis y: (x, y, z) = (sin b sin a, cos b, sin b cos a)
-    pts = np.stack(
-        [
-            s[:, None] * np.sin(alpha)[None, :],
-            np.broadcast_to(z[:, None], (n_beta, n_alpha)),
-            s[:, None] * np.cos(alpha)[None, :],
-        ],
-        axis=-1,
-    ).reshape(-1, 3)
-    w = (wz[:, None] * np.full((1, n_alpha), 2.0 * np.pi / n_alpha)).reshape(-1)
-    return pts, w
+    """``(points (P, 3), weights (P,))`` of the grid, float64, ``P = n_beta n_alpha`` in
+    ``(beta, alpha)`` order; the weights sum to ``4 pi``."""
+    _, _, w = s2grid.grid_points(n_beta, n_alpha)  # per ring, averaging to one over the sphere
+    pts = s2grid.grid_vectors(n_beta, n_alpha).reshape(-1, 3)
+    return pts, np.repeat(4.0 * np.pi * w, n_alpha)
 
 
 @functools.lru_cache(maxsize=64)
@@ -80,19 +65,11 @@ def grid_matrices(ls: tuple[int, ...], n_beta: int, n_alpha: int) -> tuple[np.nd
 
     ``signal = coeffs @ to_grid`` and ``coeffs = signal @ from_grid``.
     """
-    import jax
-
-    pts, w = grid_points(n_beta, n_alpha)
-    irreps = e3nn.Irreps([(1, (l, (-1) ** l)) for l in ls])
-    # Evaluate once in float64 (a local context; no global flag is changed) as one compiled
-    # program, ahead of time, so that it runs on concrete values even when called under a trace
-    # (e.g. ``nnx.eval_shape``). Op by op, the eager evaluation compiled 17 small programs, 1.4 s
-    # of the start-up of a facet-s model.
-    def sh(p):
-        return e3nn.spherical_harmonics(irreps, p, normalize=True, normalization="component").array
-
-    with jax.enable_x64(True):
-        y = np.asarray(jax.jit(sh).lower(pts).compile()(pts), dtype=np.float64)  # (P, D)
-    to_grid = np.ascontiguousarray(y.T)
-    from_grid = (w[:, None] * y) / (4.0 * np.pi)
+    lmax = max(ls, default=0)
+    y = s2grid.grid_harmonics(lmax, n_beta, n_alpha).reshape((lmax + 1) ** 2, -1)  # (D_all, P)
+    rows = np.asarray([i for l in ls for i in range(l * l, (l + 1) ** 2)], dtype=np.int64)
+    to_grid = np.ascontiguousarray(y[rows])
+    _, _, w = s2grid.grid_points(n_beta, n_alpha)
+    # c = (1/4pi) sum_p w_p f(x_p) Y(x_p), with s2grid's weights w_p / (4 pi)
+    from_grid = np.ascontiguousarray((to_grid * np.repeat(w, n_alpha)[None, :]).T)
     return to_grid, from_grid

@@ -46,6 +46,29 @@ def test_grid_weights_integrate_the_sphere():
     np.testing.assert_allclose((w * pts[:, 0] ** 2).sum() / (4 * np.pi), 1 / 3, rtol=1e-13)
 
 
+def test_grid_is_the_tensor_product_librarys_grid(x64):
+    """One grid in the code base: the mixing layer's points are tensorproducts.s2grid's (same
+    order, same bits), its weights are s2grid's times 4 pi, and its matrices are e3nn's
+    component-normalised harmonics at those points."""
+    import e3nn_jax as e3nn
+
+    from tensorproducts import s2grid
+
+    nb, na = exact_resolution(3, 2)
+    assert (nb, na) == s2grid.exact_resolution(3 * 3)
+    pts, w = grid_points(nb, na)
+    np.testing.assert_array_equal(pts, s2grid.grid_vectors(nb, na).reshape(-1, 3))
+    np.testing.assert_allclose(
+        w, 4 * np.pi * np.repeat(s2grid.grid_points(nb, na)[2], na), rtol=1e-15
+    )
+    ls = (0, 1, 3)
+    tg, fg = grid_matrices(ls, nb, na)
+    irreps = e3nn.Irreps([(1, (l, (-1) ** l)) for l in ls])
+    y = np.asarray(e3nn.spherical_harmonics(irreps, pts, True, normalization="component").array)
+    np.testing.assert_allclose(tg, y.T, atol=1e-13)
+    np.testing.assert_allclose(fg, w[:, None] * y / (4 * np.pi), atol=1e-15)
+
+
 def _equivariance_error(mixer, irreps, q, seed=0):
     x = jax.random.normal(jax.random.PRNGKey(seed), (6, mixer.lin_a.w.shape[1], irreps.dim))
     d = irreps.D_from_matrix(jnp.asarray(q))

@@ -27,6 +27,26 @@ def test_matches_e3nn_transforms(lmax, res, x64):
     np.testing.assert_allclose(back, e3nn.from_s2grid(ref, e3nn.s2_irreps(lmax)).array, atol=1e-12)
 
 
+@pytest.mark.parametrize("lmax,res", [(0, (1, 1)), (3, (5, 10)), (6, (7, 13))])
+def test_grid_harmonics_is_the_dense_transform(lmax, res, x64):
+    """The dense matrix equals e3nn's component-normalised harmonics at the grid points, and
+    ``c @ Y`` / ``f @ (Y w).T`` are :func:`to_grid` / :func:`from_grid`."""
+    y = s2grid.grid_harmonics(lmax, *res)
+    assert y.shape == ((lmax + 1) ** 2,) + res
+    pts = s2grid.grid_vectors(*res)
+    irreps = e3nn.Irreps.spherical_harmonics(lmax)
+    ref = e3nn.spherical_harmonics(irreps, pts, normalize=True, normalization="component").array
+    np.testing.assert_allclose(y, np.moveaxis(np.asarray(ref), -1, 0), atol=1e-13)
+    c = np.random.default_rng(lmax).normal(size=(4, (lmax + 1) ** 2))
+    sig = np.einsum("nd,dba->nba", c, y)
+    np.testing.assert_allclose(sig, s2grid.to_grid(c, *res), atol=1e-13)
+    _, _, w = s2grid.grid_points(*res)
+    back = np.einsum("nba,dba,b->nd", sig, y, w)
+    np.testing.assert_allclose(back, s2grid.from_grid(sig, lmax), atol=1e-13)
+    if 2 * lmax <= 2 * res[0] - 1 and 2 * lmax < res[1]:  # exact grid: the round trip holds
+        np.testing.assert_allclose(back, c, atol=1e-12)
+
+
 def test_legendre_table_orthonormal_under_quadrature():
     lmax = 12
     nb = lmax + 1  # exact for degree 2 lmax
