@@ -118,7 +118,10 @@ class OptimSection:
         optimizer: name in ``facet.train.optim.OPTIMIZERS`` (``adamw``, ``adam``, ``sgd``).
         lr: peak learning rate.
         warmup_steps: linear warm-up from 0 to ``lr``.
-        schedule: name in ``facet.train.optim.SCHEDULES`` (``cosine``, ``linear``, ``constant``).
+        schedule: name in ``facet.train.optim.SCHEDULES`` (``cosine``, ``linear``, ``constant``,
+            ``wsd``: warm-up, constant, then a linear decay over the last ``decay_steps``).
+        decay_steps: length of the ``wsd`` decay (``0``: the last fifth of the steps after the
+            warm-up); ignored by the other schedules.
         final_lr_factor: learning rate at the last step as a fraction of ``lr``.
         weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter 2019).
         b1, b2, eps: Adam moments and epsilon.
@@ -131,6 +134,7 @@ class OptimSection:
     lr: float = 5e-3
     warmup_steps: int = 100
     schedule: str = "cosine"
+    decay_steps: int = 0
     final_lr_factor: float = 0.01
     weight_decay: float = 1e-6
     b1: float = 0.9
@@ -369,6 +373,7 @@ def _check_semantics(cfg: TrainConfig) -> None:
     need(cfg.optim.schedule in SCHEDULES, "optim.schedule", f"must be one of {list(SCHEDULES)}")
     need(cfg.optim.lr > 0, "optim.lr", "must be positive")
     need(cfg.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0")
+    need(cfg.optim.decay_steps >= 0, "optim.decay_steps", "must be >= 0")
     need(0.0 <= cfg.optim.ema_decay < 1.0, "optim.ema_decay", "must be in [0, 1)")
     for term in ("energy", "forces", "stress"):
         kind = getattr(cfg.loss, f"{term}_kind")

@@ -3,8 +3,13 @@
 The update is ``clip_by_global_norm(clip_norm)`` followed by the optimiser, whose learning rate
 follows a linear warm-up from 0 to ``lr`` over ``warmup_steps`` and then a decay to
 ``lr * final_lr_factor`` at ``total_steps`` (cosine: Loshchilov & Hutter, "SGDR", ICLR 2017;
-AdamW: Loshchilov & Hutter, "Decoupled weight decay regularization", ICLR 2019). Weight decay is
-applied to matrices only (``ndim >= 2``), not to per-element vectors such as scale and shift.
+``wsd``, warm-up-stable-decay: constant ``lr`` and a linear decay over only the last
+``decay_steps``, for long jobs whose length is not known in advance, since a resumed run may
+lengthen ``run.max_steps`` during the flat phase without changing any step so far; Hu et al.,
+"MiniCPM", 2024; Hägele et al., "Scaling laws and compute-optimal training beyond fixed
+training durations", NeurIPS 2024. AdamW: Loshchilov & Hutter, "Decoupled weight decay
+regularization", ICLR 2019). Weight decay is applied to matrices only (``ndim >= 2``), not
+to per-element vectors such as scale and shift.
 """
 
 from __future__ import annotations
@@ -30,13 +35,26 @@ def _constant(lr: float, final: float, steps: int):
     return optax.constant_schedule(lr)
 
 
-SCHEDULES: dict[str, Callable] = {"cosine": _cosine, "linear": _linear, "constant": _constant}
+def _wsd(lr: float, final: float, steps: int, decay_steps: int = 0):
+    decay = min(decay_steps, steps) if decay_steps > 0 else max(steps // 5, 1)
+    flat = steps - decay
+    tail = optax.linear_schedule(lr, lr * final, max(decay, 1))
+    if flat <= 0:
+        return tail
+    return optax.join_schedules([optax.constant_schedule(lr), tail], [flat])
+
+
+SCHEDULES: dict[str, Callable] = {"cosine": _cosine, "linear": _linear, "constant": _constant,
+                                  "wsd": _wsd}
 
 
 def make_schedule(cfg, total_steps: int) -> optax.Schedule:
     """Warm-up then decay; ``cfg`` is a :class:`facet.train.config.OptimSection`."""
     warm = min(cfg.warmup_steps, max(total_steps - 1, 0))
-    decay = SCHEDULES[cfg.schedule](cfg.lr, cfg.final_lr_factor, total_steps - warm)
+    if cfg.schedule == "wsd":
+        decay = _wsd(cfg.lr, cfg.final_lr_factor, total_steps - warm, cfg.decay_steps)
+    else:
+        decay = SCHEDULES[cfg.schedule](cfg.lr, cfg.final_lr_factor, total_steps - warm)
     if warm == 0:
         return decay
     # Start the warm-up at lr/warm, not 0, so that step 0 already moves the weights.

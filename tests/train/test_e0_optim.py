@@ -118,3 +118,34 @@ def test_make_optimizer_clips_the_global_norm(clip_norm):
     upd, _ = tx.update(small, tx.init(params), params)
     for k in small:
         np.testing.assert_allclose(upd[k], -small[k], rtol=1e-6)
+
+
+def test_wsd_schedule_is_flat_until_its_decay_and_extends_seamlessly():
+    """Warm-up, stable, decay: constant ``lr`` until ``decay_steps`` before the end, then a
+    linear decay to ``lr * final_lr_factor``; lengthening the run during the stable phase (a
+    long job resumed with a larger ``run.max_steps``) leaves every step so far unchanged."""
+    cfg = OptimSection(lr=1e-2, warmup_steps=10, schedule="wsd", final_lr_factor=0.1,
+                       decay_steps=100)
+    s = make_schedule(cfg, 1000)
+    assert float(s(0)) == pytest.approx(1e-2 / 11)
+    for t in (10, 500, 900):
+        assert float(s(t)) == pytest.approx(1e-2)
+    assert float(s(950)) == pytest.approx(1e-2 * (1 - 0.9 * 0.5), rel=1e-5)
+    assert float(s(1000)) == pytest.approx(1e-3, rel=1e-5)
+    longer = make_schedule(cfg, 5000)
+    for t in (0, 5, 10, 600, 899):
+        assert float(longer(t)) == pytest.approx(float(s(t)))
+    # decay_steps 0: the last fifth of the steps after warm-up
+    auto = make_schedule(OptimSection(lr=1.0, warmup_steps=0, schedule="wsd",
+                                      final_lr_factor=0.0), 100)
+    assert float(auto(80)) == pytest.approx(1.0)
+    assert float(auto(90)) == pytest.approx(0.5)
+
+
+def test_wsd_decay_longer_than_the_run_is_refused(tmp_path):
+    from facet.train.config import ConfigError, load_config
+
+    p = tmp_path / "c.yaml"
+    p.write_text("optim:\n  schedule: wsd\n  decay_steps: -1\ndata:\n  train: a.json\n")
+    with pytest.raises(ConfigError, match="optim.decay_steps"):
+        load_config(p)
