@@ -126,6 +126,8 @@ class OptimSection:
         weight_decay: decoupled weight decay (AdamW, Loshchilov & Hutter 2019).
         b1, b2, eps: Adam moments and epsilon.
         clip_norm: clip gradients to this global norm (``<= 0`` disables).
+        train_scale_shift: also optimise the per-element scale and shift fitted before
+            training (off: they stay fixed, as in MACE and NequIP).
         ema_decay: decay of the exponential moving average of the weights used for validation
             and export (``0`` disables: the EMA equals the weights).
     """
@@ -142,6 +144,7 @@ class OptimSection:
     eps: float = 1e-8
     clip_norm: float = 100.0
     ema_decay: float = 0.99
+    train_scale_shift: bool = False
 
 
 @dataclass(frozen=True)

@@ -82,12 +82,30 @@ def _sgd(cfg, lr):
 OPTIMIZERS: dict[str, Callable] = {"adamw": _adamw, "adam": _adam, "sgd": _sgd}
 
 
+FROZEN = ("scale", "shift")
+
+
+def _frozen_mask(params):
+    """True for the model's top-level per-element ``scale`` and ``shift``."""
+    def frozen(path, _):
+        key = getattr(path[0], "key", None) if path else None
+        return key in FROZEN and len(path) <= 2  # ``['scale']`` or ``['scale'].value``
+    return jax.tree_util.tree_map_with_path(frozen, params)
+
+
 def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
-    """``clip_by_global_norm`` then the named optimiser on the scheduled learning rate."""
+    """``clip_by_global_norm`` then the named optimiser on the scheduled learning rate.
+
+    Unless ``cfg.train_scale_shift``, the per-element ``scale`` and ``shift`` fitted before
+    training get zero updates (MACE's and NequIP's default: the energy scale and the
+    references are fixed, not learnt, so they cannot drift towards the training set's
+    composition); the zeroing holds no state, so checkpoints keep the same arrays."""
     parts = []
     if cfg.clip_norm > 0:
         parts.append(optax.clip_by_global_norm(cfg.clip_norm))
     parts.append(OPTIMIZERS[cfg.optimizer](cfg, make_schedule(cfg, total_steps)))
+    if not cfg.train_scale_shift:
+        parts.append(optax.masked(optax.set_to_zero(), _frozen_mask))
     return optax.chain(*parts)
 
 
@@ -96,8 +114,13 @@ def ema_update(ema, params, decay: float, step):
 
     The warm-up of ``d`` (as in TensorFlow's ExponentialMovingAverage with ``num_updates``)
     keeps the average from being dominated by the random initial weights in short runs;
-    ``decay = 0`` makes the EMA equal to the weights.
+    ``decay = 0`` makes the EMA equal to the weights. Written as ``e + (1 - d)(p - e)`` in the
+    weights' dtype, so that a weight that does not move (a frozen scale) keeps its EMA exactly.
     """
     t = jnp.asarray(step, jnp.float32)
     d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
-    return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(p.dtype), ema, params)
+
+    def one(e, p):
+        return e + (1 - d.astype(p.dtype)) * (p - e)
+
+    return jax.tree.map(one, ema, params)

@@ -149,3 +149,21 @@ def test_wsd_decay_longer_than_the_run_is_refused(tmp_path):
     p.write_text("optim:\n  schedule: wsd\n  decay_steps: -1\ndata:\n  train: a.json\n")
     with pytest.raises(ConfigError, match="optim.decay_steps"):
         load_config(p)
+
+
+@pytest.mark.parametrize("train_scale_shift", [False, True])
+def test_scale_and_shift_are_frozen_unless_asked(train_scale_shift):
+    """As MACE's and NequIP's defaults: the per-element scale and shift fitted before training
+    (and the E0s, which are not parameters) stay fixed; ``optim.train_scale_shift`` frees them."""
+    cfg = OptimSection(lr=0.1, warmup_steps=0, schedule="constant", weight_decay=0.5,
+                       train_scale_shift=train_scale_shift)
+    tx = make_optimizer(cfg, 10)
+    params = {"scale": jnp.ones(3), "shift": jnp.zeros(3), "blocks": {"scale": jnp.ones(2)},
+              "w": jnp.ones((2, 2))}
+    grads = jax.tree.map(jnp.ones_like, params)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    frozen = 0.0 if not train_scale_shift else -0.1
+    np.testing.assert_allclose(upd["scale"], frozen, rtol=1e-5)
+    np.testing.assert_allclose(upd["shift"], frozen, rtol=1e-5)
+    np.testing.assert_allclose(upd["blocks"]["scale"], -0.1, rtol=1e-5)  # not the top level
+    assert np.all(np.asarray(upd["w"]) < -0.1)  # Adam step plus decoupled decay

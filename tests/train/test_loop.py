@@ -21,7 +21,10 @@ def full_run(tmp_path_factory, toy_data):
     from toymodel import toy_predict
 
     out = tmp_path_factory.mktemp("full")
-    cfg = toy_config(out, run={"epochs": 3, "checkpoint_every": 4, "keep_checkpoints": 10})
+    # The toy pair model has few weights besides its per-element scale and shift: let those
+    # train too (optim.train_scale_shift, off by default), so that three epochs visibly learn.
+    cfg = toy_config(out, run={"epochs": 3, "checkpoint_every": 4, "keep_checkpoints": 10},
+                     optim={"train_scale_shift": True})
     summary = train(cfg, model_factory=toy_factory, predict_fn=toy_predict, data=toy_data,
                     report=lambda m: None)
     return cfg, summary
@@ -38,6 +41,10 @@ def test_learns_and_fits_e0(full_run):
     for z, v in TEACHER_E0.items():
         assert abs(e0[z] - v) < 0.3, (z, e0[z], v)
     assert s["step"] == s["total_steps"]
+    # asked to, the optimiser moved the per-element scale away from its fitted value
+    z = sorted(TEACHER_E0)[0]
+    assert np.asarray(s["state"].params["scale"].get_value())[z] != pytest.approx(
+        float(np.asarray(s["state"].params["scale"].get_value())[0]))
 
 
 def test_no_recompilation_after_warmup(full_run):
@@ -70,7 +77,8 @@ def test_resume_gives_identical_numbers(full_run, tmp_path, toy_data):
 
     cfg_full, full = full_run
     cfg = toy_config(tmp_path / "r", run={"epochs": 3, "checkpoint_every": 4,
-                                          "keep_checkpoints": 10})
+                                          "keep_checkpoints": 10},
+                     optim={"train_scale_shift": True})  # as full_run
     kw = dict(model_factory=toy_factory, predict_fn=toy_predict, data=toy_data,
               report=lambda m: None)
     train(cfg, stop_at_step=10, **kw)  # checkpoints at 4 and 8 (and eval at epoch end)

@@ -82,6 +82,12 @@ def test_tiny_facet_s_trains_resumes_evaluates_float64(tmp_path):
         # E0s are not optimised: the trained state's are the fitted ones, bit for bit.
         np.testing.assert_array_equal(
             np.asarray(full["rest"]["atomic_energies"].get_value()), e0)
+        # Nor are the per-element scale and shift (optim.train_scale_shift is off by default):
+        # three steps later they are the fitted ones, bit for bit, in weights and EMA alike.
+        for tree in ("params", "ema"):
+            trained = ck.read_arrays(ck.step_dir(root, 3), tree)
+            for name in ("['scale'].value", "['shift'].value"):
+                np.testing.assert_array_equal(trained[name], _flat(p0)[name], err_msg=tree)
 
         # The first step of the loop moved the parameters by -ETA * grad L(p0) on its first
         # batch; check that gradient against central differences of the loss in float64.
