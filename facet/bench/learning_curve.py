@@ -70,8 +70,9 @@ def _train_point(args, work: Path, n_shards: int, e0: str) -> dict:
             f"run.out_dir={run_dir}", f"run.max_steps={args.steps}",
             f"run.eval_every={max(1, args.steps // 10)}",
             f"run.checkpoint_every={max(1, args.steps // 10)}", "run.progress=false"]
-    if e0 == "teacher":
-        over.append(f"model.atomic_energies={Path(args.data) / 'teacher_e0.json'}")
+    # both arms named explicitly: the recipe's own choice must not decide the A/B
+    over.append("model.atomic_energies=" + (str(Path(args.data) / "teacher_e0.json")
+                                            if e0 == "teacher" else "fit"))
     cmd = [sys.executable, "-m", "facet", "train", "--config", args.config, *over,
            *args.override]
     t0, c0 = time.time(), os.times()

@@ -64,3 +64,27 @@ def test_validation_rows_and_report(tmp_path):
     assert "| 40 | 0.01 | 30.0 | 150.0 | 6.00 |" in text
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert json.loads((out / "results.json").read_text())["points"] == points
+
+
+@pytest.mark.parametrize("e0", ["fit", "teacher"])
+def test_each_e0_arm_names_its_energies(tmp_path, monkeypatch, e0):
+    """The A/B must not inherit the recipe's own E0 choice: each arm overrides
+    model.atomic_energies (the recipe now defaults to the teacher's table)."""
+    import argparse
+
+    import facet.bench.learning_curve as lc
+    import facet.teacher.distill2 as d2
+    import facet.train.evaluate as ev
+
+    def fake_split(data, out, max_shards=None, splits=("train", "val", "test")):
+        return {s: {"path": f"{out}/{s}.json.gz", "frames": 10, "materials": 2} for s in splits}
+
+    cmds = []
+    monkeypatch.setattr(d2, "write_split_files", fake_split)
+    monkeypatch.setattr(lc.subprocess, "run", lambda cmd, check: cmds.append(cmd))
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {"metrics": {"forces_mae": 1.0}})
+    args = argparse.Namespace(data="data/distill2", config="c.yaml", steps=10, override=[])
+    point = lc._train_point(args, tmp_path, 3, e0)
+    want = ("data/distill2/teacher_e0.json" if e0 == "teacher" else "fit")
+    assert f"model.atomic_energies={want}" in cmds[0]
+    assert point["e0"] == e0 and point["test"] == {"forces_mae": 1.0}
