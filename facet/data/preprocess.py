@@ -17,15 +17,22 @@ import datetime as _dt
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import platform
 import re
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import InputError
 from .batch import Graph
 from .frames import (
     DEFAULT_MIN_DISTANCE,
@@ -197,6 +204,121 @@ def _versions() -> dict:
     return out
 
 
+def _reused(out: Path, source_sha: str | None, config_record: dict, overwrite: bool):
+    """The manifest of ``out`` when it already holds this dataset (same source bytes, same
+    settings; ``None`` when there is none or ``overwrite``); another dataset is refused."""
+    if not (out / MANIFEST).exists() or overwrite:
+        return None
+    old = json.loads((out / MANIFEST).read_text())
+    if (
+        old.get("format_version") == SHARD_FORMAT_VERSION
+        and old.get("source", {}).get("sha256") == source_sha
+        and old.get("config") == config_record
+    ):
+        return old | {"reused": True}  # same source bytes, same settings: nothing to do
+    raise FileExistsError(
+        f"{out} already holds a dataset preprocessed from {old.get('source', {}).get('path')}"
+        " with a different source or configuration; pass overwrite=True (--overwrite) or "
+        "choose another output directory"
+    )
+
+
+@contextmanager
+def _graph_results(source, fmt: str, config: PreprocessConfig, workers: int):
+    """The reader's frames turned into graphs, in source order: ``(Graph, dropped)`` or the
+    :class:`FrameError` of a bad frame, on ``workers`` processes when ``workers > 1``."""
+    # The minimum-distance check needs a neighbour list; when the cutoff covers it, check it on
+    # the graph's edges instead of building a second list in the reader (same error, same count).
+    late_check = config.min_distance > 0 and config.cutoff >= config.min_distance
+    tasks = frame_tasks(
+        source, format=fmt, label=config.label, keys=config.keys,
+        min_distance=0.0 if late_check else config.min_distance,
+    )  # fmt: skip
+    work = partial(
+        _graph_task, cutoff=config.cutoff, min_distance=config.min_distance if late_check else 0.0
+    )
+    if workers <= 1:
+        yield map(work, tasks)
+        return
+    # spawn, not fork: the parent may hold JAX or other threads that fork would copy badly.
+    # An executor (not multiprocessing.Pool) so that a worker that dies raises
+    # BrokenProcessPool instead of being respawned forever.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield _bounded_map(pool, work, tasks, window=workers * 512, chunksize=64)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _split_and_write(bar: tqdm, writers: dict, stats: ReadStats, source,
+                     config: PreprocessConfig) -> None:
+    """Count every result (iterated through the progress ``bar``) in ``stats``; write the good
+    graphs to their material's split and raise or skip (counted) the bad frames as
+    ``config.on_error`` says."""
+    for result in bar:
+        stats.read += 1
+        if not isinstance(result, FrameError):
+            result, dropped = result
+            try:
+                stats.keep(result.key, dropped, source=os.fspath(source))
+            except FrameError as err:
+                result = err
+        if isinstance(result, FrameError):
+            if config.on_error == "raise" or not result.skippable:
+                raise result
+            stats.skip(result)
+            bar.set_postfix(skipped=stats.n_skipped, refresh=False)
+            continue
+        material_id = result.key.rpartition("/")[0]
+        split = split_of(material_id, seed=config.seed, val_fraction=config.val_fraction)
+        writers[split].add(result)
+
+
+def _finished_splits(writers: dict, stats: ReadStats, source) -> dict:
+    """Close the shards of both splits; check that every kept frame was written once and that
+    no material is in both splits."""
+    stats.check()
+    if stats.read == 0:
+        raise InputError(f"no frames read from {os.fspath(source)}: the source holds no frame")
+    splits = {s: w.finish() for s, w in writers.items()}
+    kept = sum(v["stats"]["frames"] for v in splits.values())
+    if kept != stats.kept:
+        raise AssertionError(f"wrote {kept} frames but the reader kept {stats.kept}")
+    train_ids = writers["train"].stats.materials
+    if not train_ids.isdisjoint(writers["val"].stats.materials):
+        raise AssertionError("a material landed in both splits")
+    return splits
+
+
+def _manifest(source, fmt: str, source_sha, config: PreprocessConfig, config_record: dict,
+              stats: ReadStats, splits: dict, seconds: float) -> dict:
+    return {
+        "format": "facet-hdf5-shards",
+        "format_version": SHARD_FORMAT_VERSION,
+        "facet_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "source": {
+            "path": os.fspath(source),
+            "format": fmt,
+            "sha256": source_sha,
+            "bytes": Path(source).stat().st_size if Path(source).is_file() else None,
+        },
+        "config": config_record,
+        "label": config.label if fmt == "mptrj" else f"extxyz keys {config.keys!r}",
+        "cutoff": config.cutoff,
+        "split": {
+            "by": "material_id",
+            "rule": "val iff int(sha256(f'{seed}:{material_id}')[:16], 16) / 2**64 < val_fraction",
+            "seed": config.seed,
+            "val_fraction": config.val_fraction,
+        },
+        "counts": stats.as_dict(),
+        "splits": splits,
+        "seconds": round(seconds, 3),
+        "versions": _versions(),
+    }
+
+
 def preprocess(
     source: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -220,10 +342,6 @@ def preprocess(
     written. A source that yields no frame at all raises :class:`facet.errors.InputError`
     ("no frames read from ...").
     """
-    from tqdm import tqdm
-
-    from facet import __version__
-
     out = Path(out_dir)
     if not Path(source).exists():
         raise FileNotFoundError(f"source {os.fspath(source)!r} does not exist")
@@ -231,104 +349,19 @@ def preprocess(
     t0 = time.perf_counter()
     source_sha = sha256_file(source) if Path(source).is_file() else None
     config_record = asdict(config) | {"format": fmt}
-    if (out / MANIFEST).exists() and not overwrite:
-        old = json.loads((out / MANIFEST).read_text())
-        if (
-            old.get("format_version") == SHARD_FORMAT_VERSION
-            and old.get("source", {}).get("sha256") == source_sha
-            and old.get("config") == config_record
-        ):
-            return old | {"reused": True}  # same source bytes, same settings: nothing to do
-        raise FileExistsError(
-            f"{out} already holds a dataset preprocessed from {old.get('source', {}).get('path')}"
-            " with a different source or configuration; pass overwrite=True (--overwrite) or "
-            "choose another output directory"
-        )
+    if (old := _reused(out, source_sha, config_record, overwrite)) is not None:
+        return old
     _clear_output(out, overwrite)
     stats = ReadStats()
     writers = {s: _SplitWriter(out, s, config) for s in SPLITS}
-    # The minimum-distance check needs a neighbour list; when the cutoff covers it, check it on
-    # the graph's edges instead of building a second list in the reader (same error, same count).
-    late_check = config.min_distance > 0 and config.cutoff >= config.min_distance
-    tasks = frame_tasks(
-        source, format=fmt, label=config.label, keys=config.keys,
-        min_distance=0.0 if late_check else config.min_distance,
-    )  # fmt: skip
-    work = partial(
-        _graph_task, cutoff=config.cutoff, min_distance=config.min_distance if late_check else 0.0
-    )
-    pool = None
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: the parent may hold JAX or other threads that fork would copy badly.
-        # An executor (not multiprocessing.Pool) so that a worker that dies raises
-        # BrokenProcessPool instead of being respawned forever.
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        results = _bounded_map(pool, work, tasks, window=workers * 512, chunksize=64)
-    else:
-        results = map(work, tasks)
-    bar = tqdm(results, disable=not progress, unit="frame", desc=f"preprocess {Path(source).name}")
-    try:
-        for result in bar:
-            stats.read += 1
-            if not isinstance(result, FrameError):
-                result, dropped = result
-                try:
-                    stats.keep(result.key, dropped, source=os.fspath(source))
-                except FrameError as err:
-                    result = err
-            if isinstance(result, FrameError):
-                if config.on_error == "raise" or not result.skippable:
-                    raise result
-                stats.skip(result)
-                bar.set_postfix(skipped=stats.n_skipped, refresh=False)
-                continue
-            material_id = result.key.rpartition("/")[0]
-            split = split_of(material_id, seed=config.seed, val_fraction=config.val_fraction)
-            writers[split].add(result)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    with _graph_results(source, fmt, config, workers) as results:
+        bar = tqdm(results, disable=not progress, unit="frame",
+                   desc=f"preprocess {Path(source).name}")
+        _split_and_write(bar, writers, stats, source, config)
     bar.close()
-    stats.check()
-    if stats.read == 0:
-        from ..errors import InputError
-
-        raise InputError(f"no frames read from {os.fspath(source)}: the source holds no frame")
-    splits = {s: w.finish() for s, w in writers.items()}
-    kept = sum(v["stats"]["frames"] for v in splits.values())
-    if kept != stats.kept:
-        raise AssertionError(f"wrote {kept} frames but the reader kept {stats.kept}")
-    train_ids = writers["train"].stats.materials
-    if not train_ids.isdisjoint(writers["val"].stats.materials):
-        raise AssertionError("a material landed in both splits")
-    manifest = {
-        "format": "facet-hdf5-shards",
-        "format_version": SHARD_FORMAT_VERSION,
-        "facet_version": __version__,
-        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "source": {
-            "path": os.fspath(source),
-            "format": fmt,
-            "sha256": source_sha,
-            "bytes": Path(source).stat().st_size if Path(source).is_file() else None,
-        },
-        "config": config_record,
-        "label": config.label if fmt == "mptrj" else f"extxyz keys {config.keys!r}",
-        "cutoff": config.cutoff,
-        "split": {
-            "by": "material_id",
-            "rule": "val iff int(sha256(f'{seed}:{material_id}')[:16], 16) / 2**64 < val_fraction",
-            "seed": config.seed,
-            "val_fraction": config.val_fraction,
-        },
-        "counts": stats.as_dict(),
-        "splits": splits,
-        "seconds": round(time.perf_counter() - t0, 3),
-        "versions": _versions(),
-    }
+    splits = _finished_splits(writers, stats, source)
+    manifest = _manifest(source, fmt, source_sha, config, config_record, stats, splits,
+                         time.perf_counter() - t0)
     tmp = out / (MANIFEST + ".partial")
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(tmp, out / MANIFEST)
