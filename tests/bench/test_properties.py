@@ -25,8 +25,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 
-from facet.bench import properties as P
+from facet.bench import properties_compare as C
+from facet.bench import properties_render as W
 from facet.bench import properties_report as R
+from facet.bench import property_measures as P
 
 # CODATA 2018, written out so that the unit conversion is checked independently of ASE.
 EV = 1.602176634e-19
@@ -164,7 +166,7 @@ def test_gamma_frequencies_of_a_spring_chain():
     mu = 1.0 / (1.0 / m1 + 1.0 / m2)
     expected = sorted([0.0] * 3 + [thz(2 * ka, mu) for ka in k])
     np.testing.assert_allclose(freqs, expected, atol=1e-6)
-    assert R.optical(list(freqs)) == pytest.approx(sorted(thz(2 * ka, mu) for ka in k), abs=1e-6)
+    assert C.optical(list(freqs)) == pytest.approx(sorted(thz(2 * ka, mu) for ka in k), abs=1e-6)
 
 
 def test_gamma_frequencies_match_phonopy_for_conventional_fcc_emt():
@@ -293,7 +295,7 @@ def test_compare_counts_missing_minimum_as_failure_and_flags_targets(tmp_path):
          _eos("D", 3.0, 1.0)],
         [1e-4, -1e-4, 0.0, 10.2, 10.2, 11.0], 107.0, 0.98,
     )  # fmt: skip
-    cmp = R.compare(teacher, facet)
+    cmp = C.compare(teacher, facet)
     m = cmp["metrics"]
     # A: 0.5 % / 5 %, B: failure (inf), C: 0 / 0; D has no teacher fit and is left out
     assert m["median_lattice_error_pct"]["value"] == pytest.approx(0.5)
@@ -312,18 +314,18 @@ def test_compare_counts_missing_minimum_as_failure_and_flags_targets(tmp_path):
         [_eos("A", 4.02, 95.0), _eos("B", status="no minimum"), _eos("C", status="no minimum")],
         [0.0, 0.0, 0.0, 10.0, 10.0, 12.0], 180.0, 0.94,
     )  # fmt: skip
-    m2 = R.compare(teacher, facet2)["metrics"]
+    m2 = C.compare(teacher, facet2)["metrics"]
     assert math.isinf(m2["median_lattice_error_pct"]["value"])
     assert m2["median_lattice_error_pct"]["met"] is False
     assert m2["water_angle_diff_deg"]["met"] is False
     # the report and plot render (failures shown as 'fail', no teacher -> n/a)
     res = {"meta": {"command": "facet bench properties", "teacher_from": "test"},
            "sides": {"teacher": teacher, "facet": facet}, **cmp}  # fmt: skip
-    text = R.write_report(res, tmp_path).read_text()
+    text = W.write_report(res, tmp_path).read_text()
     assert "| median lattice-constant error (n = 3) | 0.5 % | <= 1 % | met |" in text
     assert "| B | fcc | 3.0000 | n/a | fail |" in text
     assert (tmp_path / "properties.png").stat().st_size > 10_000
-    alone = R.compare(None, facet)
+    alone = C.compare(None, facet)
     assert all(v["met"] is None for v in alone["metrics"].values())
 
 
