@@ -39,10 +39,11 @@ THREAD_VARS = (
 )
 
 
-def versions() -> dict[str, str | None]:
-    """Installed versions of :data:`PACKAGES` plus Python's."""
+def versions(packages=PACKAGES) -> dict[str, str | None]:
+    """Installed versions of ``packages`` (default :data:`PACKAGES`) plus Python's (None for a
+    package that is not installed)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in PACKAGES:
+    for pkg in packages:
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:

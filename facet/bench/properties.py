@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import traceback
 
+from .meta import versions
 from .property_measures import (
     CRYSTALS,
     PHONON_CRYSTALS,
@@ -109,18 +109,6 @@ def compute(
     }
 
 
-def _versions(names) -> dict:
-    import importlib.metadata
-
-    out = {"python": platform.python_version()}
-    for n in names:
-        try:
-            out[n] = importlib.metadata.version(n)
-        except importlib.metadata.PackageNotFoundError:
-            out[n] = None
-    return out
-
-
 def make_calculator(side: str, model: str | None, dtype: str):
     """(calculator, description) for ``--side teacher`` (SevenNet-0) or ``--side facet``."""
     if side == "teacher":
@@ -131,7 +119,7 @@ def make_calculator(side: str, model: str | None, dtype: str):
             "model": "SevenNet-0 (7net-0)",
             "checkpoint": os.path.basename(teacher_checkpoint_path()),
             "dtype": "float32",
-            "versions": _versions(["sevenn", "torch", "ase", "numpy", "scipy"]),
+            "versions": versions(["sevenn", "torch", "ase", "numpy", "scipy"]),
         }
     from facet import FacetCalculator
 
@@ -140,7 +128,7 @@ def make_calculator(side: str, model: str | None, dtype: str):
         "model": f"Facet ({model or 'default'})",
         "dtype": dtype,
         "supported_elements": getattr(calc.model, "supported_elements", None),
-        "versions": _versions(["facet", "jax", "jaxlib", "flax", "ase", "numpy", "scipy"]),
+        "versions": versions(["facet", "jax", "jaxlib", "flax", "ase", "numpy", "scipy"]),
     }
 
 
