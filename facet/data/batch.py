@@ -169,6 +169,59 @@ def pad_sizes(graphs: Sequence[Graph], *, headroom: float = 0.0) -> tuple[int, i
     return n_pad, e_pad, len(graphs) + 1
 
 
+def _padded_batch(N: int, E: int, G: int, dtype) -> GraphBatch:
+    """An all-padding batch: every node, edge and graph slot belongs to the padding graph
+    ``G - 1`` (senders and receivers the padding node ``N - 1``), masks false, cells identity."""
+    pad_node, pad_graph = N - 1, G - 1
+    return GraphBatch(
+        positions=np.zeros((N, 3), dtype),
+        numbers=np.zeros((N,), np.int32),
+        node_graph=np.full((N,), pad_graph, np.int32),
+        node_mask=np.zeros((N,), bool),
+        senders=np.full((E,), pad_node, np.int32),
+        receivers=np.full((E,), pad_node, np.int32),
+        shifts=np.zeros((E, 3), dtype),
+        edge_mask=np.zeros((E,), bool),
+        cell=np.tile(np.eye(3, dtype=dtype), (G, 1, 1)),
+        pbc=np.zeros((G, 3), bool),
+        n_node=np.zeros((G,), np.int32),
+        n_edge=np.zeros((G,), np.int32),
+        graph_mask=np.zeros((G,), bool),
+        energy=np.zeros((G,), dtype),
+        forces=np.zeros((N, 3), dtype),
+        stress=np.zeros((G, 3, 3), dtype),
+        energy_mask=np.zeros((G,), bool),
+        forces_mask=np.zeros((G,), bool),
+        stress_mask=np.zeros((G,), bool),
+        weight=np.zeros((G,), dtype),
+    )
+
+
+def _put(b: GraphBatch, gi: int, g: Graph, n0: int, e0: int) -> None:
+    """Write graph ``g`` into slot ``gi`` of ``b``, its nodes from ``n0``, its edges from ``e0``."""
+    n, m = g.n_node, g.n_edge
+    sl, el = slice(n0, n0 + n), slice(e0, e0 + m)
+    b.positions[sl] = g.positions
+    b.numbers[sl] = g.numbers
+    b.node_graph[sl] = gi
+    b.node_mask[sl] = True
+    b.senders[el] = g.senders + n0
+    b.receivers[el] = g.receivers + n0
+    b.shifts[el] = g.shifts
+    b.edge_mask[el] = True
+    b.cell[gi] = g.cell
+    b.pbc[gi] = g.pbc
+    b.n_node[gi], b.n_edge[gi] = n, m
+    b.graph_mask[gi] = True
+    b.weight[gi] = g.weight
+    if g.energy is not None:
+        b.energy[gi], b.energy_mask[gi] = g.energy, True
+    if g.forces is not None:
+        b.forces[sl], b.forces_mask[gi] = g.forces, True
+    if g.stress is not None:
+        b.stress[gi], b.stress_mask[gi] = g.stress, True
+
+
 def collate(
     graphs: Sequence[Graph],
     n_node_pad: int | None = None,
@@ -196,63 +249,16 @@ def collate(
             f"padded to {n_node_pad} nodes (one kept for padding), {n_edge_pad} edges and "
             f"{n_graph_pad} graph slots (one kept for padding)"
         )
-    N, E, G = n_node_pad, n_edge_pad, n_graph_pad
-    pad_node, pad_graph = N - 1, G - 1
-
-    positions = np.zeros((N, 3), dtype)
-    numbers = np.zeros((N,), np.int32)
-    node_graph = np.full((N,), pad_graph, np.int32)
-    node_mask = np.zeros((N,), bool)
-    senders = np.full((E,), pad_node, np.int32)
-    receivers = np.full((E,), pad_node, np.int32)
-    shifts = np.zeros((E, 3), dtype)
-    edge_mask = np.zeros((E,), bool)
-    cell = np.tile(np.eye(3, dtype=dtype), (G, 1, 1))
-    pbc = np.zeros((G, 3), bool)
-    n_node = np.zeros((G,), np.int32)
-    n_edge = np.zeros((G,), np.int32)
-    graph_mask = np.zeros((G,), bool)
-    energy = np.zeros((G,), dtype)
-    forces = np.zeros((N, 3), dtype)
-    stress = np.zeros((G, 3, 3), dtype)
-    energy_mask = np.zeros((G,), bool)
-    forces_mask = np.zeros((G,), bool)
-    stress_mask = np.zeros((G,), bool)
-    weight = np.zeros((G,), dtype)
-
+    b = _padded_batch(n_node_pad, n_edge_pad, n_graph_pad, dtype)
     n0 = e0 = 0
     for gi, g in enumerate(graphs):
-        n, m = g.n_node, g.n_edge
-        sl, el = slice(n0, n0 + n), slice(e0, e0 + m)
-        positions[sl] = g.positions
-        numbers[sl] = g.numbers
-        node_graph[sl] = gi
-        node_mask[sl] = True
-        senders[el] = g.senders + n0
-        receivers[el] = g.receivers + n0
-        shifts[el] = g.shifts
-        edge_mask[el] = True
-        cell[gi] = g.cell
-        pbc[gi] = g.pbc
-        n_node[gi], n_edge[gi] = n, m
-        graph_mask[gi] = True
-        weight[gi] = g.weight
-        if g.energy is not None:
-            energy[gi], energy_mask[gi] = g.energy, True
-        if g.forces is not None:
-            forces[sl], forces_mask[gi] = g.forces, True
-        if g.stress is not None:
-            stress[gi], stress_mask[gi] = g.stress, True
-        n0 += n
-        e0 += m
+        _put(b, gi, g, n0, e0)
+        n0 += g.n_node
+        e0 += g.n_edge
     # Padding graph: every padding node and edge belongs to it.
-    n_node[pad_graph] = N - n0
-    n_edge[pad_graph] = E - e0
-    return GraphBatch(
-        positions, numbers, node_graph, node_mask, senders, receivers, shifts, edge_mask, cell,
-        pbc, n_node, n_edge, graph_mask, energy, forces, stress, energy_mask, forces_mask,
-        stress_mask, weight,
-    )
+    b.n_node[-1] = n_node_pad - n0
+    b.n_edge[-1] = n_edge_pad - e0
+    return b
 
 
 def batches_by_budget(
