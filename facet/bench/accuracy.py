@@ -286,12 +286,7 @@ def write_report(result: dict, out_dir: Path, work: str | None = None) -> None:
     (out_dir / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--rewrite"]:  # regenerate README.md from an accuracy.json
-        path = Path(argv[1])
-        write_report(json.loads(path.read_text()), path.parent)
-        return 0
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="distillation directory or one data file")
     ap.add_argument("--budget-minutes", type=float)
@@ -318,14 +313,13 @@ def main(argv: list[str] | None = None) -> int:
                          "(same subset for both; val and test unchanged)")
     ap.add_argument("--work")
     ap.add_argument("--out")
-    args = ap.parse_args(argv)
-    budget_min = args.budget_minutes or (3.0 if args.quick else None)
-    if budget_min is None:
-        ap.error("--budget-minutes is required (or --quick)")
-    out_dir = Path(args.out or ("docs/benchmarks/quick/accuracy" if args.quick
-                                else "docs/benchmarks/accuracy"))
-    work = Path(args.work or tempfile.mkdtemp(prefix="facet_bench_accuracy_"))
-    work.mkdir(parents=True, exist_ok=True)
+    return ap
+
+
+def _write_splits(args, work: Path) -> tuple[dict, dict, int]:
+    """``(splits, paths, n_train_all)``: the train/val/test frames (the training split strided
+    by ``--train-stride``), the extxyz file each is written to in ``work`` (MACE's layout, read by
+    both trainers) and the training count before striding."""
     splits = load_splits(args.data, split_by=args.split_by, seed=args.seed)
     n_train_all = len(splits["train"])
     if args.train_stride > 1:
@@ -339,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         paths[name] = str(work / f"{name}.extxyz")
         write_mace_extxyz(frames, paths[name])
     print({k: len(v) for k, v in splits.items()}, "->", work, flush=True)
-    budget_s = 60.0 * budget_min
+    return splits, paths, n_train_all
+
+
+def _train_both(args, paths: dict, work: Path, splits: dict, budget_s: float) -> list[dict]:
+    """Train Facet and MACE within ``budget_s`` each (at the same time with ``--parallel``) and
+    score both on the test split; one row per trainer."""
     trainers = []
 
     def run_facet():
@@ -370,6 +369,26 @@ def main(argv: list[str] | None = None) -> int:
                                                           work, args.venv))
         print("mace", mrow["test"], flush=True)
     trainers.append(mrow)
+    return trainers
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--rewrite"]:  # regenerate README.md from an accuracy.json
+        path = Path(argv[1])
+        write_report(json.loads(path.read_text()), path.parent)
+        return 0
+    ap = _parser()
+    args = ap.parse_args(argv)
+    budget_min = args.budget_minutes or (3.0 if args.quick else None)
+    if budget_min is None:
+        ap.error("--budget-minutes is required (or --quick)")
+    out_dir = Path(args.out or ("docs/benchmarks/quick/accuracy" if args.quick
+                                else "docs/benchmarks/accuracy"))
+    work = Path(args.work or tempfile.mkdtemp(prefix="facet_bench_accuracy_"))
+    work.mkdir(parents=True, exist_ok=True)
+    splits, paths, n_train_all = _write_splits(args, work)
+    trainers = _train_both(args, paths, work, splits, 60.0 * budget_min)
     result = {"command": "python scripts/bench_accuracy.py " + " ".join(argv),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "data": args.data,
               "budget_minutes": budget_min, "parallel": bool(args.parallel),

@@ -228,6 +228,72 @@ def configurations(cfg: ScalingConfig) -> list[dict]:
     ]
 
 
+def _compile_point(cfg: ScalingConfig, point: dict, models: dict) -> tuple[dict, list[Compiled]]:
+    """Build (or reuse from ``models``) the model of ``point``, its one-structure batch and its
+    compiled functions; the row's size, compile, FLOP and memory fields."""
+    import facet
+    from facet.data import collate
+    from facet.data.neighbors import graph_from_atoms
+    from facet.nn.presets import count_parameters
+
+    key = (point["channels"], point["lmax"])
+    if key not in models:
+        over = {**dict(cfg.overrides), "channels": key[0], "lmax": key[1]}
+        models[key] = facet.create_model(cfg.preset, seed=cfg.seed, dtype=cfg.dtype, **over)
+    model = models[key]
+    atoms = fcc_cell(point["atoms"], seed=cfg.seed)
+    g = graph_from_atoms(atoms, model.cutoff)
+    batch = collate([g], dtype=np.dtype(cfg.dtype))
+    fns = model_functions(model, batch, forward_only=cfg.forward_only and "size" in point["sweeps"])
+    comp = [compile_fn(kind, f, *args) for kind, f, args in fns]
+    fields = dict(
+        status="ok",
+        params=count_parameters(model),
+        edges=int(g.n_edge),
+        neighbours_per_atom=g.n_edge / point["atoms"],
+        padded_nodes=int(batch.positions.shape[0]),
+        padded_edges=int(batch.senders.shape[0]),
+        cutoff=float(model.cutoff),
+    )
+    for c in comp:
+        fields[f"compile_{c.label}_s"] = c.compile_s
+        fields[f"flops_{c.label}"] = c.flops
+        fields[f"memory_{c.label}"] = c.memory
+    return fields, comp
+
+
+def _matmul_row(cfg: ScalingConfig, mm: Compiled) -> dict:
+    """The dense matmul's timing: the FLOP rate the model rows are measured against."""
+    mm_med = float(np.median(mm.times))
+    return {
+        "kind": "matmul",
+        "status": "ok",
+        "n": cfg.matmul_n,
+        "flops": 2.0 * cfg.matmul_n**3,
+        "xla_flops": mm.flops,
+        "compile_s": mm.compile_s,
+        "time_s": mm_med,
+        "time_min_s": min(mm.times),
+        "time_max_s": max(mm.times),
+        "flop_rate": 2.0 * cfg.matmul_n**3 / mm_med,
+    }
+
+
+def _add_timings(row: dict, comp: list[Compiled], limit: float) -> None:
+    """Median, min and max time of each function of ``row``, its FLOP rate and its fraction of
+    the matmul's (``limit``), and the per-atom cost of the forward + backward pass."""
+    for c in comp:
+        med = float(np.median(c.times))
+        row[f"time_{c.label}_s"] = med
+        row[f"time_{c.label}_min_s"] = min(c.times)
+        row[f"time_{c.label}_max_s"] = max(c.times)
+        if c.flops:
+            row[f"flop_rate_{c.label}"] = c.flops / med
+            row[f"frac_matmul_{c.label}"] = c.flops / med / limit
+    row["us_per_atom"] = 1e6 * row["time_fwd_bwd_s"] / row["atoms"]
+    row["atoms_per_s"] = row["atoms"] / row["time_fwd_bwd_s"]
+
+
 def run(cfg: ScalingConfig, *, command: str = "", quick: bool = False, on_rows=None) -> dict:
     """Measure every configuration of ``cfg`` (module docstring); returns ``{meta, rows}``.
 
@@ -235,11 +301,6 @@ def run(cfg: ScalingConfig, *, command: str = "", quick: bool = False, on_rows=N
     passed is a row with ``status`` ``"failed: ..."`` / ``"skipped: ..."``.
     """
     import jax
-
-    import facet
-    from facet.data import collate
-    from facet.data.neighbors import graph_from_atoms
-    from facet.nn.presets import count_parameters
 
     from .meta import load_average, row_meta, run_meta
 
@@ -259,45 +320,18 @@ def run(cfg: ScalingConfig, *, command: str = "", quick: bool = False, on_rows=N
     models: dict[tuple[int, int], object] = {}
     jobs: list[tuple[dict, list[Compiled]]] = []
     for point in configurations(cfg):
-        row = {
-            "kind": "model",
-            "preset": cfg.preset,
-            **point,
-            **row_meta(dtype=cfg.dtype, seed=cfg.seed),
-        }
+        row = {"kind": "model", "preset": cfg.preset, **point,
+               **row_meta(dtype=cfg.dtype, seed=cfg.seed)}
         rows.append(row)
         if cfg.deadline_s and time.perf_counter() - t_start > cfg.deadline_s:
             row["status"] = f"skipped: time budget of {cfg.deadline_s:.0f} s spent"
             continue
         try:
-            key = (point["channels"], point["lmax"])
-            if key not in models:
-                over = {**dict(cfg.overrides), "channels": key[0], "lmax": key[1]}
-                models[key] = facet.create_model(cfg.preset, seed=cfg.seed, dtype=cfg.dtype, **over)
-            model = models[key]
-            atoms = fcc_cell(point["atoms"], seed=cfg.seed)
-            g = graph_from_atoms(atoms, model.cutoff)
-            batch = collate([g], dtype=np.dtype(cfg.dtype))
-            fns = model_functions(
-                model, batch, forward_only=cfg.forward_only and "size" in point["sweeps"]
-            )
-            comp = [compile_fn(kind, f, *args) for kind, f, args in fns]
+            fields, comp = _compile_point(cfg, point, models)
         except Exception as e:  # noqa: BLE001 - recorded in the row, never dropped
             row["status"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
             continue
-        row.update(
-            status="ok",
-            params=count_parameters(model),
-            edges=int(g.n_edge),
-            neighbours_per_atom=g.n_edge / point["atoms"],
-            padded_nodes=int(batch.positions.shape[0]),
-            padded_edges=int(batch.senders.shape[0]),
-            cutoff=float(model.cutoff),
-        )
-        for c in comp:
-            row[f"compile_{c.label}_s"] = c.compile_s
-            row[f"flops_{c.label}"] = c.flops
-            row[f"memory_{c.label}"] = c.memory
+        row.update(fields)
         row.update(process_peaks())
         jobs.append((row, comp))
         if on_rows:
@@ -308,32 +342,10 @@ def run(cfg: ScalingConfig, *, command: str = "", quick: bool = False, on_rows=N
         for _, comp in jobs:
             for c in comp:
                 c.times.append(c.call())
-    mm_med = float(np.median(mm.times))
-    limit = 2.0 * cfg.matmul_n**3 / mm_med
-    mm_row = {
-        "kind": "matmul",
-        "status": "ok",
-        "n": cfg.matmul_n,
-        "flops": 2.0 * cfg.matmul_n**3,
-        "xla_flops": mm.flops,
-        "compile_s": mm.compile_s,
-        "time_s": mm_med,
-        "time_min_s": min(mm.times),
-        "time_max_s": max(mm.times),
-        "flop_rate": limit,
-    }
+    mm_row = _matmul_row(cfg, mm)
     rows.insert(0, {**mm_row, **row_meta(dtype=cfg.dtype, seed=cfg.seed)})
     for row, comp in jobs:
-        for c in comp:
-            med = float(np.median(c.times))
-            row[f"time_{c.label}_s"] = med
-            row[f"time_{c.label}_min_s"] = min(c.times)
-            row[f"time_{c.label}_max_s"] = max(c.times)
-            if c.flops:
-                row[f"flop_rate_{c.label}"] = c.flops / med
-                row[f"frac_matmul_{c.label}"] = c.flops / med / limit
-        row["us_per_atom"] = 1e6 * row["time_fwd_bwd_s"] / row["atoms"]
-        row["atoms_per_s"] = row["atoms"] / row["time_fwd_bwd_s"]
+        _add_timings(row, comp, mm_row["flop_rate"])
     meta["loadavg_end"] = load_average()
     meta["elapsed_s"] = time.perf_counter() - t_start
     return {"meta": meta, "rows": rows}

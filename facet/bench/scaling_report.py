@@ -73,7 +73,17 @@ def write_report(result: dict, out: Path) -> Path:
         "NVIDIA GPUs that lets float32 products use TF32 tensor cores.",
         "",
     ]
-    lines += ["## Headline", ""]
+    lines += ["## Headline", ""] + _headline_lines(d)
+    lines += ["", "## Cost against system size", "", f"![time]({plots[0]})", ""]
+    lines += _tables(rows, plots)
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _headline_lines(d: dict) -> list[str]:
+    """Scaling slope, cost per atom at the largest size, best FLOP rate, what was not measured."""
+    lines = []
     if "time_vs_atoms_slope" in d:
         a, b = d["slope_atoms_range"]
         lines.append(
@@ -95,8 +105,12 @@ def write_report(result: dict, out: Path) -> Path:
         )
     for s in d["not_ok"]:
         lines.append(f"- Not measured: {s}")
-    lines += ["", "## Cost against system size", "", f"![time]({plots[0]})", ""]
-    lines += md_table(
+    return lines
+
+
+def _tables(rows: list[dict], plots: list) -> list[str]:
+    """The size table, the memory plot, and the channels and L sweep table."""
+    lines = md_table(
         [
             "atoms",
             "edges/atom",
@@ -153,9 +167,7 @@ def write_report(result: dict, out: Path) -> Path:
         "ascending order after the sweeps); XLA MiB is the compiled function's arguments + "
         "outputs + temporaries. Rows: `results.json`.",
     ]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return lines
 
 
 def _ms(r):
