@@ -269,3 +269,35 @@ def write_json(path: str, data, compress: bool) -> None:
     else:
         with open(path, "wb") as f:
             f.write(raw)
+
+
+# A pair of atoms closer than this (Angstrom; or the fraction of the sum of their covalent
+# radii, whichever is larger) is a collapse, not chemistry: the teacher's high-temperature MD
+# can push atoms together (two F atoms 0.31 A apart in the first labelling of data/distill2),
+# and labels there teach the student nothing it will meet. facet's reader refuses frames
+# below 0.5 A (facet.data.frames.check_min_distance).
+COLLAPSE_FLOOR = 0.5
+COLLAPSE_FRACTION = 0.5
+
+
+def collapsed_pair(atoms: Atoms) -> str | None:
+    """The closest pair (periodic images included) closer than
+    ``max(COLLAPSE_FLOOR, COLLAPSE_FRACTION * (r_i + r_j))`` with ASE's covalent radii, as
+    ``"atoms i and j are d A apart (< limit A)"``; ``None`` when there is none."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    if len(atoms) < 2 and not atoms.pbc.any():
+        return None
+    radii = covalent_radii[atoms.numbers]
+    cutoff = max(COLLAPSE_FLOOR, COLLAPSE_FRACTION * 2 * float(radii.max()))
+    i, j, d = neighbor_list("ijd", atoms, cutoff, self_interaction=False)
+    if len(i) == 0:
+        return None
+    limit = np.maximum(COLLAPSE_FLOOR, COLLAPSE_FRACTION * (radii[i] + radii[j]))
+    bad = np.flatnonzero(d < limit)
+    if len(bad) == 0:
+        return None
+    k = bad[np.argmin(d[bad] / limit[bad])]
+    a, b = sorted((int(i[k]), int(j[k])))
+    return f"atoms {a} and {b} are {d[k]:.3f} A apart (< {limit[k]:.3f} A)"

@@ -257,6 +257,44 @@ def write_shard(path: str, results: list[dict]) -> None:
     os.replace(meta_path(path) + ".tmp", meta_path(path))
 
 
+def _frame_atoms(frame: dict):
+    """ASE atoms of one MPTrj-layout frame (fractional ``abc`` sites, periodic)."""
+    from ase import Atoms
+
+    st = frame["structure"]
+    cell = np.asarray(st["lattice"]["matrix"], float)
+    return Atoms([s["species"][0]["element"] for s in st["sites"]],
+                 scaled_positions=[s["abc"] for s in st["sites"]], cell=cell, pbc=True)
+
+
+def drop_collapsed(data_dir: str) -> dict[str, str]:
+    """Remove the labelled frames in which two atoms collapsed onto each other
+    (:func:`facet.teacher.common.collapsed_pair`, the rule the labelling now applies before
+    calling the teacher) from the shards of ``data_dir``; each is recorded in its material's
+    ``dropped`` list and ``n_frames`` is updated. Only shards holding such a frame are
+    rewritten; running it again changes nothing. Returns ``{frame_id: reason}``."""
+    from facet.teacher.common import collapsed_pair
+
+    gone: dict[str, str] = {}
+    for path in shard_paths(data_dir):
+        metas, data = read_shard(path)
+        changed = False
+        for meta in metas:
+            frames = data.get(meta["mp_id"], {})
+            for fid in list(frames):
+                why = collapsed_pair(_frame_atoms(frames[fid]))
+                if why is None:
+                    continue
+                del frames[fid]
+                gone[fid] = why
+                meta.setdefault("dropped", []).append(f"{fid}: collapsed: {why}")
+                meta["n_frames"] = len(frames)
+                changed = True
+        if changed:
+            write_shard(path, [{"meta": m, "frames": data.get(m["mp_id"], {})} for m in metas])
+    return gone
+
+
 def shard_done(path: str) -> bool:
     return os.path.exists(path) and os.path.exists(meta_path(path))
 
@@ -480,7 +518,8 @@ def summarize(data_dir: str, seed: int = 0) -> dict:
 def summary_markdown(s: dict, total_shards: int | None = None) -> str:
     """The tables of docs/datasets.md for :func:`summarize`'s output."""
     done = f"{s['shards']} of {total_shards}" if total_shards else str(s["shards"])
-    lines = [f"Shards labelled: {done}; dropped frames (non-finite teacher labels): "
+    lines = [f"Shards labelled: {done}; dropped frames (non-finite teacher labels or "
+             "collapsed atoms): "
              f"{s['dropped_frames']}; skipped materials: {len(s['skipped_materials'])}.", "",
              "| kind | materials | frames | test materials | test frames | val materials |",
              "|---|---|---|---|---|---|"]

@@ -33,6 +33,7 @@ from facet.teacher.common import (
     MD_CALC_ID,
     MP2020,
     TeacherError,
+    collapsed_pair,
     compact_frame,
     extxyz_atoms,
     label,
@@ -105,6 +106,10 @@ class Recorder:
         if atoms.calc is not self.calc:
             atoms.calc = self.calc
         frame_id = f"{self.mp_id}-{calc_id}-{step}"
+        collapsed = collapsed_pair(atoms)
+        if collapsed is not None:  # not labelled: counted in the material's ``dropped``
+            self.dropped.append(f"{frame_id}: collapsed: {collapsed}")
+            return None
         try:
             energy, forces, stress = label(atoms)
         except TeacherError as exc:

@@ -288,3 +288,81 @@ def test_run_labels_shards_in_order_and_resumes(tmp_path, monkeypatch):
     assert [os.path.getmtime(p) for p in paths] == mtime
     e0 = json.loads((out / "teacher_e0.json").read_text())
     assert set(e0) == {"H", "C", "N", "O", "Al", "Ni", "Cu", "Pd", "Ag", "Pt", "Au"}
+
+
+def test_collapsed_pairs_are_found_by_covalent_radii():
+    """Frames whose atoms the teacher's MD has pushed together (F atoms 0.31 A apart in the
+    first labelling, facet-distill2-004526) carry meaningless labels: a pair closer than
+    max(0.5 A, 0.5 (r_i + r_j)) counts as collapsed, through periodic images too."""
+    from ase import Atoms
+    from ase.build import bulk
+
+    from facet.teacher.common import collapsed_pair
+
+    assert collapsed_pair(bulk("Si", "diamond", a=5.43)) is None
+    assert collapsed_pair(Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])) is None  # H2
+    f2 = Atoms("F2", positions=[[0, 0, 0], [0, 0, 0.6]], cell=[8, 8, 8], pbc=True)
+    assert collapsed_pair(f2) is None  # r_F = 0.57 A: the limit is 0.57 A
+    f2.positions[1, 2] = 0.55
+    assert collapsed_pair(f2) == "atoms 0 and 1 are 0.550 A apart (< 0.570 A)"
+    # across the boundary: x = 0.1 and x = 7.7 in an 8 A box are 0.4 A apart
+    h2 = Atoms("H2", positions=[[0.1, 0, 0], [7.7, 0, 0]], cell=[8, 8, 8], pbc=True)
+    assert "0.400 A apart" in collapsed_pair(h2)
+    h2.pbc = False
+    assert collapsed_pair(h2) is None
+
+
+def test_recorder_drops_and_counts_collapsed_frames():
+    from ase import Atoms
+    from ase.calculators.emt import EMT
+
+    from facet.teacher.common import MP2020
+    from facet.teacher.sampling import Recorder
+
+    rec = Recorder("m-9", EMT(), MP2020(), compact=True)
+    ok = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]], cell=[9, 9, 9], pbc=True)
+    bad = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 0.4]], cell=[9, 9, 9], pbc=True)
+    assert rec.record(ok, 0, 0) is not None
+    assert rec.record(bad, 0, 1) is None
+    assert list(rec.frames) == ["m-9-0-0"]
+    assert len(rec.dropped) == 1 and rec.dropped[0].startswith("m-9-0-1: collapsed: atoms 0 and 1")
+
+
+def test_drop_collapsed_rewrites_only_affected_shards_and_counts(tmp_path):
+    import json
+
+    from facet.teacher.distill2 import (
+        drop_collapsed,
+        read_shard,
+        shard_path,
+        summarize,
+        write_shard,
+    )
+
+    def frame(mid, z):
+        return {"structure": {"lattice": {"matrix": (6 * np.eye(3)).tolist()},
+                              "sites": [{"species": [{"element": "F", "occu": 1}],
+                                         "abc": [0, 0, 0]},
+                                        {"species": [{"element": "F", "occu": 1}],
+                                         "abc": [0, 0, z / 6]}]},
+                "uncorrected_total_energy": -1.0, "force": [[0, 0, 0]] * 2,
+                "stress": np.zeros((3, 3)).tolist(), "mp_id": mid}
+
+    data = tmp_path / "set"
+    (data / "splits.json").parent.mkdir(parents=True)
+    (data / "splits.json").write_text(json.dumps({"train": ["a", "b"], "val": [], "test": []}))
+    write_shard(shard_path(str(data), 0), [
+        {"meta": {"mp_id": "a", "name": "a", "kind": "alloy", "n_frames": 2, "dropped": []},
+         "frames": {"a-0-0": frame("a", 1.4), "a-0-1": frame("a", 0.3)}}])
+    write_shard(shard_path(str(data), 1), [
+        {"meta": {"mp_id": "b", "name": "b", "kind": "alloy", "n_frames": 1, "dropped": []},
+         "frames": {"b-0-0": frame("b", 1.5)}}])
+    untouched = (data / "shards" / "shard-0001.json.gz").read_bytes()
+    gone = drop_collapsed(str(data))
+    assert list(gone) == ["a-0-1"] and "0.300 A apart" in gone["a-0-1"]
+    metas, frames = read_shard(shard_path(str(data), 0))
+    assert list(frames["a"]) == ["a-0-0"] and metas[0]["n_frames"] == 1
+    assert metas[0]["dropped"] == [f"a-0-1: collapsed: {gone['a-0-1']}"]
+    assert (data / "shards" / "shard-0001.json.gz").read_bytes() == untouched
+    assert summarize(str(data))["dropped_frames"] == 1
+    assert drop_collapsed(str(data)) == {}  # idempotent
