@@ -10,5 +10,6 @@ from . import gaunt_grid  # "gaunt-grid"
 from . import matrix  # "matrix"
 from . import so2  # "so2"
 from . import vector_gaunt_grid  # "vector-gaunt-grid"
+from .edge import EdgeProduct, edge_blocking
 
-__all__ = ["REGISTRY", "TensorProductSpec", "get", "register"]
+__all__ = ["REGISTRY", "EdgeProduct", "TensorProductSpec", "edge_blocking", "get", "register"]

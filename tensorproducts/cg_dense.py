@@ -33,6 +33,11 @@ CG tensor first, once per edge: ``Y[E, d1, sum d3] = y2 @ C`` (``[d2, d1 sum d3]
 batched matmul per pair ``x1[E, R, d1] @ Y[E, d1, sum d3]``. Cost per edge
 :math:`d_1 d_2 \sum d_3 + R\, d_1 \sum d_3` instead of :math:`R\, d_1 d_2 \sum d_3`, and the
 broadcast ``y`` is never materialised (:class:`tensorproducts._irreps.SharedLayout`).
+
+**With edge spherical harmonics.** The message pass of a network (features of each edge's sender
+times the edge's harmonics, summed into nodes: :class:`tensorproducts.edge.EdgeProduct`) runs the
+fused kernel :func:`tensorproducts.cg_dense_edge.cg_dense_edge_kernel`, registered below as this
+variant's ``edge_kernel``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _blocking, _irreps
+from .cg_dense_edge import cg_dense_edge_kernel
 from .clebsch_gordan import clebsch_gordan
 from .registry import TensorProductSpec, register
 
@@ -229,7 +235,9 @@ def _shared(x, y, out, weights, layout) -> e3nn.IrrepsArray:
     return e3nn.IrrepsArray(out, layout.unrows(flat.reshape(m, r, -1)))
 
 
-def cg_spec(name: str, apply, *, cost: str, description: str) -> TensorProductSpec:
+def cg_spec(
+    name: str, apply, *, cost: str, description: str, edge_kernel=None
+) -> TensorProductSpec:
     """The spec of a variant that equals ``cg-dense`` path by path: every CG path, one weight per
     path (:func:`tensorproducts._irreps.cg_paths` order), e3nn's "component" normalisation."""
     return TensorProductSpec(
@@ -243,6 +251,7 @@ def cg_spec(name: str, apply, *, cost: str, description: str) -> TensorProductSp
         tolerance=1e-12,
         description=description,
         extra={"normalisation": lambda l1, l2, l3: 1.0, "irrep_normalization": "component"},
+        edge_kernel=edge_kernel,
     )
 
 
@@ -252,5 +261,6 @@ SPEC = register(
         cg_dense,
         cost="O(L^6)",
         description="full Clebsch-Gordan product, one dense matmul per input pair (reference)",
+        edge_kernel=cg_dense_edge_kernel,
     )
 )

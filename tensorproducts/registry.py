@@ -11,6 +11,10 @@ cost. Without ``weights`` the output is the plain product of the "linear, produc
 setting of Xie et al. (ICML 2025); variants whose natural weights sit inside the product accept
 them through ``weights`` with shape ``batch + (num_weights(...),)``.
 
+A variant may also register a fused kernel for the product with edge spherical harmonics summed
+into nodes (``edge_kernel``); :class:`tensorproducts.edge.EdgeProduct` is that contract and its
+plain reference.
+
 Variants register themselves with :func:`register`; nothing else in the code base switches on a
 variant's name.
 """
@@ -47,6 +51,10 @@ class TensorProductSpec:
         tolerance: relative equivariance error guaranteed in float64.
         requires_sh_input: True when ``y`` must be spherical harmonics of a unit vector (SO(2)).
         description: one line for reports.
+        edge_kernel: optional fast path of :meth:`tensorproducts.edge.EdgeProduct.__call__`,
+            ``edge_kernel(product, x, sh, basis, weights, senders, receivers, num_nodes)``, equal
+            to :meth:`~tensorproducts.edge.EdgeProduct.reference` to round-off (values and
+            gradients); None: the reference runs.
     """
 
     name: str
@@ -60,6 +68,7 @@ class TensorProductSpec:
     requires_sh_input: bool = False
     description: str = ""
     extra: dict = field(default_factory=dict)
+    edge_kernel: Callable | None = None
 
 
 REGISTRY: dict[str, TensorProductSpec] = {}

@@ -9,7 +9,8 @@ For every preset (and, optionally, every product) on rattled diamond-Si cells of
   CPU time is the steadier figure;
 * ``--compare-generic``: for ``cg-dense``, also rows with the fused edge product switched off
   (``path = "generic"``: the registry product with ``Y`` broadcast over channels), timed
-  interleaved with the fused rows (before/after of :mod:`facet.nn.edge_product`);
+  interleaved with the fused rows (before/after of ``cg-dense``'s ``edge_kernel``,
+  :mod:`tensorproducts.cg_dense_edge`);
 * cost split of one forward + backward pass between the radial map, the message product (gather,
   product, scatter), the grid mixing and the readout, each timed as its own jitted
   value-and-gradient over the same inputs (fractions of their sum).
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -45,9 +47,9 @@ from ase.build import bulk
 from flax import nnx
 
 import facet
+import tensorproducts
 from facet.data import collate
 from facet.data.neighbors import graph_from_atoms
-from facet.nn import edge_product
 from facet.nn.interaction import rms_norm
 from facet.nn.linear import natural_irreps
 from facet.nn.presets import PRESETS, count_parameters
@@ -84,13 +86,19 @@ def timed(fn, *args, repeats=10, cpu=None):
 
 @contextlib.contextmanager
 def generic_path(enabled: bool):
-    """Inside: ``cg-dense`` messages use the generic registry product (fused path removed)."""
-    saved = edge_product.EDGE_PRODUCTS.pop("cg-dense") if enabled else None
+    """Inside: ``cg-dense`` messages run the reference of the edge product (its registered
+    ``edge_kernel`` removed)."""
+    saved = tensorproducts.REGISTRY["cg-dense"]
+    if enabled:
+        tensorproducts.REGISTRY["cg-dense"] = dataclasses.replace(saved, edge_kernel=None)
     try:
         yield
     finally:
-        if saved is not None:
-            edge_product.EDGE_PRODUCTS["cg-dense"] = saved
+        tensorproducts.REGISTRY["cg-dense"] = saved
+
+
+def _has_kernel(product: str) -> bool:
+    return tensorproducts.get(product).edge_kernel is not None
 
 
 def cost_split(model, batch, repeats):
@@ -119,18 +127,16 @@ def cost_split(model, batch, repeats):
     def radial(model, r):
         feats = RADIAL_BASES[cfg.radial_basis](r, cfg.num_radial, cfg.cutoff)
         feats = feats * polynomial_envelope(r, cfg.cutoff, cfg.envelope_p)[:, None]
-        return sum(jnp.sum(b.radial.channels_minor(feats, b.channels)) for b in model.blocks)
+        return sum(jnp.sum(b.radial(feats)) for b in model.blocks)
 
     feats0 = RADIAL_BASES[cfg.radial_basis](r, cfg.num_radial, cfg.cutoff)
-    # The model's own layout (facet.nn.interaction): channels-minor edge arrays.
-    w_in = [jnp.asarray(b.radial.channels_minor(feats0, b.channels)) for b in blocks]
-    h_in = [jnp.swapaxes(h, 1, 2) for h in h_in]
+    w_in = [b.radial.factors(feats0, b.channels)[1] for b in blocks]
 
     def product(model, hs, ws):
         tot = 0.0
         for b, h, w in zip(model.blocks, hs, ws, strict=True):
-            m = b.msg.channels_minor(h[batch.senders], sh, w)
-            tot = tot + jnp.sum(jax.ops.segment_sum(m, batch.receivers, num_segments=n) ** 2)
+            a = b.msg(h, sh, feats0, w, batch.senders, batch.receivers, n)
+            tot = tot + jnp.sum(a**2)
         return tot
 
     def mixing(model, ms):
@@ -209,7 +215,7 @@ def main() -> None:
                         "preset": preset,
                         "product": product,
                         "path": path
-                        or ("fused" if product in edge_product.EDGE_PRODUCTS else "generic"),
+                        or ("fused" if _has_kernel(product) else "generic"),
                         "atoms": len(atoms),
                         "edges": g.n_edge,
                         "params": count_parameters(model),
@@ -266,7 +272,7 @@ def write_report(raw: dict, out: str, source: str) -> None:
     # Generic rows of a product that has a fused path are labelled as such in the shared table.
     labelled = [
         {**r, "product": f"{r['product']} (generic)"}
-        if r.get("path") == "generic" and r["product"] in edge_product.EDGE_PRODUCTS
+        if r.get("path") == "generic" and _has_kernel(r["product"])
         else r
         for r in raw["rows"]
     ]
@@ -279,8 +285,9 @@ def write_report(raw: dict, out: str, source: str) -> None:
         "",
         "Every process runs one thread; on a shared machine wall time also counts waiting for a "
         "core, so the CPU time of the same calls is the steadier figure. `path`: `fused` = the "
-        "channel-wise CG edge product of `facet/nn/edge_product.py`; `generic` = the registry "
-        "product with Y broadcast over channels (the code before it); fused and generic rows of "
+        "channel-wise CG edge kernel of `tensorproducts/cg_dense_edge.py`; `generic` = the "
+        "reference of the edge product (the registry product with Y broadcast over channels, "
+        "the code before it); fused and generic rows of "
         "one cell were timed interleaved.",
         "",
         "| preset | product | path | atoms | ms/call wall | ms/call CPU (min-max) | "

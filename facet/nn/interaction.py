@@ -20,8 +20,6 @@ polynomial activation of the grid MLP in its well-scaled range.
 
 from __future__ import annotations
 
-import os
-
 import e3nn_jax as e3nn
 import jax
 import jax.numpy as jnp
@@ -32,7 +30,7 @@ from .grid_mixing import GridMixer
 from .linear import ChannelLinear, feature_irreps, natural_irreps
 from .message import MessageProduct, embed
 
-__all__ = ["RadialMap", "InteractionBlock", "rms_norm", "edge_block_size", "radial_channels_minor"]
+__all__ = ["RadialMap", "InteractionBlock", "rms_norm"]
 
 
 def rms_norm(x, eps: float = 1e-6):
@@ -53,19 +51,13 @@ class RadialMap(nnx.Module):
             ]
         )
 
-    def channels_minor(self, feats, channels: int):
-        """``[E, P, C]`` with ``P = n_out / channels``: the same numbers as
-        ``self(feats).reshape(E, C, P)`` with the last two axes swapped, obtained by permuting
-        the columns of the last weight matrix (the parameter layout stays channels-major)."""
-        return radial_channels_minor(self.weights_channels_minor(channels), feats, channels)
-
-    def weights_channels_minor(self, channels: int) -> list:
-        """The weight matrices as arrays, the last one's columns permuted to ``(P, C)`` order
-        (for :func:`radial_channels_minor`, a pure function usable inside ``lax.scan``)."""
+    def factors(self, feats, channels: int):
+        """The weights as ``basis[E, K'] @ matrix[K', C, P]`` (``P = n_out / channels``): the
+        hidden layers applied to ``feats`` and the last weight matrix, its columns read as
+        ``(C, P)`` (the form :class:`tensorproducts.edge.EdgeProduct` takes)."""
         ws = [w[...] for w in self.layers]
         k, n = ws[-1].shape
-        ws[-1] = ws[-1].reshape(k, channels, n // channels).transpose(0, 2, 1).reshape(k, n)
-        return ws
+        return _hidden(ws[:-1], feats), ws[-1].reshape(k, channels, n // channels)
 
     def __call__(self, feats):
         ws = [w[...] for w in self.layers]
@@ -78,69 +70,6 @@ def _hidden(ws, feats):
     for w in ws:
         x = jax.nn.silu((x @ w) / jnp.sqrt(w.shape[0]).astype(x.dtype))
     return x
-
-
-def radial_channels_minor(ws, feats, channels: int):
-    """:meth:`RadialMap.channels_minor` from :meth:`RadialMap.weights_channels_minor`."""
-    x = _hidden(ws[:-1], feats)
-    n = ws[-1].shape[1]
-    return (x @ ws[-1]).reshape(x.shape[0], n // channels, channels)
-
-
-def edge_block_size(n_edges: int) -> int:
-    """Edges per block of the blocked message pass, 0 for one pass over all edges.
-
-    On a CPU the per-edge arrays of a message pass (radial weights ``[E, P, C]``, products
-    ``[E, D, C]``) are megabytes each, and XLA:CPU streams them through memory once per fused
-    operation; evaluating the messages in blocks of edges inside a ``lax.scan`` (with
-    ``jax.checkpoint``, so the backward pass recomputes a block instead of storing it) keeps
-    every intermediate of a block in cache. Measured on one CPU thread (facet-s, energy +
-    forces + stress, rattled Si): 1.7x faster at 64 atoms (2,120 padded edges) and 1.8x at 216
-    atoms; below about 512 edges everything fits in cache anyway and one pass is as fast, so
-    blocking starts at :data:`MIN_BLOCKED_EDGES`. Accelerators want the single large pass.
-    The environment variable ``FACET_EDGE_BLOCK`` overrides the choice (an integer; 0 turns
-    blocking off). The result is the same function; only the order of the floating-point sums
-    differs.
-    """
-    env = os.environ.get("FACET_EDGE_BLOCK", "").strip()
-    if env:
-        try:
-            block = int(env)
-        except ValueError:
-            raise ValueError(f"FACET_EDGE_BLOCK must be an integer, got {env!r}") from None
-    else:
-        on_cpu = jax.default_backend() == "cpu"
-        block = DEFAULT_CPU_EDGE_BLOCK if on_cpu and n_edges >= MIN_BLOCKED_EDGES else 0
-    return block if 0 < block < n_edges else 0
-
-
-#: Edges per block of the blocked message pass on CPU, and the fewest edges for which it is used
-#: by default (see :func:`edge_block_size`).
-DEFAULT_CPU_EDGE_BLOCK = 128
-MIN_BLOCKED_EDGES = 512
-
-
-def _blocked_sum(edge_messages, sh, feats, senders, receivers, n: int, block: int):
-    """``segment_sum(edge_messages(sh, feats, senders), receivers, n)`` in blocks of ``block``
-    edges (:func:`edge_block_size`). The edge arrays are padded to a whole number of blocks
-    with zero radial features, whose messages are exactly zero (the radial map has no bias and
-    ``silu(0) = 0``), so the padding adds nothing."""
-    e = sh.shape[0]
-    nb = -(-e // block)
-    pad = nb * block - e
-
-    def padded(a):
-        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(nb, block, *a.shape[1:])
-
-    def body(acc, blk):
-        sh_b, f_b, s_b, r_b = blk
-        return acc.at[r_b].add(edge_messages(sh_b, f_b, s_b)), None
-
-    probe = jax.eval_shape(edge_messages, sh[:1], feats[:1], senders[:1])
-    acc0 = jnp.zeros((n, *probe.shape[1:]), probe.dtype)
-    blocks = (padded(sh), padded(feats), padded(senders), padded(receivers))
-    acc, _ = jax.lax.scan(jax.checkpoint(body), acc0, blocks)
-    return acc
 
 
 class InteractionBlock(nnx.Module):
@@ -176,27 +105,10 @@ class InteractionBlock(nnx.Module):
         self.inv_norm = float(cfg.avg_num_neighbors) ** (-float(cfg.neighbor_norm_exponent))
 
     def messages(self, h, sh, radial_feats, senders, receivers):
-        """Aggregated, normalised messages ``a[N, C, D]`` in the layout ``msg.irreps_out``.
-
-        Edge arrays are channels-minor (``[E, D, C]``, see :mod:`facet.nn.edge_product`); the
-        transposes happen on node arrays, which are smaller than edge arrays."""
-        n = h.shape[0]
-        x = jnp.swapaxes(self.pre(h), 1, 2)  # [N, D_in, C]
-        ws = self.radial.weights_channels_minor(self.channels)
-        c, msg = self.channels, self.msg
-
-        def edge_messages(sh_e, feats_e, senders_e):  # [E', D_out, C] of a set of edges
-            w = radial_channels_minor(ws, feats_e, c)  # [E', P, C]
-            return msg.channels_minor(x[senders_e], sh_e, w)
-
-        block = edge_block_size(sh.shape[0])
-        if block:
-            a = _blocked_sum(edge_messages, sh, radial_feats, senders, receivers, n, block)
-        else:
-            m = edge_messages(sh, radial_feats, senders)
-            a = jax.ops.segment_sum(m, receivers, num_segments=n)
-        a = a * jnp.asarray(self.inv_norm, h.dtype)
-        return jnp.swapaxes(a, 1, 2)
+        """Aggregated, normalised messages ``a[N, C, D]`` in the layout ``msg.irreps_out``."""
+        basis, weights = self.radial.factors(radial_feats, self.channels)
+        a = self.msg(self.pre(h), sh, basis, weights, senders, receivers, h.shape[0])
+        return a * jnp.asarray(self.inv_norm, h.dtype)
 
     def __call__(self, h, sh, radial_feats, senders, receivers):
         a = self.messages(h, sh, radial_feats, senders, receivers)

@@ -1,13 +1,14 @@
-"""The message product: node features x edge spherical harmonics, weighted by radial functions.
+"""The message product: node features x edge spherical harmonics, weighted by radial functions,
+summed over each node's incoming edges.
 
 The product is any variant of :data:`tensorproducts.REGISTRY` (chosen by ``ModelConfig.product``),
-applied channel-wise ("uvu"): ``x[E, C, irreps_in]`` times ``Y(r_hat)[E, 1, irreps_sh]``, channels
-broadcast. Its per-edge weights come from the radial map:
+applied channel-wise ("uvu") through the one contract of :class:`tensorproducts.edge.EdgeProduct`:
+``a[N, C, irreps_out] = sum over edges of TP(x[sender], Y(r_hat); w)`` with per-edge weights
+``w[E, C, P] = basis[E, K] @ W[K, C, P]`` from the radial map.
 
-* variants with internal weights (``num_weights > 0``, e.g. one per CG path) get them directly,
-  ``w[E, C, num_weights] = R(r)``;
-* weight-free variants get a factorised modulation instead, one radial weight per input irrep and
-  one per output irrep of every channel:
+* Variants with internal weights (``num_weights > 0``, e.g. one per CG path) get them directly.
+* Weight-free variants get a factorised modulation instead, one radial weight per input irrep
+  and one per output irrep of every channel:
 
   .. math::  m_{c} = \\rho^{out}_{c}(r) \\odot \\big( (\\rho^{in}_c(r) \\odot x_c)
              \\otimes Y(\\hat r) \\big),
@@ -15,13 +16,11 @@ broadcast. Its per-edge weights come from the radial map:
   which keeps every path radially tunable with the same linear radial map.
 
 Outputs that a variant cannot reach (e.g. pseudo irreps from Gaunt products of natural inputs)
-are zero in the returned layout.
+are left out of :attr:`MessageProduct.irreps_out`; :func:`embed` places them as zeros.
 
-Variants listed in :data:`facet.nn.edge_product.EDGE_PRODUCTS` (``cg-dense``) are evaluated by a
-fused product that contracts ``Y`` with the coupling tables once per edge instead of once per
-channel (same function, same weight layout); the others go through the generic registry product.
-The model calls :meth:`MessageProduct.channels_minor` (arrays ``[E, D, C]``, channels contiguous);
-``__call__`` keeps the channels-major layout ``[E, C, D]``.
+A variant with a fused kernel (``cg-dense``: :mod:`tensorproducts.cg_dense_edge`) runs it; the
+others run the reference of the contract. Memory layout and blocking over edges are choices of
+``tensorproducts``, not of the model.
 """
 
 from __future__ import annotations
@@ -30,17 +29,15 @@ from dataclasses import dataclass
 
 import e3nn_jax as e3nn
 import jax.numpy as jnp
-import numpy as np
 
-from .edge_product import EDGE_PRODUCTS
+import tensorproducts
+from tensorproducts.edge import EdgeProduct
 
 __all__ = ["MessageProduct", "get_product_spec", "embed"]
 
 
 def get_product_spec(name: str):
-    """The registered spec ``name`` (importing :mod:`tensorproducts` registers its variants)."""
-    import tensorproducts
-
+    """The registered spec ``name``."""
     return tensorproducts.get(name)
 
 
@@ -52,7 +49,8 @@ class MessageProduct:
         product: registry name.
         irreps_in: per-channel input layout (multiplicity one each).
         irreps_sh: spherical-harmonic layout ``0e + 1o + ...``.
-        irreps_target: per-channel layout the caller wants (unreachable entries come back zero).
+        irreps_target: per-channel layout the caller wants (unreachable entries come back zero
+            through :func:`embed`).
     """
 
     product: str
@@ -76,14 +74,17 @@ class MessageProduct:
         return e3nn.Irreps([(1, ir) for _, ir in self.irreps_target if (ir.l, ir.p) in reach])
 
     @property
+    def edge_product(self) -> EdgeProduct:
+        return EdgeProduct(self.product, self.irreps_in, self.irreps_sh, self.irreps_out)
+
+    @property
     def num_internal(self) -> int:
-        return int(self.spec.num_weights(self.irreps_in, self.irreps_sh, self.irreps_out))
+        return self.edge_product.num_internal
 
     @property
     def num_radial(self) -> int:
         """Radial weights per channel and edge."""
-        n = self.num_internal
-        return n if n > 0 else len(self.irreps_in) + len(self.irreps_out)
+        return self.edge_product.num_weights
 
     def validate(self) -> None:
         if len(self.irreps_out) == 0:
@@ -92,56 +93,11 @@ class MessageProduct:
                 f"{self.irreps_in} x {self.irreps_sh}"
             )
 
-    def fused(self):
-        """The fused channels-minor product of :data:`EDGE_PRODUCTS`, or None (generic path)."""
-        build = EDGE_PRODUCTS.get(self.product)
-        if build is None or self.num_internal == 0:
-            return None
-        return build(self.irreps_in, self.irreps_sh, self.irreps_out)
-
-    def __call__(self, x, sh, radial):
-        """``x[E, C, D_in]``, ``sh[E, D_sh]``, ``radial[E, C, num_radial]`` -> ``[E, C, D_out]``
-        in the layout :attr:`irreps_out` (use :func:`embed` for the target layout)."""
-        fused = self.fused()
-        if fused is None:
-            return self.generic(x, sh, radial)
-        return _swap(fused(_swap(x), sh, _swap(radial)))
-
-    def channels_minor(self, x, sh, radial):
-        """As :meth:`__call__` with channels last: ``x[E, D_in, C]``, ``radial[E, num_radial,
-        C]`` -> ``[E, D_out, C]``."""
-        fused = self.fused()
-        if fused is None:
-            return _swap(self.generic(_swap(x), sh, _swap(radial)))
-        return fused(x, sh, radial)
-
-    def generic(self, x, sh, radial):
-        """:meth:`__call__` through the generic registry product (the reference of the fused
-        path)."""
-        spec = self.spec
-        irreps_out = self.irreps_out
-        y = e3nn.IrrepsArray(self.irreps_sh, sh[:, None, :])
-        n_int = self.num_internal
-        if n_int > 0:
-            out = spec.apply(e3nn.IrrepsArray(self.irreps_in, x), y, irreps_out, weights=radial)
-            out = out.array
-        else:
-            n_in = len(self.irreps_in)
-            w_in = _expand(radial[..., :n_in], self.irreps_in)
-            w_out = _expand(radial[..., n_in:], irreps_out)
-            out = spec.apply(e3nn.IrrepsArray(self.irreps_in, x * w_in), y, irreps_out).array
-            out = out * w_out
-        return out
-
-
-def _swap(a):
-    return jnp.swapaxes(a, -1, -2)
-
-
-def _expand(w, irreps: e3nn.Irreps):
-    """``w[..., len(irreps)] -> [..., irreps.dim]`` repeating each weight over its ``2l+1``."""
-    reps = np.array([ir.dim for _, ir in irreps])
-    return jnp.repeat(w, reps, axis=-1, total_repeat_length=int(reps.sum()))
+    def __call__(self, x, sh, basis, weights, senders, receivers, num_nodes: int):
+        """``x[N, C, D_in]``, ``sh[E, D_sh]``, per-edge weights ``basis[E, K] @ weights[K, C,
+        num_radial]``, edge ends -> ``a[N, C, D_out]`` in the layout :attr:`irreps_out`
+        (:meth:`tensorproducts.edge.EdgeProduct.__call__`)."""
+        return self.edge_product(x, sh, basis, weights, senders, receivers, num_nodes)
 
 
 def embed(x, irreps_have: e3nn.Irreps, irreps_target: e3nn.Irreps):

@@ -1,13 +1,16 @@
-r"""Fused channel-wise ("uvu") message products with the edge spherical harmonics.
+r"""The fused kernel of ``cg-dense`` for products with edge spherical harmonics.
 
-In a message :math:`\mathrm{TP}(x_j, Y(\hat r_{ij}); R(r_{ij}))` the second input is the same
-:math:`Y(\hat r)` for every channel. The generic registry product (:func:`tensorproducts.cg_dense.
-cg_dense`) broadcasts :math:`Y` over the ``C`` channels and forms the outer product
-:math:`x \otimes Y` ``[E C, d_1 d_2]`` before a matmul with the CG tensors, which costs
-:math:`O(C \sum_p d_1 d_2 d_3)` per edge. Contracting :math:`Y` with the CG tensors first, once per
-edge, removes the channel factor from that part (the channel-wise product with spherical
-harmonics of NequIP, Batzner et al., Nat. Commun. 13, 2453 (2022); e3nn's
-``tensor_product_with_spherical_harmonics`` exploits the same structure):
+:class:`tensorproducts.edge.EdgeProduct` runs it for the ``cg-dense`` variant (registered as its
+``edge_kernel``); :meth:`tensorproducts.edge.EdgeProduct.reference` is the definition it equals
+(values and gradients, tests/tensorproducts/test_edge.py).
+
+In a message :math:`\mathrm{TP}(x_j, Y(\hat r_{ij}); w_{ij})` the second input is the same
+:math:`Y(\hat r)` for every channel. The generic product (:func:`tensorproducts.cg_dense.cg_dense`)
+contracts :math:`Y` with the CG tensors once per edge already, but works channels-major and
+materialises the gathered features and the products of all edges. Here, contracting :math:`Y`
+with the CG tensors first, once per edge, removes the channel factor from that part (the
+channel-wise product with spherical harmonics of NequIP, Batzner et al., Nat. Commun. 13, 2453
+(2022)):
 
 .. math::
 
@@ -18,29 +21,26 @@ harmonics of NequIP, Batzner et al., Nat. Commun. 13, 2453 (2022); e3nn's
 
 with :math:`C` e3nn's real Clebsch-Gordan tensor (unit Frobenius norm), paths
 :math:`p = (l_1 p_1) \otimes (l_2 p_2) \to (l_3 p_3)` and their weights in
-:func:`tensorproducts._irreps.cg_paths` order. This is the same function, with the same per-path
-weight layout, as ``cg-dense`` with :math:`Y` broadcast over channels, at
-:math:`O(C \sum_p d_1 d_3)` per edge plus a channel-independent :math:`O(D_Y \sum_p d_1 d_3)`.
+:func:`tensorproducts._irreps.cg_paths` order, at :math:`O(C \sum_p d_1 d_3)` per edge plus a
+channel-independent :math:`O(D_Y \sum_p d_1 d_3)`.
 
-**Layout and algorithm.** Arrays are *channels-minor*: ``x[E, D_in, C]``, ``w[E, P, C]``, output
-``[E, D_out, C]``, so that every elementwise step runs along contiguous channels. Paths are grouped
-by input irrep ``(l1 p1)``: one matmul ``Y[E, D_Y] @ B[D_Y, d1 * cols]`` (constant table ``B``)
-gives ``T[E, d1, cols]`` for all paths of the group side by side, one batched contraction
-``u[e, cols, c] = sum_m1 T[e, m1, cols] x[e, m1, c]`` applies them, and each path's ``d3`` columns
-are scaled by its weight and added to its output irrep. Measured on one CPU thread (facet-s and
-facet-m sizes, forward and backward) this beat grouping by output irrep, gathers of the rows and
-broadcast-and-sum forms (see ``scripts/bench_model.py`` and docs/benchmarks/model/). Tables are
-built once in NumPy and cached.
-
-Fused products are looked up in :data:`EDGE_PRODUCTS` by registry name; variants without an
-entry use the generic registry product (see :class:`facet.nn.message.MessageProduct`).
+**Layout and algorithm (choices of this kernel, invisible to its callers).** Edge arrays are
+*channels-minor*: ``x[E, D_in, C]``, ``w[E, P, C]``, products ``[E, D_out, C]``, so that every
+elementwise step runs along contiguous channels; the transposes happen on node arrays and on the
+weight matrix, which are smaller than edge arrays. Paths are grouped by input irrep ``(l1 p1)``:
+one matmul ``Y[E, D_Y] @ B[D_Y, d1 * cols]`` (constant table ``B``) gives ``T[E, d1, cols]`` for
+all paths of the group side by side, one contraction ``u[e, cols, c] = sum_m1 T[e, m1, cols]
+x[e, m1, c]`` applies them, and each path's ``d3`` columns are scaled by its weight and added to
+its output irrep. Measured on one CPU thread (facet-s and facet-m sizes, forward and backward)
+this beat grouping by output irrep, gathers of the rows and broadcast-and-sum forms (see
+docs/benchmarks/model/). Edges run in blocks (:func:`tensorproducts.edge.sum_over_edges`). Tables
+are built once in NumPy and cached.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import e3nn_jax as e3nn
@@ -48,7 +48,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["EDGE_PRODUCTS", "CGEdgePlan", "cg_edge_plan", "cg_edge_product"]
+from ._irreps import cg_paths
+from .clebsch_gordan import clebsch_gordan
+from .edge import EdgeProduct, sum_over_edges
+
+__all__ = ["CGEdgePlan", "cg_edge_plan", "cg_edge_product", "cg_dense_edge_kernel"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,9 +77,6 @@ class CGEdgePlan:
 def cg_edge_plan(irreps_in: str, irreps_sh: str, irreps_out: str) -> CGEdgePlan:
     """Tables for ``x[irreps_in] (x) Y[irreps_sh] -> irreps_out`` (multiplicity one each; every
     output irrep must be reachable; paths in ``cg_paths`` order, as ``cg-dense``)."""
-    from tensorproducts._irreps import cg_paths
-    from tensorproducts.clebsch_gordan import clebsch_gordan
-
     ir_in, ir_sh, ir_out = e3nn.Irreps(irreps_in), e3nn.Irreps(irreps_sh), e3nn.Irreps(irreps_out)
     paths = cg_paths(ir_in, ir_sh, ir_out)
     off_sh = {(ir.l, ir.p): s.start for (_, ir), s in zip(ir_sh, ir_sh.slices(), strict=True)}
@@ -133,7 +134,7 @@ def _forward(x, sh, w, plan: CGEdgePlan):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def cg_edge_product(x, sh, w, plan: CGEdgePlan):
-    """Fused ``cg-dense`` message product, channels-minor (module docstring).
+    """The fused ``cg-dense`` product of every edge, channels-minor (module docstring).
 
     Args:
         x: ``[E, D_in, C]`` sender features of every edge.
@@ -195,12 +196,19 @@ def _vjp_bwd(plan, res, dz):
 cg_edge_product.defvjp(_vjp_fwd, _vjp_bwd)
 
 
-def _cg_dense_edge(irreps_in, irreps_sh, irreps_out) -> Callable:
-    plan = cg_edge_plan(str(irreps_in), str(irreps_sh), str(irreps_out))
-    return functools.partial(cg_edge_product, plan=plan)
+def cg_dense_edge_kernel(
+    product: EdgeProduct, x, sh, basis, weights, senders, receivers, num_nodes: int
+):
+    """``cg-dense``'s ``edge_kernel``: :meth:`tensorproducts.edge.EdgeProduct.__call__` with
+    ``x[N, C, D_in]``, ``weights[K, C, P]`` -> ``[N, C, D_out]``, channels-minor inside."""
+    plan = cg_edge_plan(str(product.irreps_in), str(product.irreps_sh), str(product.irreps_out))
+    k, c, p = weights.shape
+    xt = jnp.swapaxes(x, 1, 2)  # [N, D_in, C]
+    wt = jnp.swapaxes(weights, 1, 2).reshape(k, p * c)  # columns in (P, C) order
 
+    def messages(sh_e, basis_e, senders_e):  # [E', D_out, C]
+        w = (basis_e @ wt).reshape(basis_e.shape[0], p, c)
+        return cg_edge_product(xt[senders_e], sh_e, w, plan)
 
-#: Registry name -> builder ``(irreps_in, irreps_sh, irreps_out) -> fn(x, sh, w)`` of a fused,
-#: channels-minor edge product (``x[E, D_in, C]``, ``sh[E, D_Y]``, ``w[E, P, C]`` ->
-#: ``[E, D_out, C]``) with the same weight layout as the registry variant of that name.
-EDGE_PRODUCTS: dict[str, Callable] = {"cg-dense": _cg_dense_edge}
+    a = sum_over_edges(messages, (sh, basis, senders), receivers, num_nodes)
+    return jnp.swapaxes(a, 1, 2)

@@ -1,0 +1,170 @@
+"""The product with edge spherical harmonics (tensorproducts.edge): ``cg-dense``'s fused
+``edge_kernel`` equals the plain reference of the contract in values, first and second
+derivatives, with and without blocks of edges; the blocked reference of variants without a kernel
+equals the plain one; the kernel is equivariant on its own."""
+
+from __future__ import annotations
+
+import e3nn_jax as e3nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+import tensorproducts
+from tensorproducts import cg_dense_edge
+from tensorproducts.edge import (
+    CPU_EDGE_BLOCK,
+    MIN_BLOCKED_EDGES,
+    EdgeProduct,
+    edge_block_size,
+    edge_blocking,
+)
+
+
+def _natural(lmax):
+    return e3nn.Irreps([(1, (l, (-1) ** l)) for l in range(lmax + 1)])
+
+
+def _features(lmax, pseudo):
+    pseudo_part = e3nn.Irreps([(1, (l, -((-1) ** l))) for l in range(lmax + 1)])
+    return _natural(lmax) + pseudo_part if pseudo else _natural(lmax)
+
+
+def _product(lmax, pseudo, first, name="cg-dense"):
+    """The products of a Facet-like model: scalars (first block) or features in."""
+    irreps_in = e3nn.Irreps("0e") if first else _features(lmax, pseudo)
+    target = _features(lmax, pseudo)
+    spec = tensorproducts.get(name)
+    reach = {(p[4], p[5]) for p in spec.paths(irreps_in, _natural(lmax), target)}
+    out = e3nn.Irreps([(1, ir) for _, ir in target if (ir.l, ir.p) in reach])
+    return EdgeProduct(name, irreps_in, _natural(lmax), out)
+
+
+def _inputs(prod, n_node=5, n_edge=11, channels=4, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    vec = jnp.asarray(rng.normal(size=(n_edge, 3)))
+    x = jnp.asarray(rng.normal(size=(n_node, channels, prod.irreps_in.dim)))
+    basis = jnp.asarray(rng.normal(size=(n_edge, k)))
+    w = jnp.asarray(rng.normal(size=(k, channels, prod.num_weights)))
+    senders = jnp.asarray(rng.integers(0, n_node, n_edge))
+    receivers = jnp.asarray(rng.integers(0, n_node, n_edge))
+    proj = jnp.asarray(rng.normal(size=(n_node, channels, prod.irreps_out.dim)))
+    return (vec, x, basis, w), (senders, receivers, n_node), proj
+
+
+def _sh(prod, vec):
+    return e3nn.spherical_harmonics(prod.irreps_sh, vec, True, "component").array
+
+
+def _loss(path, prod, graph, proj):
+    def f(vec, x, basis, w):
+        return jnp.sum(path(x, _sh(prod, vec), basis, w, *graph) * proj)
+
+    return f
+
+
+LAYOUTS = [
+    pytest.param(lmax, pseudo, first, id=f"l{lmax}-{'pseudo' if pseudo else 'natural'}-{tag}")
+    for lmax in (1, 2, 3)
+    for pseudo in (False, True)
+    for first, tag in ((True, "first"), (False, "hidden"))
+]
+NAMES = ("positions", "x", "basis", "weights")
+
+
+@pytest.mark.parametrize("block", [0, 4], ids=["one-pass", "blocks-of-4"])
+@pytest.mark.parametrize("lmax, pseudo, first", LAYOUTS)
+def test_kernel_equals_reference_with_gradients(lmax, pseudo, first, block, x64):
+    prod = _product(lmax, pseudo, first)
+    assert prod.spec.edge_kernel is cg_dense_edge.cg_dense_edge_kernel
+    args, graph, proj = _inputs(prod)
+    out_ref = prod.reference(args[1], _sh(prod, args[0]), *args[2:], *graph)
+    assert float(jnp.max(jnp.abs(out_ref))) > 1.0  # non-trivial outputs
+    with edge_blocking(block):
+        fast = jax.jit(jax.value_and_grad(_loss(prod, prod, graph, proj), argnums=(0, 1, 2, 3)))
+        (v_f, g_f), out_f = fast(*args), prod(args[1], _sh(prod, args[0]), *args[2:], *graph)
+    ref = jax.jit(jax.value_and_grad(_loss(prod.reference, prod, graph, proj), (0, 1, 2, 3)))
+    v_r, g_r = ref(*args)
+    np.testing.assert_allclose(out_f, out_ref, rtol=0, atol=1e-12)
+    assert abs(float(v_f - v_r)) <= 1e-12 * max(1.0, abs(float(v_r)))
+    for name, a, b in zip(NAMES, g_f, g_r, strict=True):
+        assert float(jnp.max(jnp.abs(b))) > 1e-3, name  # the gradient is not trivially zero
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("block", [0, 4], ids=["one-pass", "blocks-of-4"])
+@pytest.mark.parametrize(
+    "lmax, pseudo, first", [(1, True, False), (2, False, False), (3, True, True)]
+)
+def test_kernel_second_order_equals_reference(lmax, pseudo, first, block, x64):
+    """The kernel's hand-written reverse rule is itself differentiable: the gradient of a
+    function of first derivatives (what a force loss needs) matches the reference."""
+    prod = _product(lmax, pseudo, first)
+    args, graph, proj = _inputs(prod, seed=5)
+
+    def second(path):
+        f = _loss(path, prod, graph, proj)
+
+        def g(*a):
+            gv, gx, gb, gw = jax.grad(f, argnums=(0, 1, 2, 3))(*a)
+            return jnp.sum(gv**2) + jnp.sum(jnp.sin(gx)) + jnp.sum(gb**3) + jnp.sum(gw * gw * gw)
+
+        return jax.jit(jax.grad(g, argnums=(0, 1, 2, 3)))(*args)
+
+    with edge_blocking(block):
+        fast = second(prod)
+    for name, a, b in zip(NAMES, fast, second(prod.reference), strict=True):
+        assert float(jnp.max(jnp.abs(b))) > 1e-3, name
+        scale = max(1.0, float(jnp.max(jnp.abs(b))))
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["so2", "gaunt-grid"])
+def test_blocked_reference_of_variants_without_a_kernel(name, x64):
+    """Variants without a kernel (one with internal weights, one weight-free with the
+    factorised modulation) run the reference over blocks of edges: the same function."""
+    prod = _product(2, False, False, name=name)
+    assert prod.spec.edge_kernel is None
+    args, graph, proj = _inputs(prod, seed=2)
+    sh = _sh(prod, args[0])
+    with edge_blocking(4):
+        blocked = jax.jit(lambda *a: prod(*a, *graph))(args[1], sh, *args[2:])
+    plain = prod.reference(args[1], sh, *args[2:], *graph)
+    assert float(jnp.max(jnp.abs(plain))) > 1e-1
+    np.testing.assert_allclose(blocked, plain, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("det", [1, -1], ids=["rotation", "rotoinversion"])
+def test_kernel_is_equivariant(det, x64):
+    """out(D_in x, Y(R r)) = D_out out(x, Y(r)) for proper and improper R."""
+    prod = _product(3, True, first=False)
+    (vec, x, basis, w), graph, _ = _inputs(prod, seed=3)
+    rot = det * Rotation.random(random_state=7).as_matrix()
+    d_in = jnp.asarray(prod.irreps_in.D_from_matrix(jnp.asarray(rot)))
+    d_out = jnp.asarray(prod.irreps_out.D_from_matrix(jnp.asarray(rot)))
+    out = prod(x, _sh(prod, vec), basis, w, *graph)
+    out_rot = prod(x @ d_in.T, _sh(prod, vec @ rot.T), basis, w, *graph)
+    np.testing.assert_allclose(out_rot, out @ d_out.T, rtol=0, atol=1e-12)
+    assert float(jnp.max(jnp.abs(out_rot - out))) > 1e-2  # the rotation did act
+
+
+def test_plan_rejects_unreachable_output():
+    with pytest.raises(ValueError, match="unreachable"):
+        cg_dense_edge.cg_edge_plan("0e", "0e + 1o", "0e + 2e")
+
+
+def test_edge_block_choice():
+    on_cpu = jax.default_backend() == "cpu"
+    assert edge_block_size(MIN_BLOCKED_EDGES - 8) == 0  # small graphs: one pass
+    assert edge_block_size(4 * MIN_BLOCKED_EDGES) == (CPU_EDGE_BLOCK if on_cpu else 0)
+    with edge_blocking(0):
+        assert edge_block_size(10_000) == 0
+    with edge_blocking(32):
+        assert edge_block_size(100) == 32
+        assert edge_block_size(32) == 0  # one block would be the whole pass
+    assert edge_block_size(100) == 0  # the override ends with its block
+    with pytest.raises(ValueError, match="block"):
+        with edge_blocking(-1):
+            pass
