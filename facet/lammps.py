@@ -47,6 +47,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tensorproducts import edge_blocking
+
 __all__ = [
     "BUNDLE_SUFFIX",
     "LammpsInputs",
@@ -170,18 +172,11 @@ def energy_fn_for_lammps(model, type_numbers):
     return fn
 
 
-@contextlib.contextmanager
 def _edge_blocking_for(platform: str):
-    """Facet blocks its message pass over edges when *tracing on* a CPU (a cache measure that
-    accelerators do not want): an export for CUDA made on a CPU host turns it off."""
-    if platform == "cpu" or os.environ.get("FACET_EDGE_BLOCK", "").strip():
-        yield
-        return
-    os.environ["FACET_EDGE_BLOCK"] = "0"
-    try:
-        yield
-    finally:
-        os.environ.pop("FACET_EDGE_BLOCK", None)
+    """Products block their message pass over edges when *traced on* a CPU (a cache measure
+    that accelerators do not want, :func:`tensorproducts.edge_blocking`): an export for CUDA
+    made on a CPU host turns it off."""
+    return contextlib.nullcontext() if platform == "cpu" else edge_blocking(0)
 
 
 def export_lammps(
