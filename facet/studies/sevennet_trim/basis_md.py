@@ -112,12 +112,10 @@ def extrapolation(study: dict, force_mae: float, target: float = 10.0) -> str:
     )
 
 
-def markdown(study: dict) -> str:
+def _intro_lines(study: dict) -> list[str]:
+    """Title, environment, question, conclusion and method."""
     env, m = study["environment"], study["model"]
-    keys = m["layers"]
-    head = " | ".join(f"{k.split('_')[0]} (n={n})" for k, n in zip(keys, m["n_out"], strict=True))
-    sep = "|---" * (len(keys) + 2) + "|"
-    L = [
+    return [
         "# SevenNet-0 trim: capacity of a linear map on a small radial basis",
         "",
         f"Generated on {env['date_utc']} (wall time "
@@ -158,6 +156,18 @@ def markdown(study: dict) -> str:
         f"{', '.join(map(str, m['n_out']))}. A K-function map has K x n weights; a fixed "
         f"basis also removes the model's {m['basis_trainable']} trainable Bessel frequencies.",
         "",
+    ]
+
+
+def _error_tables(study: dict) -> list[str]:
+    """Relative RMS errors per basis and layer: values and derivatives, held-out real and
+    uniform distances, and the fitting distances."""
+    keys = study["model"]["layers"]
+    head = " | ".join(
+        f"{k.split('_')[0]} (n={n})" for k, n in zip(keys, study["model"]["n_out"], strict=True)
+    )
+    sep = "|---" * (len(keys) + 2) + "|"
+    L = [
         "## Relative RMS error of the outputs, held-out real distances",
         "",
         f"| basis | {head} | worst |",
@@ -172,7 +182,12 @@ def markdown(study: dict) -> str:
     ):
         L += ["", f"## {title}", "", f"| basis | {head} | worst |", sep]
         L += [_rel_row(e, field) for e in study["results"]]
-    L += [
+    return L
+
+
+def _r2_lines(study: dict) -> list[str]:
+    """Pooled R^2 per layer and the parameter cut of every basis."""
+    L = [
         "",
         "## R^2 (held-out real distances) and parameter cut",
         "",
@@ -189,8 +204,13 @@ def markdown(study: dict) -> str:
             f"| {e['label']} | {pooled} | {r2m:.2f} | {p['trimmed_trainable']:,} | "
             f"-{p['removed']:,} ({p['reduction_pct']:.2f} %) | {ok} |"
         )
+    return L
+
+
+def _label_check_lines(study: dict) -> list[str]:
+    """What the labels of the sample are (SevenNet-0's predictions, not DFT)."""
     lc = study.get("label_check")
-    L += ["", "## What the data can check: labels are SevenNet-0's own predictions", ""]
+    L = ["", "## What the data can check: labels are SevenNet-0's own predictions", ""]
     if lc:
         L.append(
             f"`{lc['file']}` (the MPTrj sample) carries SevenNet-0 labels, not DFT: on "
@@ -204,6 +224,13 @@ def markdown(study: dict) -> str:
         )
     else:
         L.append("MPTrj sample not found; label check not run.")
+    return L
+
+
+def markdown(study: dict) -> str:
+    """basis_study.md from the study's results (basis_study.json)."""
+    L = _intro_lines(study) + _error_tables(study) + _r2_lines(study)
+    L += _label_check_lines(study)
     return "\n".join(L) + "\n"
 
 

@@ -123,18 +123,12 @@ def _conclusion(cut, tri, fin, goal_p, goal_f, goal_v, ft) -> str:
     return txt + "Not met on this CPU budget: " + "; ".join(miss) + "."
 
 
-def markdown(res: dict, basis_section: list[str] | None = None) -> str:
-    """report.md from one run's results; ``basis_section``: lines added after the conclusion
-    (the basis study's summary, :func:`.basis_md.report_section`)."""
-    p = res["parameters"]
-    o, t = p["original"]["trainable"], p["trimmed"]["trainable"]
-    cut = 100 * (1 - t / o)
+def _goal_lines(res: dict, cut: float, goals: tuple[bool, bool, bool]) -> list[str]:
+    """Title, environment, the goal table of issue 9 and the conclusion."""
+    goal_p, goal_f, goal_v = goals
     fin, tri = res["results"]["finetuned"], res["results"]["trimmed"]
-    goal_p = cut >= GOAL_PARAM_CUT_PCT
-    goal_f = fin["force_mae_meV_A"] <= GOAL_FORCE_MAE
-    goal_v = fin["relax"]["volume_max_abs_pct"] <= GOAL_VOLUME_PCT
     env = res["environment"]
-    L = [
+    return [
         "# SevenNet-0 trimmed: radial MLPs replaced by linear maps on the radial basis",
         "",
         f"Generated on {env['date_utc']} "
@@ -159,7 +153,14 @@ def markdown(res: dict, basis_section: list[str] | None = None) -> str:
         "",
         _conclusion(cut, tri, fin, goal_p, goal_f, goal_v, res["finetune"]),
         "",
-        *(basis_section or []),
+    ]
+
+
+def _parameter_lines(res: dict, cut: float) -> list[str]:
+    """Trainable and frozen parameter counts against the published ones."""
+    p = res["parameters"]
+    o, t = p["original"]["trainable"], p["trimmed"]["trainable"]
+    return [
         "## Parameters",
         "",
         "| model | trainable | all (incl. frozen) |",
@@ -181,6 +182,12 @@ def markdown(res: dict, basis_section: list[str] | None = None) -> str:
             else "The offsets differ, so the trimming itself differs (see the per-layer shapes)."
         ),
         "",
+    ]
+
+
+def _fit_lines(res: dict) -> list[str]:
+    """How the linear maps were fitted and their R^2 per layer."""
+    L = [
         "## Fit quality per layer",
         "",
         f"Fitting distances: {res['fit']['n_fit']:,} per layer, "
@@ -207,7 +214,13 @@ def markdown(res: dict, basis_section: list[str] | None = None) -> str:
             f"{_pct(f['output_r2_pooled']) if 'output_r2_pooled' in f else '-'} | "
             f"{REPRO_R2[i] if i < len(REPRO_R2) else '-'} |"
         )
-    L += [
+    return L
+
+
+def _prediction_lines(res: dict) -> list[str]:
+    """Energy, force and stress errors against the original model, overall and per source."""
+    fin, tri = res["results"]["finetuned"], res["results"]["trimmed"]
+    L = [
         "",
         "![layer fits](layer_fits.png)",
         "",
@@ -229,6 +242,14 @@ def markdown(res: dict, basis_section: list[str] | None = None) -> str:
         f"Mean |F| of the original on these structures: {tri['force_ref_mean_abs_meV_A']:.0f} "
         "meV/A per component.",
         "",
+    ]
+    return L
+
+
+def _relax_lines(res: dict) -> list[str]:
+    """Relaxed energies and volumes of both trimmed models against the original's."""
+    fin, tri = res["results"]["finetuned"], res["results"]["trimmed"]
+    L = [
         "## Relaxations (FIRE + FrechetCellFilter, fmax 0.05 eV/A, <= 500 steps)",
         "",
         "Start: structure rattled (0.05 A), strained (<= 1 %) and expanded 2 %; same start for "
@@ -256,9 +277,14 @@ def markdown(res: dict, basis_section: list[str] | None = None) -> str:
             f"{r['energy_max_meV_atom']:.2f} | {r['volume_mean_abs_pct']:.3f} / "
             f"{r['volume_max_abs_pct']:.3f} | | |"
         )
+    return L
+
+
+def _finetune_lines(res: dict) -> list[str]:
+    """The fine-tune's settings and loss curve, then the datasets."""
     ft = res["finetune"]
     hist = ft["history"]
-    L += [
+    return [
         "",
         "## Fine-tune",
         "",
@@ -279,6 +305,22 @@ def markdown(res: dict, basis_section: list[str] | None = None) -> str:
         json.dumps(res["datasets"], indent=1),
         "```",
     ]
+
+
+def markdown(res: dict, basis_section: list[str] | None = None) -> str:
+    """report.md from one run's results; ``basis_section``: lines added after the conclusion
+    (the basis study's summary, :func:`.basis_md.report_section`)."""
+    p = res["parameters"]
+    o, t = p["original"]["trainable"], p["trimmed"]["trainable"]
+    cut = 100 * (1 - t / o)
+    fin = res["results"]["finetuned"]
+    goals = (
+        cut >= GOAL_PARAM_CUT_PCT,
+        fin["force_mae_meV_A"] <= GOAL_FORCE_MAE,
+        fin["relax"]["volume_max_abs_pct"] <= GOAL_VOLUME_PCT,
+    )
+    L = _goal_lines(res, cut, goals) + [*(basis_section or [])] + _parameter_lines(res, cut)
+    L += _fit_lines(res) + _prediction_lines(res) + _relax_lines(res) + _finetune_lines(res)
     return "\n".join(L) + "\n"
 
 
