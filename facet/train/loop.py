@@ -7,6 +7,13 @@ configuration: the data plan depends on ``(data.seed, epoch)``, the parameters o
 EMA, RNG key and step restored; data position recomputed from ``s`` and checked) continues
 exactly as the uninterrupted run would have.
 
+:class:`Trainer` is one run. Building it prepares everything (model and data through
+:mod:`facet.train.prepare`, batchers, optimiser, state, the restored checkpoint when resuming,
+the compiled steps and the logs); its named steps are :meth:`Trainer.step` (one optimiser
+update), :meth:`Trainer.log_train` / :meth:`Trainer.log` (a row of ``log.csv`` and
+TensorBoard), :meth:`Trainer.validate` and :meth:`Trainer.checkpoint`; :meth:`Trainer.run`
+calls them in order until the last step. :func:`train` is the public entry point.
+
 Outputs in ``run.out_dir``: ``config.yaml``, ``checkpoints/step_*/``, ``best.json`` (the step of
 the lowest validation loss, whose checkpoint pruning never removes), ``log.csv``, its plot
 ``training_curve.png`` (written when the run stops) and TensorBoard events in ``tb/``.
@@ -14,8 +21,6 @@ the lowest validation loss, whose checkpoint pruning never removes), ``log.csv``
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +29,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 from ..compile_cache import enable_compile_cache
 from .batching import Budget, EpochBatcher
@@ -36,15 +42,14 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, TrainConfig, check_data_paths
-from .e0 import fit_atomic_energies, fit_scale_shift, load_atomic_energies
-from .loss import combine_loss, finalize_metrics
-from .model_io import (
-    create_model_from_section,
-    finetune_section,
-    load_weights_into,
-    resolve_checkpoint,
-    resolve_model_dir,
+from .fingerprint import (
+    content_fingerprint,
+    finetuned_elements,
+    size_fingerprint,
+    training_elements,
 )
+from .logs import CsvLog, EventWriter, plot_training_curve
+from .loss import combine_loss, finalize_metrics
 from .optim import make_optimizer, make_schedule
 from .parallel import (
     host_slots,
@@ -54,9 +59,11 @@ from .parallel import (
     replicate,
     to_host,
 )
+from .prepare import prepare_model_and_data, set_reference_energies
 from .step import TrainState, init_state, make_step_fns, split_model
 
-__all__ = ["TrainingDiverged", "train", "LOG_COLUMNS"]
+__all__ = ["TrainingDiverged", "Trainer", "train", "LOG_COLUMNS", "content_fingerprint",
+           "training_elements"]
 
 LOG_COLUMNS = [
     "step", "epoch", "kind", "lr", "loss", "grad_norm", "energy_mae", "energy_rmse",
@@ -68,71 +75,6 @@ LOG_COLUMNS = [
 class TrainingDiverged(RuntimeError):
     """The loss, the gradients or the weights became NaN/inf; the last good checkpoint is kept
     and nothing non-finite is written."""
-
-
-def _fingerprint(batcher: EpochBatcher) -> str:
-    """Identifies the training set by its structure sizes (cheap for lazy sources)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(batcher._n_nodes, np.int64).tobytes())
-    h.update(np.ascontiguousarray(batcher._n_edges, np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _table_e0(path: str, train_g) -> np.ndarray:
-    """Fixed E0s of ``model.atomic_energies``; every training element must have one."""
-    seen: set[int] = set()
-    for g in train_g:
-        seen.update(np.unique(np.asarray(g.numbers)).tolist())
-    try:
-        return load_atomic_energies(path, required=sorted(seen))
-    except ValueError as err:
-        raise ConfigError(f"config key 'model.atomic_energies': {err}") from None
-
-
-def _finetune_e0(model, train_g, cfg: TrainConfig, predict_fn, dtype, say) -> np.ndarray:
-    """E0s for fine-tuning: the checkpoint's, corrected by a least-squares fit of the pretrained
-    model's energy residuals on the new training data. With the same DFT reference the
-    corrections are small; a shifted reference (another code or functional) is absorbed into
-    them; elements absent from the new data keep their E0."""
-    from .evaluate import predict_dataset
-
-    old = np.asarray(jax.device_get(model.atomic_energies[...]), np.float64)
-    labelled = [g for g in train_g if g.energy is not None]
-    if not labelled:
-        return old
-    budget = (cfg.data.max_nodes, cfg.data.max_edges, cfg.data.max_graphs)
-    pred = predict_dataset(model, labelled, budget, predict_fn=predict_fn, dtype=dtype)
-    residual = np.asarray([g.energy for g in labelled]) - pred["energy"]
-    correction = fit_atomic_energies(labelled, energies=residual)
-    per_atom = np.abs(residual).sum() / sum(g.n_node for g in labelled)
-    changed = {int(z): round(float(correction[z]), 4) for z in np.flatnonzero(correction)}
-    say(f"fine-tuning: the pretrained model's energy error on the training data is "
-        f"{1e3 * per_atom:.1f} meV/atom; E0 corrections (eV) fitted to it: {changed}")
-    return old + correction
-
-
-def content_fingerprint(graphs) -> str:
-    """SHA-256 of the training data's content: every structure's numbers, positions, cell and
-    labels, in order (a preprocessed dataset: its shards' recorded SHA-256s and the split).
-    Relabelled data (same structures, other energies) gives another fingerprint."""
-    h = hashlib.sha256()
-    ds = getattr(graphs, "ds", None)
-    manifest = getattr(ds, "manifest", None)
-    if isinstance(manifest, dict) and manifest.get("splits"):
-        h.update(str(getattr(ds, "split", "")).encode())
-        for name in sorted(manifest["splits"]):
-            for shard in manifest["splits"][name].get("shards", []):
-                h.update(f"{name}:{shard.get('file')}:{shard.get('sha256')}".encode())
-        return h.hexdigest()[:32]
-    for g in graphs:
-        for arr in (g.numbers, g.positions, g.cell, g.energy, g.forces, g.stress):
-            if arr is None:
-                h.update(b"-")
-                continue
-            a = np.ascontiguousarray(np.asarray(arr, np.float64))
-            h.update(str(a.shape).encode())
-            h.update(a.tobytes())
-    return h.hexdigest()[:32]
 
 
 def _finite_or_raise(host: dict, step: int, last_good) -> None:
@@ -149,55 +91,314 @@ def _finite_or_raise(host: dict, step: int, last_good) -> None:
                 )
 
 
-def _save(ckpt_root, state: TrainState, rest, cfg: TrainConfig, extra: dict,
-          supported: list[str] | None = None, last_good=None) -> Path | None:
-    if jax.process_index() != 0:
-        return None
-    host = to_host({"params": state.params, "opt_state": state.opt_state, "ema": state.ema,
-                    "rest": rest, "counters": {"step": state.step, "rng": state.rng}})
-    _finite_or_raise(host, int(host["counters"]["step"]), last_good)
-    if supported is not None and cfg.model.init_from is not None:
-        # fine-tuned: the pretrained elements (non-zero E0s) stay supported
-        from facet.elements import supported_from_e0, symbols_of
-
-        for kp, leaf in jax.tree_util.tree_flatten_with_path(host["rest"])[0]:
-            if "atomic_energies" in jax.tree_util.keystr(kp):
-                supported = symbols_of(
-                    {*supported_numbers_of(supported), *supported_from_e0(np.asarray(leaf))})
-    return save_checkpoint(ckpt_root, int(host["counters"]["step"]), host,
-                           config_yaml=yaml.safe_dump(cfg.to_dict(), sort_keys=False),
-                           state=extra, supported_elements=supported)
-
-
-def supported_numbers_of(symbols) -> tuple[int, ...]:
-    from facet.elements import numbers_of
-
-    return numbers_of(symbols)
-
-
-def training_elements(graphs) -> list[str]:
-    """Sorted element symbols of the training structures (a preprocessed split: from its
-    manifest's statistics, without reading the shards)."""
-    from facet.elements import symbols_of
-
-    ds = getattr(graphs, "ds", None)
-    manifest = getattr(ds, "manifest", None)
-    split = getattr(ds, "split", None)
-    if isinstance(manifest, dict) and split in manifest.get("splits", {}):
-        from ase.data import atomic_numbers
-
-        els = manifest["splits"][split].get("stats", {}).get("elements")
-        if els:
-            return symbols_of(atomic_numbers[s] for s in els)
-    seen: set[int] = set()
-    for g in graphs:
-        seen.update(np.unique(np.asarray(g.numbers)).tolist())
-    return symbols_of(seen)
-
-
 def _templates(state: TrainState, rest) -> dict:
+    """The checkpointed trees (their layout on disk: ``params``, ``opt_state``, ``ema``,
+    ``rest``, ``counters``)."""
     return {"params": state.params, "opt_state": state.opt_state, "ema": state.ema, "rest": rest,
             "counters": {"step": state.step, "rng": state.rng}}
+
+
+def _check_out_dir(cfg: TrainConfig, *, resume: bool, read_data: bool) -> Path:
+    """``run.out_dir``, refused when it is a file, or holds checkpoints and this is no resume."""
+    run_dir = Path(cfg.run.out_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"config key 'run.out_dir': {run_dir} is a file, not a directory")
+    if read_data:
+        check_data_paths(cfg)
+    if not resume and list_checkpoints(run_dir / "checkpoints"):
+        raise ConfigError(
+            f"config key 'run.out_dir': {run_dir} already holds checkpoints; resume it with "
+            "`facet train --resume` or choose another run.out_dir"
+        )
+    return run_dir
+
+
+def _check_same_data(st: dict, ckpt: Path, fingerprint: str, content: str,
+                     allow_data_change: bool, say) -> None:
+    """Refuse to resume on other data: other structure sizes always (the data position could
+    not be restored), other content unless ``allow_data_change``."""
+    if st.get("data_fingerprint") != fingerprint:
+        raise ConfigError(
+            f"--resume: the training data differ from those of the checkpointed run {ckpt} "
+            "(structure sizes changed); the data position cannot be restored"
+        )
+    if st.get("data_content") is None:
+        say(f"warning: {ckpt} records no fingerprint of its training data's content "
+            "(written by an older facet); the data cannot be checked to be unchanged")
+    elif st["data_content"] != content:
+        if not allow_data_change:
+            raise ConfigError(
+                f"--resume: the training data's content differs from that of the "
+                f"checkpointed run {ckpt} (same structure sizes, other positions or labels: "
+                "relabelled or edited data); pass --allow-data-change to continue on them"
+            )
+        say(f"warning: resuming {ckpt} on training data whose content changed "
+            "(--allow-data-change)")
+
+
+class Trainer:
+    """One training run (or its resumption); see the module docstring and :func:`train`.
+
+    Attributes after construction: ``cfg`` (with the pretrained architecture when
+    fine-tuning), ``global_step``, ``epoch`` and ``k`` (the next batch's position in its
+    epoch), ``total`` (steps of the run), ``state`` and ``rest`` (replicated over the mesh),
+    ``best`` (``{"loss", "step"}`` of the lowest validation loss), ``history`` (validation
+    rows), ``last_val`` and ``last_good`` (the newest checkpoint written, or None).
+    """
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, allow_data_change: bool = False,
+                 model_factory: Callable | None = None, predict_fn: Callable | None = None,
+                 data: tuple[Sequence, Sequence] | None = None,
+                 report: Callable[[str], None] = print):
+        self.run_dir = _check_out_dir(cfg, resume=resume, read_data=data is None)
+        self.ckpt_root = self.run_dir / "checkpoints"
+        maybe_initialize_distributed(cfg.run.distributed)
+        enable_compile_cache(cfg.run.compile_cache)
+        self.lead = jax.process_index() == 0
+        self.say = report if self.lead else (lambda msg: None)
+        dtype = np.float32 if cfg.model.dtype == "float32" else np.float64
+
+        cfg, model, train_g, val_g, finetune_src = prepare_model_and_data(
+            cfg, model_factory, data, self.say)
+        set_reference_energies(model, cfg, train_g, resume=resume, finetune_src=finetune_src,
+                               predict_fn=predict_fn, dtype=dtype, say=self.say)
+        self.cfg = cfg
+        self._plan(train_g, val_g, dtype)
+        self.graphdef, params, self.rest = split_model(model)
+        self.state = init_state(params, self.tx, seed=cfg.model.seed)
+        self.fingerprint = size_fingerprint(self.batcher)
+        self.content = content_fingerprint(train_g)
+        self.supported = training_elements(train_g)
+        self.best = {"loss": float("inf"), "step": -1}
+        if resume:
+            self._restore(allow_data_change)
+        self._start(resume, predict_fn)
+
+    def _plan(self, train_g, val_g, dtype) -> None:
+        """Mesh, batchers, step count, optimiser and learning-rate schedule."""
+        cfg = self.cfg
+        self.mesh = make_mesh()
+        n_dev = self.mesh.devices.size
+        budget = Budget(cfg.data.max_nodes, cfg.data.max_edges, cfg.data.max_graphs)
+        self.batcher = EpochBatcher(
+            train_g, budget, seed=cfg.data.seed, shuffle=cfg.data.shuffle, n_devices=n_dev,
+            device_slots=host_slots(self.mesh), dtype=dtype, edge_buckets=cfg.data.edge_buckets)
+        self.val_batcher = (EpochBatcher(val_g, budget, shuffle=False, n_devices=n_dev,
+                                         device_slots=host_slots(self.mesh), dtype=dtype)
+                            if val_g else None)
+        self.total = cfg.run.max_steps or self.batcher.total_steps(cfg.run.epochs)
+        self.tx = make_optimizer(cfg.optim, self.total)
+        self.schedule = make_schedule(cfg.optim, self.total)
+
+    def _restore(self, allow_data_change: bool) -> None:
+        """Load the newest complete checkpoint: state, E0s, best validation loss."""
+        ckpt = latest_checkpoint(self.ckpt_root, report=self.say)
+        if ckpt is None:
+            raise ConfigError(f"--resume: {self.ckpt_root} holds no complete checkpoint")
+        loaded, meta = load_checkpoint(ckpt, _templates(self.state, self.rest))
+        st = meta["state"]
+        _check_same_data(st, ckpt, self.fingerprint, self.content, allow_data_change, self.say)
+        self.state = TrainState(loaded["counters"]["step"], loaded["params"],
+                                loaded["opt_state"], loaded["ema"], loaded["counters"]["rng"])
+        self.rest = loaded["rest"]
+        self.best = {"loss": st.get("best_val_loss", float("inf")),
+                     "step": st.get("best_step", -1)}
+        self.say(f"resumed from {ckpt} at step {int(self.state.step)}")
+
+    def _start(self, resume: bool, predict_fn) -> None:
+        """Data position, ``config.yaml``, replicated state, compiled steps, logs."""
+        cfg, run_dir = self.cfg, self.run_dir
+        self.global_step = int(self.state.step)
+        self.epoch, self.k = self.batcher.position(self.global_step)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if self.lead:
+            atomic_write_text(run_dir / "config.yaml",
+                              yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self.state = replicate(self.state, self.mesh)
+        self.rest = replicate(self.rest, self.mesh)
+        train_step, eval_step = make_step_fns(
+            self.graphdef, self.tx, cfg.loss, ema_decay=cfg.optim.ema_decay,
+            predict_fn=predict_fn)
+        self.train_j = jax.jit(train_step, donate_argnums=(0,))
+        self.eval_j = jax.jit(eval_step)
+
+        self.csv_log = self.tb = None
+        if self.lead:
+            if not resume and (run_dir / "log.csv").exists():
+                self.say(f"note: {run_dir} holds a log but no checkpoint (an earlier run stopped "
+                         "before its first checkpoint); starting afresh and replacing its log")
+            self.csv_log = CsvLog(run_dir / "log.csv", LOG_COLUMNS,
+                                  truncate_after=self.global_step if resume else -1)
+            self.tb = EventWriter(run_dir / "tb")
+        self.bar = tqdm(total=self.total, initial=self.global_step,
+                        disable=not (cfg.run.progress and self.lead), unit="step")
+        self._window: list = []
+        self._n_struct = self._n_atoms = 0
+        self._t_window = time.perf_counter()
+        self.history: list[dict] = []
+        self.last_val: dict = {}
+        self.last_good = (latest_checkpoint(self.ckpt_root, report=lambda m: None)
+                          if resume else None)
+
+    # -- the named steps ----------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One optimiser update on the next global batch (the next epoch's first batch when
+        this epoch is exhausted); its metrics join the logging window."""
+        b = self.batcher
+        while self.k >= b.steps_in_epoch(self.epoch):
+            self.epoch, self.k = self.epoch + 1, 0
+        for idx in b.global_indices(self.epoch, self.k):
+            ns, na = b.sizes(idx)
+            self._n_struct, self._n_atoms = self._n_struct + ns, self._n_atoms + na
+        self.state, m = self.train_j(self.state, self.rest,
+                                     put_batch(b.local_batch(self.epoch, self.k), self.mesh))
+        self.global_step, self.k = self.global_step + 1, self.k + 1
+        self._window.append(m)
+        self.bar.update(1)
+
+    def log(self, row: dict, prefix: str) -> None:
+        """One row of ``log.csv`` and its numbers as TensorBoard scalars ``prefix/<column>``."""
+        if self.csv_log is not None:
+            self.csv_log.write(row)
+            self.tb.scalars(row["step"], {f"{prefix}/{k}": v for k, v in row.items()
+                                          if k not in ("step", "epoch", "kind")
+                                          and isinstance(v, (int, float))})
+
+    def log_train(self) -> None:
+        """Log the steps since the last training row (mean loss and gradient norm, errors,
+        throughput); stop with :class:`TrainingDiverged` if any of them was not finite."""
+        step, host = self.global_step, to_host(self._window)
+        bad = [step - len(host) + i + 1 for i, w in enumerate(host) if not w["ok"]]
+        if bad:
+            raise TrainingDiverged(
+                f"non-finite loss or gradient at step {bad[0]} (epoch {self.epoch}); training "
+                f"stopped. The last good checkpoint is {self.last_good or 'none (none saved)'}"
+                "; lower optim.lr or check the data near this step"
+            )
+        dt = time.perf_counter() - self._t_window
+        sums = jax.tree.map(lambda *x: np.sum(x), *[{k: v for k, v in w.items()
+                                                     if k.endswith(("_abs", "_sq", "_n"))}
+                                                    for w in host])
+        row = {"step": step, "epoch": self.epoch, "kind": "train",
+               "lr": float(self.schedule(step - 1)),
+               "loss": float(np.mean([w["loss"] for w in host])),
+               "grad_norm": float(np.mean([w["grad_norm"] for w in host])),
+               "structures_per_s": self._n_struct / dt, "atoms_per_s": self._n_atoms / dt,
+               "wall_s": dt, **finalize_metrics(sums)}
+        self.log(row, "train")
+        self.bar.set_postfix(loss=f"{row['loss']:.4g}", struct_s=f"{self._n_struct / dt:.1f}",
+                             atoms_s=f"{self._n_atoms / dt:.0f}")
+        self._window, self._n_struct, self._n_atoms = [], 0, 0
+        self._t_window = time.perf_counter()
+
+    def validation_metrics(self) -> tuple[float, dict]:
+        """``(loss, errors)`` of the EMA weights on the whole validation set."""
+        vb, loss_acc, err_acc = self.val_batcher, None, None
+        for s in range(vb.steps_in_epoch(0)):
+            ls, es = to_host(self.eval_j(self.state.ema, self.rest,
+                                         put_batch(vb.local_batch(0, s), self.mesh)))
+            loss_acc = ls if loss_acc is None else jax.tree.map(np.add, loss_acc, ls)
+            err_acc = es if err_acc is None else jax.tree.map(np.add, err_acc, es)
+        return float(combine_loss(loss_acc, self.cfg.loss)), finalize_metrics(err_acc)
+
+    def validate(self) -> bool:
+        """Validate, log the row, and return whether this is the best validation loss so far
+        (the best model always gets a checkpoint)."""
+        vloss, metrics = self.validation_metrics()
+        self.last_val = {"loss": vloss, **metrics}
+        row = {"step": self.global_step, "epoch": self.epoch, "kind": "val", **self.last_val}
+        self.history.append(row)
+        self.log(row, "val")
+        new_best = vloss < self.best["loss"]
+        if new_best:
+            self.best = {"loss": vloss, "step": self.global_step}
+        self.say(f"step {self.global_step} epoch {self.epoch}: val loss {vloss:.5g} " + " ".join(
+            f"{k} {v:.3g}" for k, v in metrics.items() if k.endswith("_mae")))
+        return new_best
+
+    def checkpoint(self) -> None:
+        """Write ``checkpoints/step_<global_step>/`` (never with non-finite weights), then
+        ``best.json`` when this step is the best, then prune the older checkpoints."""
+        extra = {"epoch": self.epoch, "step_in_epoch": self.k,
+                 "best_val_loss": self.best["loss"], "best_step": self.best["step"],
+                 "data_fingerprint": self.fingerprint, "data_content": self.content,
+                 "last_val": self.last_val}
+        self.last_good = self._save(extra) or self.last_good
+        if self.lead:
+            if self.best["step"] == self.global_step:
+                atomic_write_text(self.run_dir / "best.json", json.dumps(self.best))
+            prune_checkpoints(self.ckpt_root, self.cfg.run.keep_checkpoints,
+                              protect={self.best["step"]})
+
+    def _save(self, extra: dict) -> Path | None:
+        if jax.process_index() != 0:
+            return None
+        host = to_host(_templates(self.state, self.rest))
+        _finite_or_raise(host, int(host["counters"]["step"]), self.last_good)
+        supported = self.supported
+        if self.cfg.model.init_from is not None:
+            # fine-tuned: the pretrained elements (non-zero E0s) stay supported
+            for kp, leaf in jax.tree_util.tree_flatten_with_path(host["rest"])[0]:
+                if "atomic_energies" in jax.tree_util.keystr(kp):
+                    supported = finetuned_elements(supported, np.asarray(leaf))
+        return save_checkpoint(self.ckpt_root, int(host["counters"]["step"]), host,
+                               config_yaml=yaml.safe_dump(self.cfg.to_dict(), sort_keys=False),
+                               state=extra, supported_elements=supported)
+
+    # -- driving ------------------------------------------------------------------------------
+
+    def _due(self) -> tuple[bool, bool]:
+        """Whether the step just taken validates and whether it checkpoints."""
+        run, step = self.cfg.run, self.global_step
+        end_epoch = self.k == self.batcher.steps_in_epoch(self.epoch)
+        do_eval = self.val_batcher is not None and (
+            (run.eval_every and step % run.eval_every == 0)
+            or (not run.eval_every and end_epoch) or step == self.total)
+        do_ckpt = ((run.checkpoint_every and step % run.checkpoint_every == 0)
+                   or (not run.checkpoint_every and (do_eval or end_epoch))
+                   or step == self.total)
+        return bool(do_eval), bool(do_ckpt)
+
+    def run(self, stop_at_step: int | None = None) -> dict:
+        """Train to the last step (or ``stop_at_step``); the logs are closed and the curve
+        plotted however the run ends. Returns :meth:`summary`."""
+        try:
+            while self.global_step < self.total:
+                self.step()
+                do_eval, do_ckpt = self._due()
+                if self._window and (self.global_step % max(self.cfg.run.log_every, 1) == 0
+                                     or do_eval or do_ckpt):
+                    self.log_train()
+                if do_eval and self.validate():
+                    do_ckpt = True
+                if do_ckpt:
+                    self.checkpoint()
+                if do_eval or do_ckpt:  # keep validation and I/O out of the throughput window
+                    self._t_window = time.perf_counter()
+                if stop_at_step is not None and self.global_step >= stop_at_step:
+                    break
+        finally:
+            self.close()
+        return self.summary()
+
+    def close(self) -> None:
+        """Close the progress bar and the logs and plot ``training_curve.png``."""
+        self.bar.close()
+        if self.csv_log is not None:
+            self.csv_log.close()
+            self.tb.close()
+            try:
+                plot_training_curve(self.run_dir / "log.csv")
+            except (OSError, ValueError) as err:  # the run's results stand without the plot
+                self.say(f"warning: could not plot {self.run_dir / 'log.csv'}: {err}")
+
+    def summary(self) -> dict:
+        """The dict :func:`train` returns."""
+        return {"step": self.global_step, "total_steps": self.total, "val": self.last_val,
+                "best_step": self.best["step"], "best_val_loss": self.best["loss"],
+                "run_dir": self.run_dir, "history": self.history, "state": self.state,
+                "rest": self.rest, "train_step": self.train_j}
 
 
 def train(
@@ -229,242 +430,7 @@ def train(
     ``best_val_loss``, ``run_dir``, ``history`` (validation rows), ``state``, ``rest`` and
     ``train_step`` (the jitted step, whose compilation cache tests inspect).
     """
-    run_dir = Path(cfg.run.out_dir)
-    ckpt_root = run_dir / "checkpoints"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"config key 'run.out_dir': {run_dir} is a file, not a directory")
-    if data is None:
-        check_data_paths(cfg)
-    if not resume and list_checkpoints(ckpt_root):
-        raise ConfigError(
-            f"config key 'run.out_dir': {run_dir} already holds checkpoints; resume it with "
-            "`facet train --resume` or choose another run.out_dir"
-        )
-    maybe_initialize_distributed(cfg.run.distributed)
-    enable_compile_cache(cfg.run.compile_cache)
-    lead = jax.process_index() == 0
-    say = report if lead else (lambda msg: None)
-    dtype = np.float32 if cfg.model.dtype == "float32" else np.float64
-
-    finetune_src = None
-    if cfg.model.init_from is not None and model_factory is None:
-        # The architecture comes from the checkpoint (model_io.finetune_section).
-        arch, finetune_src = finetune_section(cfg.model, report=say)
-        cfg = dataclasses.replace(cfg, model=arch)
-    model = create_model_from_section(cfg.model, model_factory)
-    cutoff = float(cfg.data.cutoff if cfg.data.cutoff is not None else model.cutoff)
-    if data is None:
-        from .data import load_training_data
-
-        train_g, val_g = load_training_data(cfg.data, cutoff)
-    else:
-        train_g, val_g = list(data[0]), list(data[1])
-    say(f"data: {len(train_g)} training and {len(val_g)} validation structures, cutoff {cutoff} A")
-    from .data import elements_missing
-
-    if missing := elements_missing(train_g, val_g):
-        say(f"warning: validation structures contain elements with no training structure "
-            f"(Z = {missing}); their E0 is 0 and their errors will be large")
-
-    if cfg.model.init_from is not None and not resume:
-        src = finetune_src or resolve_checkpoint(resolve_model_dir(cfg.model.init_from),
-                                                 report=say)
-        try:
-            load_weights_into(model, src)
-        except (ValueError, KeyError) as err:
-            raise ConfigError(f"config key 'model.init_from': the weights of {src} do not fit "
-                              f"the model to train: {' '.join(str(err).split())}") from err
-        say(f"fine-tuning from {src}")
-    if cfg.model.init_from is not None and not resume:
-        e0 = _finetune_e0(model, train_g, cfg, predict_fn, dtype, say)
-    elif cfg.model.atomic_energies != "fit":
-        e0 = _table_e0(cfg.model.atomic_energies, train_g)
-    else:
-        e0 = fit_atomic_energies(train_g)
-    model.set_atomic_energies(e0)
-    if cfg.model.init_from is None:
-        scale, shift = fit_scale_shift(train_g, e0)
-        model.set_scale_shift(scale, shift)
-        how = ("fitted" if cfg.model.atomic_energies == "fit"
-               else f"from {cfg.model.atomic_energies}")
-        say(f"E0s {how} ({len(train_g)} training structures); scale {scale:.4g}, "
-            f"shift {shift:.4g} eV")
-
-    mesh = make_mesh()
-    n_dev = mesh.devices.size
-    budget = Budget(cfg.data.max_nodes, cfg.data.max_edges, cfg.data.max_graphs)
-    batcher = EpochBatcher(train_g, budget, seed=cfg.data.seed, shuffle=cfg.data.shuffle,
-                           n_devices=n_dev, device_slots=host_slots(mesh), dtype=dtype,
-                           edge_buckets=cfg.data.edge_buckets)
-    val_batcher = (EpochBatcher(val_g, budget, shuffle=False, n_devices=n_dev,
-                                device_slots=host_slots(mesh), dtype=dtype) if val_g else None)
-    total = cfg.run.max_steps or batcher.total_steps(cfg.run.epochs)
-    tx = make_optimizer(cfg.optim, total)
-    schedule = make_schedule(cfg.optim, total)
-
-    graphdef, params, rest = split_model(model)
-    state = init_state(params, tx, seed=cfg.model.seed)
-    fingerprint = _fingerprint(batcher)
-    content = content_fingerprint(train_g)
-    supported = training_elements(train_g)
-    best = {"loss": float("inf"), "step": -1}
-    if resume:
-        ckpt = latest_checkpoint(ckpt_root, report=say)
-        if ckpt is None:
-            raise ConfigError(f"--resume: {ckpt_root} holds no complete checkpoint")
-        loaded, meta = load_checkpoint(ckpt, _templates(state, rest))
-        st = meta["state"]
-        if st.get("data_fingerprint") != fingerprint:
-            raise ConfigError(
-                f"--resume: the training data differ from those of the checkpointed run {ckpt} "
-                "(structure sizes changed); the data position cannot be restored"
-            )
-        if st.get("data_content") is None:
-            say(f"warning: {ckpt} records no fingerprint of its training data's content "
-                "(written by an older facet); the data cannot be checked to be unchanged")
-        elif st["data_content"] != content:
-            if not allow_data_change:
-                raise ConfigError(
-                    f"--resume: the training data's content differs from that of the "
-                    f"checkpointed run {ckpt} (same structure sizes, other positions or labels: "
-                    "relabelled or edited data); pass --allow-data-change to continue on them"
-                )
-            say(f"warning: resuming {ckpt} on training data whose content changed "
-                "(--allow-data-change)")
-        state = TrainState(loaded["counters"]["step"], loaded["params"], loaded["opt_state"],
-                           loaded["ema"], loaded["counters"]["rng"])
-        rest = loaded["rest"]
-        best = {"loss": st.get("best_val_loss", float("inf")), "step": st.get("best_step", -1)}
-        say(f"resumed from {ckpt} at step {int(state.step)}")
-
-    step = int(state.step)
-    epoch, k = batcher.position(step)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if lead:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-    state = replicate(state, mesh)
-    rest = replicate(rest, mesh)
-    train_step, eval_step = make_step_fns(
-        graphdef, tx, cfg.loss, ema_decay=cfg.optim.ema_decay, predict_fn=predict_fn)
-    train_j = jax.jit(train_step, donate_argnums=(0,))
-    eval_j = jax.jit(eval_step)
-
-    csv_log = tb = None
-    if lead:
-        from .logs import CsvLog, EventWriter
-
-        if not resume and (run_dir / "log.csv").exists():
-            say(f"note: {run_dir} holds a log but no checkpoint (an earlier run stopped before "
-                "its first checkpoint); starting afresh and replacing its log")
-        csv_log = CsvLog(run_dir / "log.csv", LOG_COLUMNS,
-                         truncate_after=step if resume else -1)
-        tb = EventWriter(run_dir / "tb")
-
-    def validate() -> tuple[float, dict]:
-        loss_acc = err_acc = None
-        for s in range(val_batcher.steps_in_epoch(0)):
-            ls, es = to_host(eval_j(state.ema, rest, put_batch(val_batcher.local_batch(0, s),
-                                                                  mesh)))
-            loss_acc = ls if loss_acc is None else jax.tree.map(np.add, loss_acc, ls)
-            err_acc = es if err_acc is None else jax.tree.map(np.add, err_acc, es)
-        return float(combine_loss(loss_acc, cfg.loss)), finalize_metrics(err_acc)
-
-    def log(row: dict, prefix: str) -> None:
-        if csv_log is not None:
-            csv_log.write(row)
-            tb.scalars(row["step"], {f"{prefix}/{k}": v for k, v in row.items()
-                                     if k not in ("step", "epoch", "kind")
-                                     and isinstance(v, (int, float))})
-
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, initial=step, disable=not (cfg.run.progress and lead), unit="step")
-    window: list = []
-    n_struct = n_atoms = 0
-    t_window = time.perf_counter()
-    history: list[dict] = []
-    last_val: dict = {}
-    last_good = latest_checkpoint(ckpt_root, report=lambda m: None) if resume else None
-    try:
-        while step < total:
-            if k >= batcher.steps_in_epoch(epoch):
-                epoch, k = epoch + 1, 0
-                continue
-            for idx in batcher.global_indices(epoch, k):
-                ns, na = batcher.sizes(idx)
-                n_struct, n_atoms = n_struct + ns, n_atoms + na
-            state, m = train_j(state, rest, put_batch(batcher.local_batch(epoch, k), mesh))
-            step, k = step + 1, k + 1
-            window.append(m)
-            bar.update(1)
-            end_epoch = k == batcher.steps_in_epoch(epoch)
-            do_eval = val_batcher is not None and (
-                (cfg.run.eval_every and step % cfg.run.eval_every == 0)
-                or (not cfg.run.eval_every and end_epoch) or step == total)
-            do_ckpt = ((cfg.run.checkpoint_every and step % cfg.run.checkpoint_every == 0)
-                       or (not cfg.run.checkpoint_every and (do_eval or end_epoch))
-                       or step == total)
-            if window and (step % max(cfg.run.log_every, 1) == 0 or do_eval or do_ckpt):
-                host = to_host(window)
-                bad = [step - len(window) + i + 1 for i, w in enumerate(host) if not w["ok"]]
-                if bad:
-                    raise TrainingDiverged(
-                        f"non-finite loss or gradient at step {bad[0]} (epoch {epoch}); training "
-                        f"stopped. The last good checkpoint is {last_good or 'none (none saved)'}"
-                        "; lower optim.lr or check the data near this step"
-                    )
-                dt = time.perf_counter() - t_window
-                sums = jax.tree.map(lambda *x: np.sum(x), *[{k2: v for k2, v in w.items()
-                                                            if k2.endswith(("_abs", "_sq", "_n"))}
-                                                           for w in host])
-                row = {"step": step, "epoch": epoch, "kind": "train",
-                       "lr": float(schedule(step - 1)),
-                       "loss": float(np.mean([w["loss"] for w in host])),
-                       "grad_norm": float(np.mean([w["grad_norm"] for w in host])),
-                       "structures_per_s": n_struct / dt, "atoms_per_s": n_atoms / dt,
-                       "wall_s": dt, **finalize_metrics(sums)}
-                log(row, "train")
-                bar.set_postfix(loss=f"{row['loss']:.4g}", struct_s=f"{n_struct / dt:.1f}",
-                                atoms_s=f"{n_atoms / dt:.0f}")
-                window, n_struct, n_atoms, t_window = [], 0, 0, time.perf_counter()
-            if do_eval:
-                vloss, metrics = validate()
-                last_val = {"loss": vloss, **metrics}
-                row = {"step": step, "epoch": epoch, "kind": "val", **last_val}
-                history.append(row)
-                log(row, "val")
-                if vloss < best["loss"]:
-                    best = {"loss": vloss, "step": step}
-                    do_ckpt = True  # the best model always has a checkpoint
-                say(f"step {step} epoch {epoch}: val loss {vloss:.5g} " + " ".join(
-                    f"{k2} {v:.3g}" for k2, v in metrics.items() if k2.endswith("_mae")))
-            if do_ckpt:
-                extra = {"epoch": epoch, "step_in_epoch": k, "best_val_loss": best["loss"],
-                         "best_step": best["step"], "data_fingerprint": fingerprint,
-                         "data_content": content, "last_val": last_val}
-                last_good = _save(ckpt_root, state, rest, cfg, extra, supported,
-                                  last_good) or last_good
-                if lead:
-                    if best["step"] == step:
-                        atomic_write_text(run_dir / "best.json", json.dumps(best))
-                    prune_checkpoints(ckpt_root, cfg.run.keep_checkpoints,
-                                      protect={best["step"]})
-            if do_eval or do_ckpt:  # keep validation and I/O out of the throughput window
-                t_window = time.perf_counter()
-            if stop_at_step is not None and step >= stop_at_step:
-                break
-    finally:
-        bar.close()
-        if csv_log is not None:
-            csv_log.close()
-            tb.close()
-            from .logs import plot_training_curve
-
-            try:
-                plot_training_curve(run_dir / "log.csv")
-            except (OSError, ValueError) as err:  # the run's results stand without the plot
-                say(f"warning: could not plot {run_dir / 'log.csv'}: {err}")
-    return {"step": step, "total_steps": total, "val": last_val, "best_step": best["step"],
-            "best_val_loss": best["loss"], "run_dir": run_dir, "history": history,
-            "state": state, "rest": rest, "train_step": train_j}
+    trainer = Trainer(cfg, resume=resume, allow_data_change=allow_data_change,
+                      model_factory=model_factory, predict_fn=predict_fn, data=data,
+                      report=report)
+    return trainer.run(stop_at_step=stop_at_step)
