@@ -328,41 +328,48 @@ def test_recorder_drops_and_counts_collapsed_frames():
     assert len(rec.dropped) == 1 and rec.dropped[0].startswith("m-9-0-1: collapsed: atoms 0 and 1")
 
 
-def test_drop_collapsed_rewrites_only_affected_shards_and_counts(tmp_path):
+def test_clean_shards_rewrites_only_affected_shards_and_counts(tmp_path):
+    """Collapsed atoms and teacher outliers (a force beyond 100 eV/A, a cohesive energy
+    outside [-15, 5] eV/atom against the teacher's isolated atoms) are removed and counted."""
     import json
 
     from facet.teacher.distill2 import (
-        drop_collapsed,
+        clean_shards,
         read_shard,
         shard_path,
         summarize,
         write_shard,
     )
 
-    def frame(mid, z):
+    def frame(mid, z, energy=-2.0, fz=1.0):
         return {"structure": {"lattice": {"matrix": (6 * np.eye(3)).tolist()},
                               "sites": [{"species": [{"element": "F", "occu": 1}],
                                          "abc": [0, 0, 0]},
                                         {"species": [{"element": "F", "occu": 1}],
                                          "abc": [0, 0, z / 6]}]},
-                "uncorrected_total_energy": -1.0, "force": [[0, 0, 0]] * 2,
+                "uncorrected_total_energy": energy, "force": [[0, 0, fz], [0, 0, -fz]],
                 "stress": np.zeros((3, 3)).tolist(), "mp_id": mid}
 
     data = tmp_path / "set"
-    (data / "splits.json").parent.mkdir(parents=True)
+    (data / "shards").mkdir(parents=True)
+    (data / "teacher_e0.json").write_text(json.dumps({"F": -0.5}))
     (data / "splits.json").write_text(json.dumps({"train": ["a", "b"], "val": [], "test": []}))
     write_shard(shard_path(str(data), 0), [
-        {"meta": {"mp_id": "a", "name": "a", "kind": "alloy", "n_frames": 2, "dropped": []},
-         "frames": {"a-0-0": frame("a", 1.4), "a-0-1": frame("a", 0.3)}}])
+        {"meta": {"mp_id": "a", "name": "a", "kind": "alloy", "n_frames": 4, "dropped": []},
+         "frames": {"a-0-0": frame("a", 1.4), "a-0-1": frame("a", 0.3),
+                    "a-0-2": frame("a", 1.4, fz=150.0), "a-0-3": frame("a", 1.4, energy=20.0)}}])
     write_shard(shard_path(str(data), 1), [
         {"meta": {"mp_id": "b", "name": "b", "kind": "alloy", "n_frames": 1, "dropped": []},
-         "frames": {"b-0-0": frame("b", 1.5)}}])
+         "frames": {"b-0-0": frame("b", 1.5, energy=-30.0 + 0.01)}}])  # -14.5 eV/atom: kept
     untouched = (data / "shards" / "shard-0001.json.gz").read_bytes()
-    gone = drop_collapsed(str(data))
-    assert list(gone) == ["a-0-1"] and "0.300 A apart" in gone["a-0-1"]
+    gone = clean_shards(str(data))
+    assert sorted(gone) == ["a-0-1", "a-0-2", "a-0-3"]
+    assert gone["a-0-1"].startswith("collapsed: atoms 0 and 1 are 0.300 A apart")
+    assert gone["a-0-2"] == "teacher outlier: force component 150 eV/A > 100"
+    assert gone["a-0-3"] == "teacher outlier: cohesive energy 10.5 eV/atom outside [-15, 5]"
     metas, frames = read_shard(shard_path(str(data), 0))
     assert list(frames["a"]) == ["a-0-0"] and metas[0]["n_frames"] == 1
-    assert metas[0]["dropped"] == [f"a-0-1: collapsed: {gone['a-0-1']}"]
+    assert metas[0]["dropped"] == [f"{k}: {gone[k]}" for k in ("a-0-1", "a-0-2", "a-0-3")]
     assert (data / "shards" / "shard-0001.json.gz").read_bytes() == untouched
-    assert summarize(str(data))["dropped_frames"] == 1
-    assert drop_collapsed(str(data)) == {}  # idempotent
+    assert summarize(str(data))["dropped_frames"] == 3
+    assert clean_shards(str(data)) == {}  # idempotent
