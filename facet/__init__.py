@@ -2,10 +2,12 @@
 spherical-grid mixing (Miklaucic et al., arXiv 2509.08418), in JAX.
 
 ``facet.create_model`` and ``facet.FacetCalculator`` are imported lazily, so ``import facet``
-stays cheap (no JAX import) for the CLI and the data tools.
+stays cheap (no JAX import) for the CLI and the data tools: ``python -X importtime -c "import
+facet"`` took 4 ms on one loaded core of the development machine, and ``import facet.calculator``
+7-9 s (JAX, Flax, e3nn-jax and the network). Every ``facet`` command imports this package first.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["create_model", "FacetCalculator", "__version__"]
 

@@ -2,10 +2,13 @@
 
 ``FacetCalculator(model="default" | path | name | model object, dtype=None, dispersion=None)``
 
+Model resolution is :func:`facet.model_io.load_model` (re-exported here with the registry
+:data:`MODELS`, :func:`register_model` and :func:`model_path`).
+
 * **model**: an object following the model contract (a :class:`facet.nn.FacetModel`, or any
   module with ``cutoff``, ``dtype`` and ``node_energies(batch, positions, cell)``); a registered
   name (:data:`MODELS`; ``"default"`` is the shipped trained model); a checkpoint or training-run
-  directory (:func:`facet.train.model_io.load_model`, EMA weights); or a preset name
+  directory (:func:`facet.model_io.read_trained`, EMA weights); or a preset name
   (``"facet-s"``, ``"facet-m"``: random weights, with a warning).
 * **dtype**: ``"float32"`` or ``"float64"``; ``None`` keeps a model object's own dtype (float32
   otherwise). Float64 runs inside ``jax.enable_x64(True)`` contexts: no global JAX flag changes.
@@ -37,175 +40,30 @@ file; an unknown model name (the message lists the alternatives).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import warnings
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from flax import nnx
 
+from .compile_cache import enable_compile_cache
+from .data import bucket_size, collate
+from .data.neighbors import graph_from_atoms
+from .dispersion import make_dispersion
+from .elements import check_supported
 from .errors import InputError
+from .model_io import MODEL_PATHS, MODELS, load_model, model_path, register_model, x64
+from .physics import full_to_voigt, predict
 
-__all__ = ["FacetCalculator", "MODELS", "register_model", "load_model", "model_path",
-           "MIN_DISTANCE"]
+__all__ = ["FacetCalculator", "MODELS", "MODEL_PATHS", "register_model", "load_model",
+           "model_path", "MIN_DISTANCE"]
 
 #: Atoms closer than this (A) are rejected: no potential is trained there.
 MIN_DISTANCE = 0.5
 
-#: Registered model names -> ``loader(dtype) -> model``.
-MODELS: dict[str, Callable[[str], Any]] = {}
-
-
-#: Registered names whose model is a checkpoint folder -> that folder (for fine-tuning and
-#: evaluation, which need the checkpoint itself: ``model.init_from=default``).
-MODEL_PATHS: dict[str, Path] = {}
-
-
-def register_model(name: str, loader: Callable[[str], Any], *, path: Any = None) -> None:
-    """Register a named model (``loader(dtype)`` builds it); a name can be re-registered.
-    ``path``: the checkpoint or run folder it loads, when it is one."""
-    MODELS[name] = loader
-    MODEL_PATHS.pop(name, None)
-    if path is not None:
-        MODEL_PATHS[name] = Path(path)
-
-
-def model_path(spec: str | os.PathLike) -> Path:
-    """The checkpoint or run folder of a registered name or a path (``"default"`` -> the shipped
-    model's folder). Raises ``FileNotFoundError``/``ValueError`` naming ``spec`` otherwise."""
-    name = os.fspath(spec)
-    if name in MODEL_PATHS:
-        path = MODEL_PATHS[name]
-        if not path.exists():
-            raise FileNotFoundError(f"model {name!r}: its folder {path} is missing; reinstall")
-        return path
-    path = Path(name)
-    if path.exists():
-        return path
-    if name in MODELS:
-        raise InputError(f"model {name!r} is registered without a checkpoint folder")
-    raise FileNotFoundError(
-        f"model {name!r} is neither a registered name with a checkpoint "
-        f"({', '.join(sorted(MODEL_PATHS)) or 'none'}) nor an existing checkpoint or run folder"
-    )
-
-
-def _shipped_dir() -> Path:
-    return Path(__file__).resolve().parent / "models" / "default"
-
-
-def _load_default(dtype: str):
-    path = _shipped_dir()
-    if not path.exists():
-        from .nn.presets import PRESETS
-
-        others = ", ".join(sorted(set(MODELS) - {"default"})) or "none"
-        raise FileNotFoundError(
-            f"no default Facet model is shipped in this installation ({path} is missing; "
-            "it comes with the package: reinstall facet). Use instead: a checkpoint or run "
-            "directory written by `facet train` (FacetCalculator(model='runs/my_run')), a model "
-            f"object, another registered name ({others}), "
-            f"or a preset with random weights ({', '.join(PRESETS)})."
-        )
-    return _load_path(path, dtype)
-
-
-register_model("default", _load_default, path=_shipped_dir())
-
-
-def _x64(dtype: str):
-    """A context enabling 64-bit JAX types for float64 (a no-op for float32)."""
-    if np.dtype(dtype) == np.float64:
-        import jax
-
-        return jax.enable_x64(True)
-    return contextlib.nullcontext()
-
-
-def _load_path(path: Path, dtype: str | None):
-    import yaml
-
-    from .elements import attach_supported
-    from .train.checkpoint import CheckpointError
-    from .train.model_io import load_model as load_trained
-
-    try:
-        with _x64(dtype or "float32"):
-            model, _, ckpt = load_trained(path, report=lambda msg: warnings.warn(msg, stacklevel=3))
-    except (CheckpointError, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as err:
-        msg = " ".join(str(err).split())
-        raise InputError(f"cannot load a Facet model from {path}: {msg}") from err
-    # The elements it was trained on (meta.json, else its non-zero E0s: facet.elements).
-    return attach_supported(_cast(model, dtype), ckpt)
-
-
-def _cast(model, dtype: str | None):
-    """``model`` in ``dtype`` (a new FacetModel with cast weights when they differ)."""
-    if dtype is None or np.dtype(model.dtype) == np.dtype(dtype):
-        return model
-    from .nn import FacetModel
-
-    if not isinstance(model, FacetModel):
-        raise ValueError(
-            f"the model is {np.dtype(model.dtype).name}; build it in {dtype} or pass dtype=None"
-        )
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from .nn.presets import create_model
-
-    with _x64(dtype):
-        # Shapes only (no random weights drawn, nothing compiled): every Variable is replaced.
-        new = nnx.eval_shape(lambda: create_model(model.config, dtype=dtype))
-        state = nnx.state(model)
-        cast = jax.tree_util.tree_map(
-            lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, state
-        )
-        nnx.update(new, cast)
-    return new
-
-
-def load_model(spec: Any, dtype: str | None = None):
-    """Resolve ``spec`` (object, registered name, path or preset) to a model (see module)."""
-    if hasattr(spec, "node_energies") and hasattr(spec, "cutoff"):
-        return _cast(spec, dtype)
-    if not isinstance(spec, str | os.PathLike):
-        raise TypeError(
-            f"model must be a model object, a registered name, a path or a preset; got "
-            f"{type(spec).__name__}"
-        )
-    from .nn.presets import PRESETS
-
-    name = os.fspath(spec)
-    if name in MODELS:
-        return _cast(MODELS[name](dtype or "float32"), dtype)
-    if name in PRESETS:
-        from .nn.presets import create_model
-
-        warnings.warn(
-            f"model {name!r} is a preset: its weights are random (for timing and tests only)",
-            stacklevel=3,
-        )
-        with _x64(dtype or "float32"):
-            return create_model(name, dtype=dtype or "float32")
-    path = Path(name)
-    if path.exists():
-        return _load_path(path, dtype)
-    if os.sep in name or path.suffix:
-        raise FileNotFoundError(f"model file or directory {name} does not exist")
-    raise InputError(
-        f"unknown model {name!r}: not a registered name ({', '.join(sorted(MODELS))}), a preset "
-        f"({', '.join(PRESETS)}) or an existing path"
-    )
-
 
 def _check_numbers(model, numbers: np.ndarray, where: str) -> None:
-    from .elements import check_supported
-
     if len(numbers) == 0:
         raise InputError(f"{where}: the structure has no atoms (nothing to compute)")
     check_supported(model, numbers, where)
@@ -294,16 +152,8 @@ class FacetCalculator(Calculator):
                 f"{', '.join(sorted(_ASE_KEYWORDS))}"
             )
         super().__init__(**kw)
-        import jax
-        from flax import nnx
-
-        from .compile_cache import enable_compile_cache
-        from .physics import predict
-
         enable_compile_cache(compile_cache)
         self.model = load_model(model, dtype)
-        from .dispersion import make_dispersion
-
         self.dispersion = make_dispersion(dispersion, dispersion_xc)
         self.dtype = np.dtype(self.model.dtype).name
         self.headroom = float(headroom)
@@ -326,8 +176,6 @@ class FacetCalculator(Calculator):
         return int(self._predict._cache_size())
 
     def _padded_shape(self, n_node: int, n_edge: int) -> tuple[int, int]:
-        from .data import bucket_size
-
         want = (
             bucket_size(int(np.ceil(n_node * (1 + self.headroom))) + 1),
             bucket_size(int(np.ceil(n_edge * (1 + self.headroom))) + 1),
@@ -341,9 +189,6 @@ class FacetCalculator(Calculator):
         return want
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        from .data import collate
-        from .data.neighbors import graph_from_atoms
-
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         where = _describe(atoms)
@@ -359,7 +204,7 @@ class FacetCalculator(Calculator):
         graph = graph_from_atoms(atoms, self.model.cutoff, labels_from_calc=False)
         _check_geometry(atoms, graph, where)
         n, e = self._padded_shape(graph.n_node, graph.n_edge)
-        with _x64(self.dtype):
+        with x64(self.dtype):
             batch = collate([graph], n, e, 2, dtype=np.dtype(self.dtype))
             out = self._predict(self._state, batch)
             nat = len(atoms)
@@ -371,8 +216,6 @@ class FacetCalculator(Calculator):
                 "forces": np.asarray(out.forces[:nat], dtype=np.float64),
             }
             if atoms.pbc.all():
-                from .physics import full_to_voigt
-
                 self.results["stress"] = np.asarray(full_to_voigt(out.stress[0]), np.float64)
         if self.dispersion is not None:
             # D3 per-atom energies need an N x N pair matrix: only when asked for.

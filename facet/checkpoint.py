@@ -1,9 +1,11 @@
-"""Atomic, versioned, checksummed checkpoints (one directory per step).
+"""Atomic, versioned, checksummed checkpoints (one directory per step): the format of a trained
+model, written by training (:mod:`facet.train`) and read for inference (:mod:`facet.model_io`).
 
 Layout of ``<root>/step_<step:09d>/``:
 
 * ``arrays.npz``: every array of the saved pytrees, keyed ``<tree>/<jax keystr path>``;
-* ``config.yaml``: the run configuration (readable by :func:`facet.train.config.load_config`);
+* ``config.yaml``: the run configuration (readable by :func:`facet.train.config.load_config`;
+  :mod:`facet.model_io` reads its ``model`` section to rebuild the network);
 * ``meta.json``: ``format`` (:data:`FORMAT_VERSION`), ``facet_version``, ``step``, free-form
   ``state`` (data-loader position, best metric...) and the SHA-256 of ``arrays.npz`` and
   ``config.yaml``;
@@ -35,6 +37,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from .version import __version__
+
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
@@ -42,6 +46,8 @@ __all__ = [
     "save_checkpoint",
     "verify_checkpoint",
     "load_checkpoint",
+    "read_arrays",
+    "step_dir",
     "list_checkpoints",
     "latest_checkpoint",
     "prune_checkpoints",
@@ -125,8 +131,6 @@ def save_checkpoint(
     :class:`CheckpointError` naming the array before a byte is written. ``supported_elements``
     (sorted element symbols the model was trained on) goes to ``meta.json``
     (:mod:`facet.elements`)."""
-    from facet import __version__
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(f".tmp-{_PREFIX}*"):  # left by a process killed mid-write

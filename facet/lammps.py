@@ -45,9 +45,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
+import jax.extend.backend
+import jax.numpy as jnp
 import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
+from flax import nnx
+from jaxlib import xla_client
+from vesin import NeighborList
 
 from tensorproducts import edge_blocking
+
+from .data.batch import GraphBatch
+from .model_io import check_dtype, load_model, x64
+from .version import __version__
 
 __all__ = [
     "BUNDLE_SUFFIX",
@@ -78,8 +89,6 @@ def _require_lammps_jax():
 
 
 def _type_numbers(elements) -> np.ndarray:
-    from ase.data import atomic_numbers
-
     if elements is None or len(elements) == 0:
         raise ValueError(
             "elements: give the element of every LAMMPS atom type, type 1 first "
@@ -117,12 +126,6 @@ def energy_fn_for_lammps(model, type_numbers):
     ``edge_mask``; padding indices may be out of range (they are masked). Edges at or beyond the
     model cutoff are masked too (LAMMPS lists pairs out to cutoff + skin).
     """
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from .data.batch import GraphBatch
-
     # Weights become constants of the exported program; as JAX arrays (a loaded model may hold
     # NumPy arrays, which cannot be indexed by traced values).
     graphdef, state = nnx.split(model)
@@ -179,6 +182,29 @@ def _edge_blocking_for(platform: str):
     return contextlib.nullcontext() if platform == "cpu" else edge_blocking(0)
 
 
+def _check_export(path, platform, dtype, max_atoms, edges_per_atom, overwrite):
+    """The checked ``(dtype, max_atoms, max_edges, path)`` of :func:`export_lammps`'s
+    arguments; ``ValueError``/``FileExistsError``/``FileNotFoundError`` naming the bad one."""
+    if platform not in _PLATFORMS:
+        raise ValueError(f"platform must be one of {', '.join(_PLATFORMS)}; got {platform!r}")
+    dtype = check_dtype(np.dtype(dtype).name, "dtype")
+    for name, v in (("max_atoms", max_atoms), ("edges_per_atom", edges_per_atom)):
+        if int(v) != v or int(v) <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    max_atoms, edges_per_atom = int(max_atoms), int(edges_per_atom)
+    max_edges = max_atoms * edges_per_atom
+    if max_edges >= 2**31:
+        raise ValueError(
+            f"max_atoms * edges_per_atom = {max_edges} does not fit the int32 edge indices"
+        )
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name or pass --force to replace it")
+    if path.parent and not path.parent.exists():
+        raise FileNotFoundError(f"the directory of {path} does not exist")
+    return dtype, max_atoms, max_edges, path
+
+
 def export_lammps(
     model: Any,
     path: str | os.PathLike,
@@ -194,7 +220,7 @@ def export_lammps(
     """Write a lammps-jax bundle of ``model`` to ``path``; returns the bundle (a dict).
 
     Args:
-        model: anything :func:`facet.calculator.load_model` takes (registered name such as
+        model: anything :func:`facet.model_io.load_model` takes (registered name such as
             ``"default"``, run or checkpoint directory, model object).
         elements: element symbol (or atomic number) of each LAMMPS atom type, type 1 first.
         max_atoms: capacity per MPI rank for owned plus ghost atoms (the ghost shell is
@@ -208,30 +234,9 @@ def export_lammps(
         source: how the model was named, recorded in the bundle (defaults to ``str(model)``).
     """
     lj_export = _require_lammps_jax()
-    import jax
-
-    from . import __version__
-    from .calculator import _x64, load_model
-
-    if platform not in _PLATFORMS:
-        raise ValueError(f"platform must be one of {', '.join(_PLATFORMS)}; got {platform!r}")
-    if np.dtype(dtype).name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
-    dtype = np.dtype(dtype).name
-    for name, v in (("max_atoms", max_atoms), ("edges_per_atom", edges_per_atom)):
-        if int(v) != v or int(v) <= 0:
-            raise ValueError(f"{name} must be a positive integer; got {v!r}")
-    max_atoms, edges_per_atom = int(max_atoms), int(edges_per_atom)
-    max_edges = max_atoms * edges_per_atom
-    if max_edges >= 2**31:
-        raise ValueError(
-            f"max_atoms * edges_per_atom = {max_edges} does not fit the int32 edge indices"
-        )
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name or pass --force to replace it")
-    if path.parent and not path.parent.exists():
-        raise FileNotFoundError(f"the directory of {path} does not exist")
+    dtype, max_atoms, max_edges, path = _check_export(
+        path, platform, dtype, max_atoms, edges_per_atom, overwrite
+    )
     numbers = _type_numbers(list(elements))
     if source is None:
         source = model if isinstance(model, str | os.PathLike) else type(model).__name__
@@ -242,7 +247,7 @@ def export_lammps(
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:
-        with _x64(dtype), _edge_blocking_for(platform), jax.default_matmul_precision("highest"):
+        with x64(dtype), _edge_blocking_for(platform), jax.default_matmul_precision("highest"):
             bundle = lj_export.export_model(
                 energy_fn=fn,
                 path=tmp,
@@ -255,8 +260,6 @@ def export_lammps(
                 n_species=len(numbers),
                 platform=platform,
             )
-        from ase.data import chemical_symbols
-
         bundle["facet"] = {
             "facet_version": __version__,
             "source_model": os.fspath(source),
@@ -319,8 +322,6 @@ def lammps_inputs(
     before packing it, so ``max_edges`` needs to hold those only). Raises ``ValueError`` when
     atoms or edges exceed the bundle's capacities (the pair style stops then too).
     """
-    from vesin import NeighborList
-
     contract = bundle["contract"]
     cutoff = float(contract["cutoff"])
     n_hops = int(contract.get("n_hops", 1))
@@ -395,12 +396,6 @@ def compile_bundle(bundle: dict, program: str = "energy_and_forces", backend: st
     name under which a PJRT plugin was registered, e.g. lammps-jax's XLA CPU plugin, see
     docs/lammps.md). Returns ``call(inputs) -> list of NumPy arrays`` (for
     ``energy_and_forces``: the energy and the ``(max_atoms, 3)`` forces of every row)."""
-    import jax
-    import jax.extend.backend
-    from jaxlib import xla_client
-
-    from .calculator import _x64
-
     if bundle["export_info"]["platform"] != "cpu":
         raise ValueError("compile_bundle runs CPU bundles (exported with platform='cpu')")
     blob = base64.b64decode(bundle["programs"][f"{program}_mlir_b64"])
@@ -417,7 +412,7 @@ def compile_bundle(bundle: dict, program: str = "energy_and_forces", backend: st
     precision = bundle["contract"]["precision"]
 
     def call(inputs: LammpsInputs):
-        with _x64(precision):
+        with x64(precision):
             args = [jax.device_put(a, device) for a in inputs.args(precision)]
             return [np.asarray(o) for o in exe.execute(args)]
 

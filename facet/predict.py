@@ -1,7 +1,7 @@
 """Energies, forces, stress and per-atom energies of many unlabelled structures, batched.
 
 :func:`predict_structures` packs the structures into padded batches the way training does
-(:func:`facet.train.batching.pack_indices`): every structure that fits the *budget* (the batch
+(:func:`facet.data.batch.pack_indices`): every structure that fits the *budget* (the batch
 shape a model was trained with, ``data.max_nodes/max_edges/max_graphs`` of its checkpoint) shares
 that one padded shape, so one compilation serves them all; a structure too large for it gets a
 shape of its own from the geometric bucket ladder of :func:`facet.data.bucket_size` (one
@@ -22,7 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+import yaml
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+from flax import nnx
+from tqdm import tqdm
+
+from .calculator import _check_geometry, _check_numbers, add_dispersion
+from .data import bucket_size, collate
+from .data.batch import BatchShape, pack_indices
+from .data.neighbors import graph_from_atoms
+from .dispersion import make_dispersion
+from .dynamics.relax import to_atoms
+from .errors import InputError
+from .model_io import MODEL_PATHS, load_model, model_path, resolve_checkpoint, x64
+from .physics import full_to_voigt, predict
 
 __all__ = ["DEFAULT_BUDGET", "Predictor", "predict_structures", "write_predictions",
            "training_budget"]
@@ -37,16 +53,9 @@ def training_budget(spec: Any) -> tuple[int, int, int] | None:
     name or a folder), or None for a model object or a preset."""
     if not isinstance(spec, str | os.PathLike):
         return None
-    import yaml
-
-    from .calculator import MODEL_PATHS
-    from .train.model_io import resolve_checkpoint
-
     name = os.fspath(spec)
     if name not in MODEL_PATHS and not Path(name).exists():
         return None
-    from .calculator import model_path
-
     ckpt = resolve_checkpoint(model_path(name), report=lambda m: None)
     data = (yaml.safe_load((ckpt / "config.yaml").read_text()) or {}).get("data", {})
     try:
@@ -65,11 +74,6 @@ class Predictor:
     _state: Any = field(init=False, repr=False)
 
     def __post_init__(self):
-        import jax
-        from flax import nnx
-
-        from .physics import predict
-
         graphdef, self._state = nnx.split(self.model)
 
         @jax.jit
@@ -88,10 +92,6 @@ class Predictor:
 
 
 def _graph(model, atoms, key: str):
-    from .calculator import _check_geometry, _check_numbers
-    from .data.neighbors import graph_from_atoms
-    from .errors import InputError
-
     _check_numbers(model, atoms.numbers, key)
     _check_geometry(atoms, None, key)
     if not np.all(np.isfinite(np.asarray(atoms.cell))):
@@ -104,12 +104,9 @@ def _graph(model, atoms, key: str):
 def _plan(graphs, budget: tuple[int, int, int]) -> list[tuple[tuple[int, int, int], np.ndarray]]:
     """``[(padded shape, structure indices)]``: structures fitting ``budget`` packed in input
     order into batches of that shape; each larger one alone in a bucket of the ladder."""
-    from .data import bucket_size
-    from .train.batching import Budget, pack_indices
-
     n_nodes = np.asarray([g.n_node for g in graphs])
     n_edges = np.asarray([g.n_edge for g in graphs])
-    b = Budget(*budget)
+    b = BatchShape(*budget)
     fits = (n_nodes + 1 <= b.max_nodes) & (n_edges <= b.max_edges)
     plan = [(budget, idx) for idx in pack_indices(np.flatnonzero(fits), n_nodes, n_edges, b)]
     for i in np.flatnonzero(~fits):
@@ -133,7 +130,7 @@ def predict_structures(
 
     Args:
         model: a model object, registered name, checkpoint/run folder or preset
-            (:func:`facet.calculator.load_model`).
+            (:func:`facet.model_io.load_model`).
         structures: ``ase.Atoms`` (or pymatgen structures).
         keys: names used in error messages (default ``structure <i>``).
         budget: ``(max_nodes, max_edges, max_graphs)``; default: the model's training shape
@@ -147,13 +144,6 @@ def predict_structures(
     Returns one dict per structure: ``energy``, ``free_energy``, ``forces`` (n, 3), ``stress``
     (Voigt 6, 3D-periodic cells only), ``energies`` (n,) on request; NumPy float64.
     """
-    from tqdm import tqdm
-
-    from .calculator import _x64, add_dispersion, load_model
-    from .data import collate
-    from .dispersion import make_dispersion
-    from .relax import to_atoms
-
     if budget is None:
         budget = training_budget(model) or DEFAULT_BUDGET
     if predictor is None:
@@ -167,7 +157,7 @@ def predict_structures(
     with tqdm(total=len(atoms_list), disable=not progress, unit="structure") as bar:
         graphs = [_graph(model, a, k) for a, k in zip(atoms_list, keys, strict=True)]
         for shape, idx in _plan(graphs, budget):
-            with _x64(dtype.name):
+            with x64(dtype.name):
                 batch = collate([graphs[i] for i in idx], *shape, dtype=dtype)
                 e, f, s, ne = (np.asarray(x, np.float64) for x in predictor(batch))
             n0 = 0
@@ -178,8 +168,6 @@ def predict_structures(
                 if per_atom:
                     res["energies"] = ne[n0:n0 + n].copy()
                 if atoms.pbc.all():
-                    from .physics import full_to_voigt
-
                     res["stress"] = np.asarray(full_to_voigt(s[slot]), np.float64)
                 if d3 is not None:
                     add_dispersion(res, d3.compute(atoms, energies=per_atom))
@@ -194,9 +182,6 @@ def write_predictions(structures: Sequence[Any], results: Sequence[dict], path: 
     """Write ``structures`` with ``results`` as their calculator results to extxyz ``path``
     (ASE's keys; the input's own ``info`` is kept; ``facet_source`` names the input frame).
     Returns the number of frames written."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
-
     frames = []
     for k, (a, res) in enumerate(zip(structures, results, strict=True)):
         b = a.copy()

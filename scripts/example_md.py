@@ -13,8 +13,8 @@ from ase.build import bulk
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from facet import FacetCalculator
-from facet.batched.md import JaxMDConfig, run_jax_md
-from facet.md import MDSettings, energy_drift, run_md
+from facet.dynamics.jaxmd import JaxMDConfig, run_jax_md
+from facet.dynamics.md import MDSettings, energy_drift, run_md
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="facet-s", help="checkpoint/run directory or model name")

@@ -14,8 +14,8 @@ import numpy as np
 from ase.build import bulk
 
 from facet import FacetCalculator
-from facet.batched import relax_batched
-from facet.relax import relax
+from facet.dynamics import relax_batched
+from facet.dynamics.relax import relax
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="default",

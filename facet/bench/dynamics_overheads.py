@@ -8,7 +8,7 @@ waiting for a core. Both parts use the small strained, rattled cells (1-8 atoms)
 * ``split``: per structure-step CPU time of ASE's FIRE + FrechetCellFilter around
   :class:`facet.FacetCalculator`, split into the jitted model call, the rest of the calculator
   (neighbour list, padding, checks, conversions) and ASE (optimiser and cell filter).
-* ``batched``: :class:`facet.batched.BatchedFIRE` on ``--structures`` cells at once (one compiled
+* ``batched``: :class:`facet.dynamics.BatchedFIRE` on ``--structures`` cells at once (one compiled
   loop) vs the same cells one at a time through ASE (the first ``--sequential`` of them).
 
 Usage::
@@ -26,9 +26,9 @@ import time
 import jax
 
 import facet
-from facet.batched import BatchedFIRE
 from facet.calculator import FacetCalculator
-from facet.relax import relax
+from facet.dynamics import BatchedFIRE
+from facet.dynamics.relax import relax
 
 from .dynamics import small_structures
 

@@ -187,7 +187,7 @@ def write_report(out: Path, info: dict, rows: list) -> None:
             "",
             "| path | s per structure (wall) | s per structure (CPU) | warm-up s |",
             "|---|---|---|---|",
-            f"| one compiled loop (facet.batched) | {_fmt(b['per_structure'])} | "
+            f"| one compiled loop (facet.dynamics) | {_fmt(b['per_structure'])} | "
             f"{_fmt(b['per_structure_cpu']) if 'per_structure_cpu' in b else '-'} | "
             f"{b['warmup_s']:.1f} |",
             f"| one at a time through ASE | {_fmt(q['per_structure'])} | "

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from facet.calculator import MODEL_PATHS
+    from facet.model_io import MODEL_PATHS
     from facet.train.evaluate import evaluate
 
     if args.out:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..model_spec import DTYPES
+
 
 def positive_int(text: str) -> int:
     try:
@@ -55,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["cpu", "cuda"],
         help="PJRT plugin that will run the bundle: cpu (Kokkos OpenMP) or cuda",
     )
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
 
 

@@ -166,8 +166,8 @@ def model_section(args) -> list[str] | None:
         return None
     import numpy as np
 
-    from facet.calculator import load_model
     from facet.elements import symbols_of
+    from facet.model_io import load_model
 
     model = load_model(args.model)
     lines = [f"model {args.model}: cutoff {float(model.cutoff):g} A, "

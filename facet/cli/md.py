@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..model_spec import DTYPES
 from .options import (
     finite_float,
     non_negative_float,
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", default="default", help="a checkpoint path, a registered model name or a preset"
     )
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
     from ..dispersion import DAMPINGS
 
     parser.add_argument(
@@ -72,8 +73,8 @@ def output_paths(args: argparse.Namespace) -> dict[str, str]:
     input (or another output) so that no run overwrites what it reads."""
     from pathlib import Path
 
+    from ..dynamics.relax import output_format
     from ..errors import InputError
-    from ..relax import output_format
 
     stem = Path(args.input).stem
     out = {
@@ -105,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..calculator import FacetCalculator
+    from ..dynamics.md import MDSettings, energy_drift, run_md
+    from ..dynamics.relax import read_structures
     from ..elements import check_supported
     from ..errors import InputError
-    from ..md import MDSettings, energy_drift, run_md
-    from ..relax import read_structures
 
     items = read_structures(args.input)
     if not 0 <= args.index < len(items):
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     if args.engine == "jax":
-        from ..batched.md import JaxMD, JaxMDConfig
+        from ..dynamics.jaxmd import JaxMD, JaxMDConfig
 
         if not np.any(atoms.get_momenta()) and args.temperature > 0:
             MaxwellBoltzmannDistribution(

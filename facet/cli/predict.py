@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..model_spec import DTYPES
 from .options import positive_int
 
 NAME = "predict"
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default",
                         help="a registered model name (default: the shipped model), a run or "
                              "checkpoint folder, or a preset (random weights)")
-    parser.add_argument("--dtype", default=None, choices=["float32", "float64"],
+    parser.add_argument("--dtype", default=None, choices=DTYPES,
                         help="precision (default: the model's own)")
     parser.add_argument("--per-atom", action="store_true",
                         help="also write per-atom energies (ASE key 'energies')")
@@ -49,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from ..calculator import load_model
+    from ..dynamics.relax import read_structures
     from ..errors import InputError
+    from ..model_io import load_model
     from ..predict import (
         DEFAULT_BUDGET,
         Predictor,
@@ -58,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
         training_budget,
         write_predictions,
     )
-    from ..relax import read_structures
 
     out = Path(args.output)
     if out.suffix.lower() not in (".extxyz", ".xyz"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..model_spec import DTYPES
 from .options import finite_float, non_negative_int, positive_float
 
 NAME = "relax"
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="a checkpoint path, a registered model name or a preset (random weights)",
     )
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--dtype", default="float32", choices=DTYPES)
     from ..dispersion import DAMPINGS
 
     parser.add_argument(
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batched",
         action="store_true",
-        help="relax all structures together in one compiled JAX loop (facet.batched)",
+        help="relax all structures together in one compiled JAX loop (facet.dynamics)",
     )
     parser.add_argument(
         "-o",
@@ -52,9 +53,15 @@ def run(args: argparse.Namespace) -> int:
     from ase import units
 
     from ..calculator import FacetCalculator
+    from ..dynamics.relax import (
+        RelaxResult,
+        output_format,
+        read_structures,
+        relax_many,
+        write_relaxed,
+    )
     from ..elements import check_supported
     from ..errors import InputError
-    from ..relax import RelaxResult, output_format, read_structures, relax_many, write_relaxed
 
     items = read_structures(args.inputs)
     output_format(args.output, len(items))  # refuse an output format ASE cannot write first
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{key}: --pressure acts through the cell, and this structure is "
                              "not periodic in 3D (its cell stays fixed)")
     if args.batched:
-        from ..batched import BatchedFIRE, FireConfig
+        from ..dynamics import BatchedFIRE, FireConfig
 
         fire = BatchedFIRE(calc.model, FireConfig(scalar_pressure=pressure))
         res = fire.relax(

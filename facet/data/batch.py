@@ -34,6 +34,8 @@ import numpy as np
 __all__ = [
     "Graph",
     "GraphBatch",
+    "BatchShape",
+    "pack_indices",
     "bucket_size",
     "collate",
     "pad_sizes",
@@ -259,6 +261,37 @@ def collate(
     b.n_node[-1] = n_node_pad - n0
     b.n_edge[-1] = n_edge_pad - e0
     return b
+
+
+class BatchShape(NamedTuple):
+    """A padded batch shape; ``max_nodes`` and ``max_graphs`` include one padding slot each."""
+
+    max_nodes: int
+    max_edges: int
+    max_graphs: int
+
+
+def pack_indices(order, n_nodes: np.ndarray, n_edges: np.ndarray, budget) -> list[np.ndarray]:
+    """Greedy packing of ``order`` (structure indices) into batches of the shape ``budget`` (a
+    :class:`BatchShape` or any object with its three fields), in order: a batch closes when the
+    next structure would overflow its nodes (one is padding), edges or graph slots (one is
+    padding). A structure too large for the shape alone gets a batch of its own; callers check
+    sizes first."""
+    packs: list[np.ndarray] = []
+    cur: list[int] = []
+    n = e = 0
+    for i in order:
+        ni, ei = int(n_nodes[i]), int(n_edges[i])
+        if cur and (n + ni + 1 > budget.max_nodes or e + ei > budget.max_edges
+                    or len(cur) + 2 > budget.max_graphs):
+            packs.append(np.asarray(cur))
+            cur, n, e = [], 0, 0
+        cur.append(int(i))
+        n += ni
+        e += ei
+    if cur:
+        packs.append(np.asarray(cur))
+    return packs
 
 
 def batches_by_budget(

@@ -19,7 +19,7 @@ over one structure's coordinates, so every structure follows the same trajectory
 one-at-a-time ASE relaxation (up to round-off and the order of floating-point sums).
 
 Neighbour lists are Verlet lists with a skin, rebuilt outside ``jit`` only when
-:func:`facet.batched.neighbors.list_is_valid` says a pair may be missing.
+:func:`facet.dynamics.neighbors.list_is_valid` says a pair may be missing.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.stress import full_3x3_to_voigt_6_stress
 
+from ..errors import InputError
 from .neighbors import build_graphs, capacity_for, list_is_valid, mask_edges, padded_batch
-from .potential import PredictFn, split_model
+from .potential import PredictFn, check_structures, pure_predict
 
 __all__ = ["FireConfig", "FireState", "BatchedRelaxResult", "BatchedFIRE", "relax_batched"]
 
@@ -100,6 +103,111 @@ def _per_graph_sum(node_vals, graph_vals, node_graph, g):
     return jax.ops.segment_sum(node_vals, node_graph, num_segments=g) + graph_vals
 
 
+class _Setup(NamedTuple):
+    """The fixed data of one relaxation (one padding graph and one padding node at the end)."""
+
+    cell0: jax.Array  # (G, 3, 3) initial cells
+    cf: jax.Array  # (G,) exp_cell_factor: the number of atoms
+    cell_moves: jax.Array  # (G,) bool: the cell relaxes (3D periodic, relax_cell)
+    positions: np.ndarray  # (N, 3) initial positions, padding node last
+    n_node: int
+
+    @classmethod
+    def of(cls, atoms: list, relax_cell: bool, dtype) -> _Setup:
+        n_graph = len(atoms) + 1
+        cell0 = np.tile(np.eye(3), (n_graph, 1, 1))
+        cell_moves = np.zeros(n_graph, bool)
+        cf = np.ones(n_graph)
+        for k, a in enumerate(atoms):
+            cell0[k] = np.asarray(a.cell)
+            cell_moves[k] = relax_cell and bool(a.pbc.all())
+            cf[k] = float(len(a))
+        x = np.concatenate([a.positions for a in atoms])
+        s = np.zeros((x.shape[0] + 1, 3))
+        s[:-1] = x
+        return cls(jnp.asarray(cell0, dtype), jnp.asarray(cf, dtype), jnp.asarray(cell_moves),
+                   s, s.shape[0])
+
+
+def _initial_state(setup: _Setup, cfg: FireConfig, dt) -> FireState:
+    """FIRE at rest in the input geometry (``Lambda = 0``); the padding graph is done."""
+    n_graph, n_node = setup.cell0.shape[0], setup.n_node
+    return FireState(
+        s=jnp.asarray(setup.positions, dt),
+        lam=jnp.zeros((n_graph, 3, 3), dt),
+        v_s=jnp.zeros((n_node, 3), dt),
+        v_lam=jnp.zeros((n_graph, 3, 3), dt),
+        dt=jnp.full((n_graph,), cfg.dt, dt),
+        a=jnp.full((n_graph,), cfg.astart, dt),
+        n_pos=jnp.zeros((n_graph,), jnp.int32),
+        steps=jnp.zeros((n_graph,), jnp.int32),
+        started=jnp.zeros((n_graph,), bool),
+        done=jnp.asarray(np.arange(n_graph) == n_graph - 1),
+        fmax=jnp.zeros((n_graph,), dt),
+        energy=jnp.zeros((n_graph,), dt),
+        valid=jnp.asarray(True),
+    )
+
+
+def _fire_step(cfg: FireConfig, st: FireState, f_s, f_lam, energy, ng, nmask, fmax, max_steps):
+    """One FIRE step of every structure not yet done, given its generalised forces (ASE's
+    ``FIRE.step``: velocity mixing, time-step and mixing-factor updates, the step-length cap),
+    with norms and sums over one structure's coordinates."""
+    g = st.lam.shape[0]
+
+    def per_graph(node_vals, graph_vals):
+        return _per_graph_sum(node_vals, graph_vals, ng, g)
+
+    row_s = jnp.where(nmask, jnp.linalg.norm(f_s, axis=-1), 0.0)
+    fm = jnp.maximum(
+        jnp.maximum(jax.ops.segment_max(row_s, ng, num_segments=g), 0.0),
+        jnp.max(jnp.linalg.norm(f_lam, axis=-1), axis=-1),
+    )
+    done = st.done | (fm < fmax) | (st.steps >= max_steps)
+    move = ~done
+    # FIRE velocity mixing (ASE's FIRE.step), one structure at a time.
+    vf = per_graph(jnp.sum(f_s * st.v_s, -1), jnp.sum(f_lam * st.v_lam, (-1, -2)))
+    ff = per_graph(jnp.sum(f_s * f_s, -1), jnp.sum(f_lam * f_lam, (-1, -2)))
+    vv = per_graph(jnp.sum(st.v_s * st.v_s, -1), jnp.sum(st.v_lam**2, (-1, -2)))
+    mix = st.started & (vf > 0.0)
+    reset = st.started & ~(vf > 0.0)
+    coef = jnp.where(ff > 0, jnp.sqrt(vv) / jnp.sqrt(jnp.where(ff > 0, ff, 1.0)), 0.0)
+    a_n, a_g = st.a[ng][:, None], st.a[:, None, None]
+    v_s = jnp.where(mix[ng][:, None], (1 - a_n) * st.v_s + a_n * coef[ng][:, None] * f_s, st.v_s)
+    v_lam = jnp.where(
+        mix[:, None, None], (1 - a_g) * st.v_lam + a_g * coef[:, None, None] * f_lam, st.v_lam
+    )
+    v_s = jnp.where(reset[ng][:, None], 0.0, v_s)
+    v_lam = jnp.where(reset[:, None, None], 0.0, v_lam)
+    grow = mix & (st.n_pos > cfg.nmin)
+    dt = jnp.where(grow, jnp.minimum(st.dt * cfg.finc, cfg.dtmax), st.dt)
+    dt = jnp.where(reset, dt * cfg.fdec, dt)
+    a = jnp.where(grow, st.a * cfg.fa, st.a)
+    a = jnp.where(reset, cfg.astart, a)
+    n_pos = jnp.where(mix, st.n_pos + 1, jnp.where(reset, 0, st.n_pos))
+    v_s = v_s + dt[ng][:, None] * f_s
+    v_lam = v_lam + dt[:, None, None] * f_lam
+    dr_s, dr_lam = dt[ng][:, None] * v_s, dt[:, None, None] * v_lam
+    normdr = jnp.sqrt(per_graph(jnp.sum(dr_s * dr_s, -1), jnp.sum(dr_lam * dr_lam, (-1, -2))))
+    scale = jnp.where(normdr > cfg.maxstep, cfg.maxstep / jnp.where(normdr > 0, normdr, 1), 1)
+    mn, mg = move[ng][:, None], move[:, None, None]
+    return FireState(
+        s=jnp.where(mn, st.s + scale[ng][:, None] * dr_s, st.s),
+        lam=jnp.where(mg, st.lam + scale[:, None, None] * dr_lam, st.lam),
+        v_s=jnp.where(mn, v_s, st.v_s),
+        v_lam=jnp.where(mg, v_lam, st.v_lam),
+        dt=jnp.where(move, dt, st.dt),
+        a=jnp.where(move, a, st.a),
+        n_pos=jnp.where(move, n_pos, st.n_pos),
+        steps=st.steps + move.astype(st.steps.dtype),
+        started=st.started | move,
+        done=done,
+        fmax=fm,
+        energy=energy,
+        valid=st.valid,
+    )
+
+
 class BatchedFIRE:
     """Compiled batched FIRE for one model; reuse an instance to reuse its compiled loop.
 
@@ -124,7 +232,7 @@ class BatchedFIRE:
         self.dtype = np.dtype(dtype)
         # the model's declared elements (facet.elements); None accepts every element
         self.supported_numbers = getattr(model, "supported_numbers", None)
-        self.params, self._apply = split_model(model, predict)
+        self.params, self._apply = pure_predict(model, predict)
         self._loop = jax.jit(self._run_loop, static_argnames=("relax_cell",))
         self._final = jax.jit(self._evaluate, static_argnames=("relax_cell",))
 
@@ -176,71 +284,13 @@ class BatchedFIRE:
         relax_cell,
     ):
         cfg = self.config
-        g = cell0.shape[0]
         ng, nmask = batch.node_graph, batch.node_mask
-
-        def per_graph(node_vals, graph_vals):
-            return _per_graph_sum(node_vals, graph_vals, ng, g)
 
         def body(st: FireState) -> FireState:
             f_s, f_lam, energy, _, _ = self._gen_forces(
                 params, st, batch, base_mask, cell0, cf, cell_moves, relax_cell
             )
-            row_s = jnp.where(nmask, jnp.linalg.norm(f_s, axis=-1), 0.0)
-            fm = jnp.maximum(
-                jnp.maximum(jax.ops.segment_max(row_s, ng, num_segments=g), 0.0),
-                jnp.max(jnp.linalg.norm(f_lam, axis=-1), axis=-1),
-            )
-            done = st.done | (fm < fmax) | (st.steps >= max_steps)
-            move = ~done
-            # FIRE velocity mixing (ASE's FIRE.step), one structure at a time.
-            vf = per_graph(jnp.sum(f_s * st.v_s, -1), jnp.sum(f_lam * st.v_lam, (-1, -2)))
-            ff = per_graph(jnp.sum(f_s * f_s, -1), jnp.sum(f_lam * f_lam, (-1, -2)))
-            vv = per_graph(jnp.sum(st.v_s * st.v_s, -1), jnp.sum(st.v_lam**2, (-1, -2)))
-            mix = st.started & (vf > 0.0)
-            reset = st.started & ~(vf > 0.0)
-            coef = jnp.where(ff > 0, jnp.sqrt(vv) / jnp.sqrt(jnp.where(ff > 0, ff, 1.0)), 0.0)
-            a_n, a_g = st.a[ng][:, None], st.a[:, None, None]
-            v_s = jnp.where(
-                mix[ng][:, None], (1 - a_n) * st.v_s + a_n * coef[ng][:, None] * f_s, st.v_s
-            )
-            v_lam = jnp.where(
-                mix[:, None, None],
-                (1 - a_g) * st.v_lam + a_g * coef[:, None, None] * f_lam,
-                st.v_lam,
-            )
-            v_s = jnp.where(reset[ng][:, None], 0.0, v_s)
-            v_lam = jnp.where(reset[:, None, None], 0.0, v_lam)
-            grow = mix & (st.n_pos > cfg.nmin)
-            dt = jnp.where(grow, jnp.minimum(st.dt * cfg.finc, cfg.dtmax), st.dt)
-            dt = jnp.where(reset, dt * cfg.fdec, dt)
-            a = jnp.where(grow, st.a * cfg.fa, st.a)
-            a = jnp.where(reset, cfg.astart, a)
-            n_pos = jnp.where(mix, st.n_pos + 1, jnp.where(reset, 0, st.n_pos))
-            v_s = v_s + dt[ng][:, None] * f_s
-            v_lam = v_lam + dt[:, None, None] * f_lam
-            dr_s, dr_lam = dt[ng][:, None] * v_s, dt[:, None, None] * v_lam
-            dr2 = per_graph(jnp.sum(dr_s * dr_s, -1), jnp.sum(dr_lam * dr_lam, (-1, -2)))
-            normdr = jnp.sqrt(dr2)
-            scale = jnp.where(
-                normdr > cfg.maxstep, cfg.maxstep / jnp.where(normdr > 0, normdr, 1), 1
-            )
-            mn, mg = move[ng][:, None], move[:, None, None]
-            new = FireState(
-                s=jnp.where(mn, st.s + scale[ng][:, None] * dr_s, st.s),
-                lam=jnp.where(mg, st.lam + scale[:, None, None] * dr_lam, st.lam),
-                v_s=jnp.where(mn, v_s, st.v_s),
-                v_lam=jnp.where(mg, v_lam, st.v_lam),
-                dt=jnp.where(move, dt, st.dt),
-                a=jnp.where(move, a, st.a),
-                n_pos=jnp.where(move, n_pos, st.n_pos),
-                steps=st.steps + move.astype(st.steps.dtype),
-                started=st.started | move,
-                done=done,
-                fmax=fm,
-                energy=energy,
-                valid=st.valid,
-            )
+            new = _fire_step(cfg, st, f_s, f_lam, energy, ng, nmask, fmax, max_steps)
             _, x_new, cell_new = self._geometry(new, batch, cell0, cf)
             ok = list_is_valid(
                 x_new, cell_new, ref_x, ref_cell, ng, nmask, cell_moves, self.cutoff, cfg.skin
@@ -267,117 +317,86 @@ class BatchedFIRE:
         ``relax_cell``); slabs and molecules relax their positions. Elements the model does not
         support, empty structures and NaN positions raise :class:`facet.errors.InputError`.
         """
-        from ase.calculators.singlepoint import SinglePointCalculator
-        from ase.stress import full_3x3_to_voigt_6_stress
-
-        from ..elements import check_supported
-        from ..errors import InputError
-
         t0 = time.perf_counter()
-        if not structures:
-            raise InputError("relax(): no structures given")
-        cfg, dt = self.config, self.dtype
         atoms = [a.copy() for a in structures]
-        for k, a in enumerate(atoms):
-            where = f"structure {k} ({a.get_chemical_formula()})"
-            if len(a) == 0:
-                raise InputError(f"{where}: the structure has no atoms")
-            check_supported(self, a.numbers, where)
-            if not np.all(np.isfinite(a.positions)):
-                raise InputError(f"{where}: NaN/inf positions")
-            if cfg.scalar_pressure != 0.0 and not (relax_cell and a.pbc.all()):
-                why = "relax_cell=False" if not relax_cell else "not periodic in 3D"
-                raise InputError(f"{where}: an external pressure acts through the cell, which "
-                                 f"stays fixed here ({why}); it would be ignored")
-        n_graph = len(atoms) + 1
-        cell0 = np.tile(np.eye(3), (n_graph, 1, 1))
-        cell_moves = np.zeros(n_graph, bool)
-        cf = np.ones(n_graph)
-        for k, a in enumerate(atoms):
-            cell0[k] = np.asarray(a.cell)
-            cell_moves[k] = relax_cell and bool(a.pbc.all())
-            cf[k] = float(len(a))
-        x = np.concatenate([a.positions for a in atoms])
-        n_node = x.shape[0] + 1
-        s = np.zeros((n_node, 3))
-        s[:-1] = x
-        state = FireState(
-            s=jnp.asarray(s, dt),
-            lam=jnp.zeros((n_graph, 3, 3), dt),
-            v_s=jnp.zeros((n_node, 3), dt),
-            v_lam=jnp.zeros((n_graph, 3, 3), dt),
-            dt=jnp.full((n_graph,), cfg.dt, dt),
-            a=jnp.full((n_graph,), cfg.astart, dt),
-            n_pos=jnp.zeros((n_graph,), jnp.int32),
-            steps=jnp.zeros((n_graph,), jnp.int32),
-            started=jnp.zeros((n_graph,), bool),
-            done=jnp.asarray(np.arange(n_graph) == n_graph - 1),
-            fmax=jnp.zeros((n_graph,), dt),
-            energy=jnp.zeros((n_graph,), dt),
-            valid=jnp.asarray(True),
+        self._check(atoms, relax_cell)
+        setup = _Setup.of(atoms, relax_cell, self.dtype)
+        state = _initial_state(setup, self.config, self.dtype)
+        state, batch, n_rebuilds, initial = self._iterate(
+            atoms, setup, state, fmax, max_steps, relax_cell
         )
-        cell0_j = jnp.asarray(cell0, dt)
-        cf_j, moves_j = jnp.asarray(cf, dt), jnp.asarray(cell_moves)
-        capacity, n_rebuilds = 0, 0
-        numbers = [a.numbers for a in atoms]
-        pbcs = [a.pbc for a in atoms]
-        initial = None
+        energies = self._write_results(atoms, setup, state, batch, relax_cell)
+        steps = np.asarray(state.steps)[:-1]
+        fm = np.asarray(state.fmax, np.float64)[:-1]
+        return BatchedRelaxResult(
+            atoms, energies, fm < fmax, steps, fm, n_rebuilds, time.perf_counter() - t0, initial
+        )
+
+    def _check(self, atoms: list, relax_cell: bool) -> None:
+        """Refuse what cannot be relaxed, with one line naming the structure."""
+        if not atoms:
+            raise InputError("relax(): no structures given")
+        check_structures(self, atoms)
+        if self.config.scalar_pressure == 0.0:
+            return
+        for k, a in enumerate(atoms):
+            if not (relax_cell and a.pbc.all()):
+                why = "relax_cell=False" if not relax_cell else "not periodic in 3D"
+                raise InputError(f"structure {k} ({a.get_chemical_formula()}): an external "
+                                 f"pressure acts through the cell, which stays fixed here "
+                                 f"({why}); it would be ignored")
+
+    def _batch(self, atoms: list, setup: _Setup, state: FireState, capacity: int):
+        """A Verlet list (at ``cutoff + skin``) of the current geometry, padded to ``capacity``
+        or to a larger one when it no longer fits; returns ``(batch, capacity)``."""
+        cfg = self.config
+        cur_x, cur_cell = self._current(state, setup.cell0, setup.cf, setup.n_node, atoms)
+        graphs = build_graphs(cur_x, [a.numbers for a in atoms], cur_cell,
+                              [a.pbc for a in atoms], self.cutoff + cfg.skin)
+        n_edges = sum(gr.n_edge for gr in graphs)
+        if n_edges + 1 > capacity:
+            capacity = capacity_for(n_edges, cfg.headroom)
+        batch = padded_batch(graphs, capacity, n_node_pad=setup.n_node, dtype=self.dtype)
+        return jax.tree_util.tree_map(jnp.asarray, batch), capacity
+
+    def _iterate(self, atoms, setup: _Setup, state, fmax, max_steps, relax_cell):
+        """Run the compiled loop, rebuilding the list outside ``jit`` whenever it leaves with a
+        list that may miss a pair; returns ``(state, last batch, rebuilds, initial energies)``."""
+        capacity, n_rebuilds, initial = 0, 0, None
         while True:
-            cur_x, cur_cell = self._current(state, cell0_j, cf_j, n_node, atoms)
-            graphs = build_graphs(
-                [cur_x[k] for k in range(len(atoms))],
-                numbers,
-                cur_cell,
-                pbcs,
-                self.cutoff + cfg.skin,
-            )
-            n_edges = sum(gr.n_edge for gr in graphs)
-            if n_edges + 1 > capacity:
-                capacity = capacity_for(n_edges, cfg.headroom)
-            batch = padded_batch(graphs, capacity, n_node_pad=n_node, dtype=dt)
-            batch = jax.tree_util.tree_map(jnp.asarray, batch)
+            batch, capacity = self._batch(atoms, setup, state, capacity)
             if initial is None:  # the energies of the inputs (same program as the final call)
                 pred0, _, _ = self._final(
-                    self.params, batch, batch.edge_mask, cell0_j, cf_j, state.lam, state.s,
-                    relax_cell=relax_cell,
+                    self.params, batch, batch.edge_mask, setup.cell0, setup.cf, state.lam,
+                    state.s, relax_cell=relax_cell,
                 )  # fmt: skip
                 initial = np.asarray(pred0.energy, np.float64)[:-1]
             state = self._loop(
-                self.params,
-                state,
-                batch,
-                batch.edge_mask,
-                cell0_j,
-                cf_j,
-                moves_j,
-                batch.positions,
-                batch.cell,
-                jnp.asarray(fmax, dt),
-                jnp.asarray(max_steps),
-                relax_cell=relax_cell,
-            )
+                self.params, state, batch, batch.edge_mask, setup.cell0, setup.cf,
+                setup.cell_moves, batch.positions, batch.cell, jnp.asarray(fmax, self.dtype),
+                jnp.asarray(max_steps), relax_cell=relax_cell,
+            )  # fmt: skip
             if bool(jnp.all(state.done)):
-                break
+                return state, batch, n_rebuilds, initial
             n_rebuilds += 1
+
+    def _write_results(self, atoms, setup: _Setup, state, batch, relax_cell) -> np.ndarray:
+        """Set the final geometry and a ``SinglePointCalculator`` (energy, forces, stress) on
+        each of ``atoms``; returns the final energies ``(S,)``."""
         pred, xf, cellf = self._final(
-            self.params,
-            batch,
-            batch.edge_mask,
-            cell0_j,
-            cf_j,
-            state.lam,
-            state.s,
+            self.params, batch, batch.edge_mask, setup.cell0, setup.cf, state.lam, state.s,
             relax_cell=relax_cell,
-        )
+        )  # fmt: skip
         # The final list was valid for the final geometry (loop exits only on done or invalid).
         xf, cellf = np.asarray(xf, np.float64), np.asarray(cellf, np.float64)
         energies = np.asarray(pred.energy, np.float64)[:-1]
         forces = np.asarray(pred.forces, np.float64)
         stress = None if pred.stress is None else np.asarray(pred.stress, np.float64)
+        moves = np.asarray(setup.cell_moves)
         n0 = 0
         for k, a in enumerate(atoms):
             n = len(a)
-            if cell_moves[k]:
+            if moves[k]:
                 a.set_cell(cellf[k], scale_atoms=False)
             a.positions = xf[n0 : n0 + n]
             results = {
@@ -389,11 +408,7 @@ class BatchedFIRE:
                 results["stress"] = full_3x3_to_voigt_6_stress(stress[k])
             a.calc = SinglePointCalculator(a, **results)
             n0 += n
-        steps = np.asarray(state.steps)[:-1]
-        fm = np.asarray(state.fmax, np.float64)[:-1]
-        return BatchedRelaxResult(
-            atoms, energies, fm < fmax, steps, fm, n_rebuilds, time.perf_counter() - t0, initial
-        )
+        return energies
 
     def _current(self, state, cell0, cf, n_node, atoms):
         f = np.asarray(_expm(state.lam / cf[:, None, None]), np.float64)
@@ -426,7 +441,7 @@ def relax_batched(
 
     Example::
 
-        from facet.batched import relax_batched
+        from facet.dynamics import relax_batched
         result = relax_batched(list_of_atoms, model, fmax=0.05, max_steps=500)
         result.atoms[0].get_potential_energy()
     """

@@ -4,7 +4,7 @@ The integrators are jax-md's (Schoenholz and Cubuk, NeurIPS 2020; https://github
 jax-md): velocity Verlet for NVE and the BAOAB Langevin scheme of Davidchack, Ouldridge and
 Tretyakov (J. Chem. Phys. 142, 144114 (2015)) for NVT. Forces come from the model through a
 :class:`~facet.data.GraphBatch` whose Verlet list (built at ``cutoff + skin``) is rebuilt outside
-``jit`` only when :func:`~facet.batched.neighbors.list_is_valid` fails, jax-md style. Several
+``jit`` only when :func:`~facet.dynamics.neighbors.list_is_valid` fails, jax-md style. Several
 structures (replicas) can run together in one batch.
 
 Units are ASE's: eV, A, amu, and time in ``A sqrt(amu / eV)`` (``ase.units.fs`` = 0.0982 of it),
@@ -18,35 +18,20 @@ every force the integrator uses was computed with a complete list.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ase import units
 
+from .ensembles import builder
 from .neighbors import build_graphs, capacity_for, list_is_valid, mask_edges, padded_batch
-from .potential import PredictFn, split_model
+from .potential import PredictFn, check_structures, pure_predict
 
-__all__ = ["JaxMDConfig", "JaxMDResult", "JaxMD", "ENSEMBLES", "run_jax_md"]
-
-
-def _nve(force_fn, shift_fn, dt, kt, gamma):
-    from jax_md import simulate
-
-    return simulate.nve(force_fn, shift_fn, dt)
-
-
-def _nvt_langevin(force_fn, shift_fn, dt, kt, gamma):
-    from jax_md import simulate
-
-    # Centring would mix the padding atoms into the centre-of-mass velocity.
-    return simulate.nvt_langevin(force_fn, shift_fn, dt, kt, gamma=gamma, center_velocity=False)
-
-
-#: Ensemble name -> ``factory(force_fn, shift_fn, dt, kT, gamma) -> (init_fn, step_fn)``.
-ENSEMBLES: dict[str, Callable] = {"nve": _nve, "nvt": _nvt_langevin}
+__all__ = ["JaxMDConfig", "JaxMDResult", "JaxMD", "run_jax_md"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +42,7 @@ class JaxMDConfig:
     Langevin friction in 1/fs; ``log_interval`` steps between recorded energies;
     ``buffer_records`` energies kept on the device between host transfers (a static shape, so
     the run length never changes the compiled program); ``skin`` (A) and ``headroom`` as in
-    :class:`facet.batched.FireConfig`; ``record_positions`` also keeps the positions of every
+    :class:`facet.dynamics.FireConfig`; ``record_positions`` also keeps the positions of every
     record (for a trajectory file). The last step is always recorded, whether or not it is a
     multiple of ``log_interval``.
     """
@@ -95,6 +80,37 @@ class _Carry(NamedTuple):
     rec_pos: jax.Array
 
 
+def _padded(atoms: list, values, fill: float) -> np.ndarray:
+    """Per-atom ``values(a)`` of every structure, concatenated, plus one padding row."""
+    first = np.asarray(values(atoms[0]))
+    out = np.full((sum(len(a) for a in atoms) + 1, *first.shape[1:]), fill)
+    out[:-1] = np.concatenate([values(a) for a in atoms])
+    return out
+
+
+class _Records(NamedTuple):
+    """Host copies of the recorded steps, energies and (optionally) positions, per segment."""
+
+    steps: list
+    epot: list
+    ekin: list
+    positions: list
+
+    def first(self, epot, ekin, positions) -> None:
+        self.steps.append([0])
+        self.epot.append(np.asarray(epot))
+        self.ekin.append(np.asarray(ekin))
+        self.positions.append(np.asarray(positions, np.float64)[None])
+
+    def add(self, c: _Carry, with_positions: bool) -> None:
+        n = int(c.n_rec)
+        self.steps.append(np.asarray(c.rec_step[:n]))
+        self.epot.append(np.asarray(c.rec_epot[:n]))
+        self.ekin.append(np.asarray(c.rec_ekin[:n]))
+        if with_positions:
+            self.positions.append(np.asarray(c.rec_pos[:n], np.float64))
+
+
 class JaxMD:
     """Compiled MD for one model and configuration; reuse an instance to reuse the program."""
 
@@ -106,18 +122,13 @@ class JaxMD:
         dtype: str = "float32",
         predict: PredictFn | None = None,
     ):
-        from ase import units
-
-        if config.ensemble not in ENSEMBLES:
-            raise ValueError(
-                f"unknown ensemble {config.ensemble!r}; available: {', '.join(sorted(ENSEMBLES))}"
-            )
+        self._make = builder(config.ensemble, "jax_md")
         self.config = config
         self.cutoff = float(model.cutoff)
         self.dtype = np.dtype(dtype)
         # the model's declared elements (facet.elements); None accepts every element
         self.supported_numbers = getattr(model, "supported_numbers", None)
-        self.params, self._apply = split_model(model, predict)
+        self.params, self._apply = pure_predict(model, predict)
         self.dt = config.timestep_fs * units.fs
         self.kt = config.temperature_K * units.kB
         self.gamma = config.friction_per_fs / units.fs
@@ -134,11 +145,10 @@ class JaxMD:
         return force_fn
 
     def _sim(self, params):
-        from jax_md import space
+        from jax_md import space  # lazy: 37-40 s to import (facet.dynamics.ensembles)
 
         _, shift_fn = space.free()
-        make = ENSEMBLES[self.config.ensemble]
-        return make(self._force_fn(params), shift_fn, self.dt, self.kt, self.gamma)
+        return self._make(self._force_fn(params), shift_fn, self.dt, self.kt, self.gamma)
 
     def _init_state(self, params, key, positions, mass, momenta, batch, base_mask):
         init_fn, _ = self._sim(params)
@@ -223,86 +233,65 @@ class JaxMD:
         t0 = time.perf_counter()
         single = not isinstance(structures, list | tuple)
         atoms = [a.copy() for a in ([structures] if single else structures)]
-        from ..elements import check_supported
-        from ..errors import InputError
-
-        for k, a in enumerate(atoms):
-            where = f"structure {k} ({a.get_chemical_formula()})"
-            if len(a) == 0:
-                raise InputError(f"{where}: the structure has no atoms")
-            check_supported(self, a.numbers, where)
-            if not np.all(np.isfinite(a.positions)):
-                raise InputError(f"{where}: NaN/inf positions")
-        cfg, dt = self.config, self.dtype
+        check_structures(self, atoms)
         n_node = sum(len(a) for a in atoms) + 1
-        x = np.zeros((n_node, 3))
-        x[:-1] = np.concatenate([a.positions for a in atoms])
-        mass = np.ones((n_node,))
-        mass[:-1] = np.concatenate([a.get_masses() for a in atoms])
-        mom = np.zeros((n_node, 3))
-        mom[:-1] = np.concatenate([a.get_momenta() for a in atoms])
-        numbers = [a.numbers for a in atoms]
-        cells = [np.asarray(a.cell) for a in atoms]
-        pbcs = [a.pbc for a in atoms]
+        x, mass, mom = (_padded(atoms, f, fill) for f, fill in
+                        ((lambda a: a.positions, 0.0), (lambda a: a.get_masses(), 1.0),
+                         (lambda a: a.get_momenta(), 0.0)))  # fmt: skip
+        rec = _Records([], [], [], [])
         capacity, n_rebuilds, md_state, step = 0, -1, None, 0
-        rec_s, rec_e, rec_k, rec_x = [], [], [], []
         while True:
             cur = x if md_state is None else np.asarray(md_state.position, np.float64)
-            parts = np.split(cur[:-1], np.cumsum([len(a) for a in atoms])[:-1])
-            graphs = build_graphs(parts, numbers, cells, pbcs, self.cutoff + cfg.skin)
-            n_edges = sum(gr.n_edge for gr in graphs)
-            if n_edges + 1 > capacity:
-                capacity = capacity_for(n_edges, cfg.headroom)
-            batch = padded_batch(graphs, capacity, n_node_pad=n_node, dtype=dt)
-            batch = jax.tree_util.tree_map(jnp.asarray, batch)
-            batch = batch._replace(positions=jnp.asarray(cur, dt))
+            batch, capacity = self._batch(atoms, cur, capacity, n_node)
             n_rebuilds += 1
             if md_state is None:
-                md_state = self._init(
-                    self.params,
-                    jax.random.PRNGKey(seed),
-                    batch.positions,
-                    jnp.asarray(mass, dt),
-                    jnp.asarray(mom, dt),
-                    batch,
-                    batch.edge_mask,
-                )
-                e0, k0 = self._record0(self.params, md_state, batch)
-                rec_s.append([0])
-                rec_e.append(np.asarray(e0))
-                rec_k.append(np.asarray(k0))
-                rec_x.append(np.asarray(md_state.position, np.float64)[None])
+                md_state = self._init(self.params, jax.random.PRNGKey(seed), batch.positions,
+                                      jnp.asarray(mass, self.dtype), jnp.asarray(mom, self.dtype),
+                                      batch, batch.edge_mask)  # fmt: skip
+                rec.first(*self._record0(self.params, md_state, batch), md_state.position)
             step_at_build = step
-            while True:
-                c = self._loop(
-                    self.params,
-                    md_state,
-                    batch,
-                    batch.edge_mask,
-                    batch.positions,
-                    jnp.asarray(steps),
-                    jnp.asarray(step),
-                )
-                md_state, step = c.md, int(c.step)
-                if progress is not None:
-                    progress(step)
-                n = int(c.n_rec)
-                rec_s.append(np.asarray(c.rec_step[:n]))
-                rec_e.append(np.asarray(c.rec_epot[:n]))
-                rec_k.append(np.asarray(c.rec_ekin[:n]))
-                if cfg.record_positions:
-                    rec_x.append(np.asarray(c.rec_pos[:n], np.float64))
-                if not bool(c.valid) or step >= steps:
-                    break
+            md_state, step = self._segments(md_state, batch, steps, step, rec, progress)
             if step >= steps:
                 break
             if step == step_at_build:
                 # Even a freshly built list did not survive one step: rebuilding cannot help.
                 raise ValueError(
                     f"MD step {step}: an atom moves more than half the neighbour-list skin "
-                    f"({cfg.skin} A) in one {cfg.timestep_fs} fs step, so no list stays complete; "
-                    "use a shorter timestep or a larger skin, and check the temperature and forces"
+                    f"({self.config.skin} A) in one {self.config.timestep_fs} fs step, so no list "
+                    "stays complete; use a shorter timestep or a larger skin, and check the "
+                    "temperature and forces"
                 )
+        return self._result(atoms, md_state, rec, n_rebuilds, time.perf_counter() - t0)
+
+    def _batch(self, atoms: list, positions: np.ndarray, capacity: int, n_node: int):
+        """A Verlet list (at ``cutoff + skin``) of ``positions``, padded to ``capacity`` or to a
+        larger one when it no longer fits; returns ``(batch, capacity)``."""
+        parts = np.split(positions[:-1], np.cumsum([len(a) for a in atoms])[:-1])
+        cells = [np.asarray(a.cell) for a in atoms]
+        graphs = build_graphs(parts, [a.numbers for a in atoms], cells, [a.pbc for a in atoms],
+                              self.cutoff + self.config.skin)
+        n_edges = sum(gr.n_edge for gr in graphs)
+        if n_edges + 1 > capacity:
+            capacity = capacity_for(n_edges, self.config.headroom)
+        batch = padded_batch(graphs, capacity, n_node_pad=n_node, dtype=self.dtype)
+        batch = jax.tree_util.tree_map(jnp.asarray, batch)
+        return batch._replace(positions=jnp.asarray(positions, self.dtype)), capacity
+
+    def _segments(self, md_state, batch, steps: int, step: int, rec: _Records, progress):
+        """Run compiled segments (each ends when its record buffer is full) until ``steps`` or
+        until the list may miss a pair; returns ``(md_state, step)``."""
+        while True:
+            c = self._loop(self.params, md_state, batch, batch.edge_mask, batch.positions,
+                           jnp.asarray(steps), jnp.asarray(step))  # fmt: skip
+            md_state, step = c.md, int(c.step)
+            if progress is not None:
+                progress(step)
+            rec.add(c, self.config.record_positions)
+            if not bool(c.valid) or step >= steps:
+                return md_state, step
+
+    def _result(self, atoms, md_state, rec: _Records, n_rebuilds: int, wall: float):
+        """Set the final positions and momenta on ``atoms`` and collect the records."""
         xs = np.asarray(md_state.position, np.float64)
         ps = np.asarray(md_state.momentum, np.float64)
         n0 = 0
@@ -311,20 +300,18 @@ class JaxMD:
             a.positions = xs[n0 : n0 + n]
             a.set_momenta(ps[n0 : n0 + n])
             n0 += n
-        epot = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec_e])[:, :-1]
-        ekin = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec_k])[:, :-1]
-        from ase import units
-
+        epot = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec.epot])[:, :-1]
+        ekin = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec.ekin])[:, :-1]
         dof = np.array([3.0 * len(a) for a in atoms])
         return JaxMDResult(
             atoms,
-            np.concatenate([np.ravel(s) for s in rec_s]),
+            np.concatenate([np.ravel(s) for s in rec.steps]),
             epot,
             ekin,
             2.0 * ekin / (dof * units.kB),
             n_rebuilds,
-            time.perf_counter() - t0,
-            np.concatenate(rec_x)[:, :-1] if cfg.record_positions else None,
+            wall,
+            np.concatenate(rec.positions)[:, :-1] if self.config.record_positions else None,
         )
 
     def _energies(self, params, md_state, batch):

@@ -1,15 +1,9 @@
 """Molecular dynamics through ASE: NVE, Langevin NVT and MTK NPT, with trajectory and log files.
 
-Integrators (registered in :data:`ENSEMBLES`):
+Integrators: the ``ase`` builders of :data:`facet.dynamics.ensembles.ENSEMBLES` (``nve``
+velocity Verlet, ``nvt`` Langevin, ``npt`` isotropic MTK barostat).
 
-* ``nve``: velocity Verlet (:class:`ase.md.verlet.VelocityVerlet`).
-* ``nvt``: Langevin (:class:`ase.md.langevin.Langevin`; Vanden-Eijnden and Ciccotti,
-  Chem. Phys. Lett. 429, 310 (2006)), friction in 1/fs.
-* ``npt``: isotropic Martyna-Tobias-Klein barostat with Nosé-Hoover chains
-  (:class:`ase.md.nose_hoover_chain.IsotropicMTKNPT`; J. Chem. Phys. 101, 4177 (1994)),
-  thermostat and barostat damping times 100 and 1000 time steps, pressure in GPa.
-
-For a loop compiled end to end (no Python per step) use :mod:`facet.batched.md` (jax-md).
+For a loop compiled end to end (no Python per step) use :mod:`facet.dynamics.jaxmd` (jax-md).
 
 Energy conservation of an NVE run is summarised by :func:`energy_drift`: the slope of a
 least-squares line through the total energy per atom, in eV/atom/ps.
@@ -23,6 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from ase import units
+from ase.io import Trajectory, write
+from ase.md import MDLogger
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+from ..errors import InputError
+from .ensembles import ENSEMBLES, builder
 
 __all__ = ["MDSettings", "MDRun", "ENSEMBLES", "run_md", "energy_drift"]
 
@@ -42,52 +43,6 @@ class MDSettings:
     pressure_GPa: float = 0.0
     log_interval: int = 10
     seed: int = 0
-
-
-def _nve(atoms, s: MDSettings, rng):
-    from ase import units
-    from ase.md.verlet import VelocityVerlet
-
-    return VelocityVerlet(atoms, timestep=s.timestep_fs * units.fs)
-
-
-def _nvt(atoms, s: MDSettings, rng):
-    from ase import units
-    from ase.md.langevin import Langevin
-
-    return Langevin(
-        atoms,
-        timestep=s.timestep_fs * units.fs,
-        temperature_K=s.temperature_K,
-        friction=s.friction_per_fs / units.fs,
-        rng=rng,
-    )
-
-
-def _npt(atoms, s: MDSettings, rng):
-    from ase import units
-    from ase.md.nose_hoover_chain import IsotropicMTKNPT
-
-    if not atoms.pbc.all():
-        from .errors import InputError
-
-        raise InputError(
-            f"NPT needs a structure periodic in all three directions (pbc = {atoms.pbc.tolist()});"
-            " use nve or nvt for a molecule or a slab"
-        )
-    dt = s.timestep_fs * units.fs
-    return IsotropicMTKNPT(
-        atoms,
-        timestep=dt,
-        temperature_K=s.temperature_K,
-        pressure_au=s.pressure_GPa * units.GPa,
-        tdamp=100 * dt,
-        pdamp=1000 * dt,
-    )
-
-
-#: Ensemble name -> ``factory(atoms, settings, rng) -> ase.md.MolecularDynamics``.
-ENSEMBLES: dict[str, Callable] = {"nve": _nve, "nvt": _nvt, "npt": _npt}
 
 
 @dataclass
@@ -127,16 +82,7 @@ def run_md(
     step and always the last step, so the final record is the final structure. ``progress`` is
     called with the number of steps done after every step.
     """
-    from ase import units
-    from ase.md import MDLogger
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-
-    if settings.ensemble not in ENSEMBLES:
-        raise ValueError(
-            f"unknown ensemble {settings.ensemble!r}; available: {', '.join(sorted(ENSEMBLES))}"
-        )
-    from .errors import InputError
-
+    make = builder(settings.ensemble, "ase")
     if steps < 0:
         raise InputError(f"steps must be >= 0, got {steps}")
     if settings.log_interval < 1:
@@ -147,7 +93,7 @@ def run_md(
     if not np.any(atoms.get_momenta()) and settings.temperature_K > 0:
         MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
         Stationary(atoms)
-    dyn = ENSEMBLES[settings.ensemble](atoms, settings, rng)
+    dyn = make(atoms, settings, rng)
     rows: list[tuple[float, ...]] = []
 
     def record():
@@ -161,13 +107,9 @@ def run_md(
     traj = None
     if trajectory is not None:
         if str(trajectory).endswith(".traj"):
-            from ase.io import Trajectory
-
             traj = Trajectory(str(trajectory), "w", atoms)
             observers.append(traj.write)
         else:
-            from ase.io import write
-
             if os.path.exists(trajectory):
                 os.remove(trajectory)
             observers.append(lambda: write(str(trajectory), atoms, append=True))

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..data.batch import Graph, GraphBatch, collate
 from ..data.neighbors import neighbor_list
+from ..nn.model import edge_vectors as _edge_vectors
 
 __all__ = [
     "edge_vectors",
@@ -45,13 +46,13 @@ __all__ = [
 
 
 def edge_vectors(batch: GraphBatch) -> jax.Array:
-    """``r_ij = x_j + S_e C_g - x_i`` for every edge (padding edges give 0)."""
+    """``r_ij = x_j + S_e C_g - x_i`` for every edge of ``batch`` (padding edges give 0): the
+    model's own :func:`facet.nn.model.edge_vectors`, with shifts and cell in the positions'
+    dtype."""
     pos = jnp.asarray(batch.positions)
-    cell = jnp.asarray(batch.cell, pos.dtype)
-    shifts = jnp.asarray(batch.shifts, pos.dtype)
-    g = jnp.asarray(batch.node_graph)[jnp.asarray(batch.receivers)]
-    offset = jnp.einsum("ek,ekl->el", shifts, cell[g])
-    return pos[batch.senders] + offset - pos[batch.receivers]
+    return _edge_vectors(pos, jnp.asarray(batch.cell, pos.dtype),
+                         jnp.asarray(batch.shifts, pos.dtype), batch.senders, batch.receivers,
+                         jnp.asarray(batch.node_graph))
 
 
 def build_graphs(

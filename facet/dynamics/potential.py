@@ -4,42 +4,54 @@ Every compiled loop here (batched FIRE, jax-md) calls a model through
 ``predict(model, batch, forces=..., stress=...)`` with the signature of
 :func:`facet.physics.predict`, which is the default. Any object following the model contract
 (``cutoff``, ``__call__(batch) -> node_energies``) works, e.g.
-:class:`facet.batched.pair.MorsePotential` with its :func:`~facet.batched.pair.analytic_predict`.
+:class:`facet.dynamics.pair.MorsePotential` with its :func:`~facet.dynamics.pair.analytic_predict`.
 
-The model is split once with :func:`flax.nnx.split`; its state is passed to the compiled function
-as an argument (not baked in as constants), so one compiled program serves every set of weights
-of the same architecture.
+The model is split once (:func:`facet.model_io.split_model`); its state is passed to the compiled
+function as an argument (not baked in as constants), so one compiled program serves every set
+of weights of the same architecture.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from flax import nnx
 
-__all__ = ["PredictFn", "default_predict", "split_model"]
+from ..elements import check_supported
+from ..errors import InputError
+from ..model_io import split_model
+from ..physics import predict as physics_predict
+
+__all__ = ["PredictFn", "pure_predict", "check_structures"]
 
 PredictFn = Callable[..., Any]
 
 
-def default_predict() -> PredictFn:
-    """:func:`facet.physics.predict` (imported lazily so that this package loads without it)."""
-    from ..physics import predict
-
-    return predict
-
-
-def split_model(model: Any, predict: PredictFn | None = None):
+def pure_predict(model: Any, predict: PredictFn | None = None):
     """``(state, apply)`` with ``apply(state, batch, forces=True, stress=True)`` pure.
 
-    ``apply`` returns whatever ``predict`` returns (``energy``, ``node_energies``, ``forces``,
-    ``stress`` fields).
+    ``predict`` is :func:`facet.physics.predict` unless given; ``apply`` returns whatever it
+    returns (``energy``, ``node_energies``, ``forces``, ``stress`` fields). ``state`` is the
+    pair ``(params, rest)`` of :func:`facet.model_io.split_model`.
     """
-    predict = predict or default_predict()
-    graphdef, state = nnx.split(model)
+    predict = predict or physics_predict
+    graphdef, params, rest = split_model(model)
 
     def apply(state, batch, forces: bool = True, stress: bool = True):
-        return predict(nnx.merge(graphdef, state), batch, forces=forces, stress=stress)
+        return predict(nnx.merge(graphdef, *state), batch, forces=forces, stress=stress)
 
-    return state, apply
+    return (params, rest), apply
+
+
+def check_structures(model: Any, atoms: Sequence[Any]) -> None:
+    """Refuse, with one line naming the structure, an empty structure, an element ``model``
+    does not support (:func:`facet.elements.check_supported`) or NaN/inf positions."""
+    for k, a in enumerate(atoms):
+        where = f"structure {k} ({a.get_chemical_formula()})"
+        if len(a) == 0:
+            raise InputError(f"{where}: the structure has no atoms")
+        check_supported(model, a.numbers, where)
+        if not np.all(np.isfinite(a.positions)):
+            raise InputError(f"{where}: NaN/inf positions")

@@ -4,7 +4,7 @@ The protocol is Matbench Discovery's (Riebesell et al., Nat. Mach. Intell. 2025)
 al., PRL 97, 170201 (2006)) on :class:`ase.filters.FrechetCellFilter` (positions and the log of
 the deformation gradient relax together), converged when every generalised force row is below
 ``fmax`` (eV/A) or after ``steps`` steps. For many structures at once in one compiled loop see
-:func:`facet.batched.relax_batched`, which follows the same trajectory.
+:func:`facet.dynamics.relax_batched`, which follows the same trajectory.
 
 Readers accept CIF, POSCAR/CONTCAR (``*.vasp``), extxyz/xyz, ASE databases (``*.db``) and
 anything else :func:`ase.io.read` understands; pymatgen ``Structure``/``Molecule`` objects are
@@ -21,6 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db import connect
+from ase.filters import FrechetCellFilter
+from ase.io import Trajectory, read, write
+from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+from ase.optimize import FIRE
+from tqdm.auto import tqdm
+
+from ..errors import InputError
 
 __all__ = [
     "RelaxResult",
@@ -58,11 +68,9 @@ class RelaxResult:
 
 def to_atoms(obj: Any, key: str = "") -> Any:
     """``ase.Atoms`` from an Atoms object or a pymatgen ``Structure``/``Molecule``."""
-    from ase import Atoms
-
     if isinstance(obj, Atoms):
         return obj
-    try:
+    try:  # lazy: pymatgen.io.ase took 3.4 s to import on one loaded core (python -X importtime)
         from pymatgen.core import Molecule, Structure
         from pymatgen.io.ase import AseAtomsAdaptor
     except ImportError:  # pragma: no cover - pymatgen is a dependency
@@ -76,8 +84,6 @@ def to_atoms(obj: Any, key: str = "") -> Any:
 
 
 def _read_db(path: Path) -> list[tuple[str, Any]]:
-    from ase.db import connect
-
     out = []
     with connect(str(path)) as db:
         for row in db.select():
@@ -94,10 +100,6 @@ def read_structures(
     ``ValueError``) naming a file that holds no structure or cannot be parsed (with the parser's
     message).
     """
-    from ase.io import read
-
-    from .errors import InputError
-
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     out: list[tuple[str, Any]] = []
@@ -132,7 +134,6 @@ def _max_row_norm(forces: np.ndarray) -> float:
 def _freeze_results(atoms: Any) -> None:
     """Replace a (shared) calculator by a snapshot of its results for ``atoms``, so that later
     calculations on other structures cannot change what this result reports."""
-    from ase.calculators.singlepoint import SinglePointCalculator
 
     res = dict(getattr(atoms.calc, "results", {}) or {})
     keep = ("energy", "free_energy", "forces", "stress", "energies")
@@ -164,24 +165,18 @@ def relax(
         trajectory: ASE ``.traj`` file receiving every step (optional).
         logfile: FIRE's text log (optional; ``"-"`` for stdout).
     """
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
 
     atoms = to_atoms(atoms, key).copy()
     atoms.calc = calculator
     e0 = float(atoms.get_potential_energy())
     cell_dof = relax_cell and bool(atoms.pbc.all())
     if scalar_pressure != 0.0 and not cell_dof:
-        from .errors import InputError
-
         why = "relax_cell=False" if not relax_cell else "not periodic in 3D"
         raise InputError(f"{key or atoms.get_chemical_formula()}: an external pressure acts "
                          f"through the cell, which stays fixed here ({why}); it would be ignored")
     target = FrechetCellFilter(atoms, scalar_pressure=scalar_pressure) if cell_dof else atoms
     opt = FIRE(target, logfile=None if logfile is None else str(logfile))
     if trajectory is not None:
-        from ase.io import Trajectory
-
         traj = Trajectory(str(trajectory), "w", atoms)
         opt.attach(traj.write, interval=1)
     try:
@@ -225,8 +220,6 @@ def relax_many(
         Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
     iterator = items
     if progress:
-        from tqdm.auto import tqdm
-
         iterator = tqdm(items, desc="relax", unit="structure")
     results = []
     for i, (key, s) in enumerate(iterator):
@@ -250,9 +243,6 @@ def output_format(path: str | os.PathLike, n_structures: int = 1) -> str:
     """The ASE format that ``path``'s extension names (``.extxyz``/``.xyz``, ``.cif``,
     ``.vasp``, ``.traj``, ...); raises :class:`facet.errors.InputError` for an extension ASE
     cannot write, or a one-structure format (POSCAR) given several structures."""
-    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
-
-    from .errors import InputError
 
     try:
         fmt = filetype(os.fspath(path), read=False)
@@ -277,8 +267,6 @@ def write_relaxed(results: Sequence[RelaxResult], path: str | os.PathLike) -> No
     ``steps`` and ``fmax`` in each frame's ``info`` (forces and stress from the calculator when
     present), in the format of ``path``'s extension (:func:`output_format`; extxyz keeps every
     field, other formats what they can hold)."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
 
     fmt = output_format(path, len(results))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facet.data.batch import Graph, GraphBatch, collate
+from facet.data.batch import Graph, GraphBatch, collate, pack_indices
 
 __all__ = ["Budget", "pack_indices", "empty_batch", "stack_batches", "EpochBatcher",
            "edge_pads"]
@@ -47,26 +47,6 @@ class Budget:
                     f"edges) does not fit the batch budget data.max_nodes={self.max_nodes} (one "
                     f"node is padding), data.max_edges={self.max_edges}; raise the budget"
                 )
-
-
-def pack_indices(order: np.ndarray, n_nodes: np.ndarray, n_edges: np.ndarray,
-                 budget: Budget) -> list[np.ndarray]:
-    """Greedy packing of ``order`` (structure indices) into batches under ``budget``."""
-    packs: list[np.ndarray] = []
-    cur: list[int] = []
-    n = e = 0
-    for i in order:
-        ni, ei = int(n_nodes[i]), int(n_edges[i])
-        if cur and (n + ni + 1 > budget.max_nodes or e + ei > budget.max_edges
-                    or len(cur) + 2 > budget.max_graphs):
-            packs.append(np.asarray(cur))
-            cur, n, e = [], 0, 0
-        cur.append(int(i))
-        n += ni
-        e += ei
-    if cur:
-        packs.append(np.asarray(cur))
-    return packs
 
 
 def edge_pads(edge_totals, max_edges: int, buckets: int = 1, quantum: int = 128) -> tuple[int, ...]:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
+from ..model_spec import DTYPES, ModelSpec
 
 __all__ = [
     "ConfigError",
@@ -43,14 +44,11 @@ class ConfigError(InputError):
 
 
 @dataclass(frozen=True)
-class ModelSection:
-    """Which model to train.
+class ModelSection(ModelSpec):
+    """Which model to train: :class:`facet.model_spec.ModelSpec` (``preset``, ``overrides``,
+    ``dtype``, ``seed``, with their defaults) and
 
     Attributes:
-        preset: name in ``facet.nn.presets.PRESETS`` (e.g. ``facet-s``).
-        overrides: fields of ``ModelConfig`` replacing the preset's (checked by the model).
-        dtype: ``float32`` or ``float64`` for parameters and batches.
-        seed: parameter initialisation seed.
         init_from: a registered model name (``default``: the shipped model), a checkpoint
             directory or a run directory to fine-tune from (its EMA weights are loaded; the E0s
             are refitted on the new training data), or None. Its architecture is the
@@ -64,10 +62,6 @@ class ModelSection:
             the pretrained model's E0s).
     """
 
-    preset: str = "facet-s"
-    overrides: dict = field(default_factory=dict)
-    dtype: str = "float32"
-    seed: int = 0
     init_from: str | None = None
     atomic_energies: str = "fit"
 
@@ -360,7 +354,7 @@ def _check_semantics(cfg: TrainConfig) -> None:
         if not cond:
             raise ConfigError(f"config key '{key}': {msg}")
 
-    need(cfg.model.dtype in ("float32", "float64"), "model.dtype", "must be float32 or float64")
+    need(cfg.model.dtype in DTYPES, "model.dtype", f"must be one of {', '.join(DTYPES)}")
     _check_finite_numbers(cfg)
     _check_model_overrides(cfg.model.overrides)
     from facet.data.mptrj import ENERGY_LABELS
@@ -453,7 +447,7 @@ def check_data_paths(cfg: TrainConfig, base: Path | None = None) -> None:
                               "training from scratch; fine-tuning ('model.init_from') refits "
                               "the pretrained model's E0s")
     if cfg.model.init_from is not None:
-        from facet.calculator import model_path
+        from ..model_io import model_path  # lazy: it imports JAX and the network (25-30 s here)
 
         try:
             model_path(cfg.model.init_from)  # a registered name ("default") or a folder

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from ..model_io import split_model
 from .loss import combine_loss, error_sums, loss_sums
 from .optim import ema_update
 
@@ -54,11 +55,6 @@ class TrainState(NamedTuple):
     opt_state: Any
     ema: Any
     rng: Any
-
-
-def split_model(model: nnx.Module):
-    """``(graphdef, params, rest)`` with ``params`` the ``nnx.Param`` leaves."""
-    return nnx.split(model, nnx.Param, ...)
 
 
 def init_state(params, tx: optax.GradientTransformation, seed: int = 0) -> TrainState:

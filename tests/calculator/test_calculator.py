@@ -12,7 +12,7 @@ from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_s
 from calc_helpers import MORSE, ase_morse, random_orthogonal, structures
 
 from facet import FacetCalculator
-from facet.batched import MorsePotential
+from facet.dynamics import MorsePotential
 
 
 @pytest.fixture(scope="module")

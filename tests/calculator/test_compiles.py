@@ -14,7 +14,7 @@ from ase.optimize import FIRE
 from calc_helpers import MORSE
 
 from facet import FacetCalculator
-from facet.batched import MorsePotential
+from facet.dynamics import MorsePotential
 
 
 def _relax(steps: int):

@@ -123,7 +123,7 @@ def test_short_relaxation_finds_a_sensible_lattice(calc32):
     with PBE, the teacher's functional)."""
     from ase.build import bulk
 
-    from facet.relax import relax
+    from facet.dynamics.relax import relax
 
     atoms = bulk("Si", "diamond", a=5.43 * 1.04)
     atoms.rattle(0.05, seed=1)
@@ -133,3 +133,22 @@ def test_short_relaxation_finds_a_sensible_lattice(calc32):
     a = (res.atoms.get_volume() * 4) ** (1 / 3)  # 2-atom primitive cell holds 1/4 of the cube
     assert a == pytest.approx(5.45, rel=0.02)
     assert np.abs(res.atoms.get_stress()[:3]).max() < 2e-3  # < 0.3 GPa left
+
+
+def test_declares_at_least_80_elements_and_refuses_the_others(calc32):
+    """Issue 16: the shipped model lists the elements it was trained on (all of its teacher's
+    that the distillation set covers) and refuses any other, naming it."""
+    from ase import Atoms
+
+    meta = json.loads((MODEL_DIR / "meta.json").read_text())
+    elements = meta["supported_elements"]
+    assert len(elements) >= 80
+    assert {"H", "O", "Si", "Na", "Cl", "Cu", "Fe", "W", "Pt", "Ba"} <= set(elements)
+    card = (MODEL_DIR / "README.md").read_text()
+    assert f"Supported elements ({len(elements)}" in card
+    missing = "Po"  # not among SevenNet-0's elements
+    assert missing not in elements
+    atoms = Atoms(f"Cu{missing}", positions=[[0, 0, 0], [2.6, 0, 0]], cell=[9, 9, 9], pbc=True)
+    atoms.calc = calc32
+    with pytest.raises(ValueError, match=f"does not support element.*{missing}"):
+        atoms.get_potential_energy()

@@ -12,7 +12,7 @@ from ase.build import bulk
 from calc_helpers import MORSE
 
 from facet import FacetCalculator
-from facet.batched import MorsePotential
+from facet.dynamics import MorsePotential
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
 
 
 def test_default_and_unknown_names(monkeypatch, tmp_path):
-    import facet.calculator as fc
+    import facet.model_io as fc
 
     # an installation whose shipped model folder is missing says so and lists the alternatives
     monkeypatch.setattr(fc, "_shipped_dir", lambda: tmp_path / "absent")

@@ -78,7 +78,7 @@ _WORKER = textwrap.dedent(
         lambda e, **k: hits.append(e) if e == "/jax/compilation_cache/cache_hits" else None)
     from ase.build import bulk
     from facet import FacetCalculator
-    from facet.batched import MorsePotential
+    from facet.dynamics import MorsePotential
     kw = json.loads(sys.argv[1])
     morse = MorsePotential(epsilon=0.4, r0=2.6, rho0=4.0, rcut1=1.3, rcut2=1.7)
     calc = FacetCalculator(model=morse, **kw)

@@ -27,7 +27,7 @@ def _single_thread_blas():
 def morse64():
     import jax
 
-    from facet.batched import MorsePotential
+    from facet.dynamics import MorsePotential
 
     with jax.enable_x64(True):
         yield MorsePotential(**MORSE, dtype="float64")

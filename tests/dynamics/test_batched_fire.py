@@ -10,8 +10,8 @@ from ase.filters import FrechetCellFilter
 from ase.optimize import FIRE
 from dyn_helpers import ase_morse, cluster, slab, strained_rattled_cu
 
-from facet.batched import BatchedFIRE, FireConfig, analytic_predict
-from facet.batched.neighbors import build_graphs, list_is_valid
+from facet.dynamics import BatchedFIRE, FireConfig, analytic_predict
+from facet.dynamics.neighbors import build_graphs, list_is_valid
 
 FMAX, STEPS = 0.01, 300
 

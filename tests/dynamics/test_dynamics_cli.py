@@ -13,8 +13,8 @@ from facet.cli import main
 
 @pytest.fixture(scope="module", autouse=True)
 def morse_model():
-    from facet.batched import MorsePotential
     from facet.calculator import MODELS, register_model
+    from facet.dynamics import MorsePotential
 
     register_model("test-morse", lambda dtype: MorsePotential(**MORSE, dtype=dtype))
     yield
@@ -77,8 +77,10 @@ def test_facet_relax_ase_and_batched(tmp_path):
         assert a.info["steps"] == b.info["steps"]
 
 
-def test_facet_md_both_engines(tmp_path):
+def test_facet_md_both_engines(tmp_path, monkeypatch):
     from ase.build import bulk
+
+    monkeypatch.chdir(tmp_path)  # the jax run writes its default trajectory to the working dir
 
     write(tmp_path / "cu.cif", bulk("Cu", "fcc", a=3.6) * (2, 2, 2))
     rc = main(
@@ -131,6 +133,7 @@ def test_facet_md_both_engines(tmp_path):
     etot = table[:, 4]
     assert np.ptp(etot) / 8 < 2e-3  # NVE: total energy per atom conserved
     assert table[:, 5].max() > 100  # and the atoms are hot
+    assert len(read(tmp_path / "cu_md.traj", index=":")) == 11  # default: <stem>_md.traj
     assert (
         main(
             [

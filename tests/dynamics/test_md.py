@@ -14,9 +14,9 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 from dyn_helpers import MORSE, ase_morse
 
-from facet.batched import MorsePotential, analytic_predict
-from facet.batched.md import JaxMD, JaxMDConfig
-from facet.md import MDSettings, energy_drift, run_md
+from facet.dynamics import MorsePotential, analytic_predict
+from facet.dynamics.jaxmd import JaxMD, JaxMDConfig
+from facet.dynamics.md import MDSettings, energy_drift, run_md
 
 
 def _hot_cu(temperature_k=600.0, seed=0, n=2):

@@ -12,8 +12,8 @@ from ase.build import bulk
 from ase.stress import full_3x3_to_voigt_6_stress
 from dyn_helpers import ase_morse, cluster, slab, strained_rattled_cu
 
-from facet.batched import analytic_predict
-from facet.batched.neighbors import build_graphs, padded_batch
+from facet.dynamics import analytic_predict
+from facet.dynamics.neighbors import build_graphs, padded_batch
 
 
 def _tiny_cell():

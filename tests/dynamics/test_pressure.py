@@ -1,6 +1,6 @@
 """Relaxation under external pressure and at fixed cell, in the three places a user sets them:
-``facet.relax.relax(scalar_pressure=...)`` (ASE), ``FireConfig(scalar_pressure=...)`` (batched)
-and ``facet relax --pressure GPa / --fixed-cell`` (CLI).
+``facet.dynamics.relax.relax(scalar_pressure=...)`` (ASE), ``FireConfig(scalar_pressure=...)``
+(batched) and ``facet relax --pressure GPa / --fixed-cell`` (CLI).
 
 At a converged relaxation under pressure ``p`` the stress is ``sigma = -p I`` (ASE's sign: a
 compressed crystal has negative stress), so ``-tr(sigma)/3 = p``; the volume is below the
@@ -16,9 +16,9 @@ from ase import units
 from ase.io import read, write
 from dyn_helpers import MORSE, ase_morse
 
-from facet.batched import BatchedFIRE, FireConfig, analytic_predict
 from facet.cli import main
-from facet.relax import relax
+from facet.dynamics import BatchedFIRE, FireConfig, analytic_predict
+from facet.dynamics.relax import relax
 
 P_GPA = 3.0
 P = P_GPA * units.GPa  # eV/A^3
@@ -141,8 +141,8 @@ def test_batched_fixed_cell_keeps_the_cell(morse64):
 
 @pytest.fixture(scope="module")
 def morse_cli_model():
-    from facet.batched import MorsePotential
     from facet.calculator import MODELS, register_model
+    from facet.dynamics import MorsePotential
 
     register_model("test-morse-p", lambda dtype: MorsePotential(**MORSE, dtype=dtype))
     yield "test-morse-p"

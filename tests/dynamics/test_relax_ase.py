@@ -1,5 +1,5 @@
-"""ASE relaxation path (facet.relax): readers for every supported format, relaxation of a strained
-and rattled cell to a real minimum, output round trip, and clear errors on bad files."""
+"""ASE relaxation path (facet.dynamics.relax): readers for every supported format, relaxation of a
+strained and rattled cell to a real minimum, output round trip, and clear errors on bad files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from ase.io import read, write
 from dyn_helpers import ase_morse, slab, strained_rattled_cu
 
-from facet.relax import read_structures, relax, relax_many, to_atoms, write_relaxed
+from facet.dynamics.relax import read_structures, relax, relax_many, to_atoms, write_relaxed
 
 
 @pytest.mark.parametrize("fmt,name", [("cif", "x.cif"), ("vasp", "POSCAR"), ("extxyz", "x.xyz")])

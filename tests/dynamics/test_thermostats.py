@@ -3,8 +3,8 @@
 * Langevin friction: on free particles (no forces) a Langevin thermostat relaxes the kinetic
   energy as ``<K>(t) = K_eq + (K_0 - K_eq) exp(-2 gamma t)`` exactly, so the decay rate measures
   the friction in 1/fs and the plateau the temperature in K (ASE path and jax-md path).
-* ``facet.md`` builds ASE's integrators with ASE's units (fs, K, eV/A^3): the run equals one
-  built by hand from ASE's documented units, step for step.
+* ``facet.dynamics.md`` builds ASE's integrators with ASE's units (fs, K, eV/A^3): the run equals
+  one built by hand from ASE's documented units, step for step.
 * MTK barostat: a crystal pre-compressed to the pressure ``p`` stays put under an external ``p``
   (a wrong unit in ``p`` compresses or expands it), and expands when the pressure is released.
 """
@@ -19,9 +19,9 @@ from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
 from dyn_helpers import MORSE, ase_morse
 
-from facet.batched import MorsePotential, analytic_predict
-from facet.batched.md import JaxMD, JaxMDConfig
-from facet.md import MDSettings, run_md
+from facet.dynamics import MorsePotential, analytic_predict
+from facet.dynamics.jaxmd import JaxMD, JaxMDConfig
+from facet.dynamics.md import MDSettings, run_md
 
 
 class FreeParticles(Calculator):
@@ -53,7 +53,7 @@ def _momenta(atoms, temperature_k, seed):
     return atoms
 
 
-# -- ASE Langevin (facet.md, ensemble "nvt") -------------------------------------------------
+# -- ASE Langevin (facet.dynamics.md, ensemble "nvt") -------------------------------------
 
 
 def test_ase_langevin_friction_is_per_fs():
@@ -114,7 +114,7 @@ def test_ase_nvt_and_npt_use_ases_units():
     assert not np.allclose(got.cell[:], start.cell[:], atol=1e-6)  # the barostat acted
 
 
-# -- MTK barostat direction and units (facet.md, ensemble "npt") -----------------------------
+# -- MTK barostat direction and units (facet.dynamics.md, ensemble "npt") -----------------
 
 
 def _lattice_at_pressure(p_gpa: float) -> float:
@@ -160,7 +160,7 @@ def test_npt_volume_moves_with_the_pressure(compressed, p_gpa, direction):
     assert direction * (vol / v0 - 1.0).min() > -1e-4
 
 
-# -- jax-md Langevin (facet.batched.md, ensemble "nvt") --------------------------------------
+# -- jax-md Langevin (facet.dynamics.jaxmd, ensemble "nvt") --------------------------------------
 
 
 def test_jax_md_langevin_friction_and_temperature():

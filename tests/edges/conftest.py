@@ -20,8 +20,8 @@ import pytest  # noqa: E402
 def morse_model():
     from dyn_helpers import MORSE
 
-    from facet.batched import MorsePotential
     from facet.calculator import MODELS, register_model
+    from facet.dynamics import MorsePotential
 
     register_model("test-morse", lambda dtype: MorsePotential(**MORSE, dtype=dtype))
     yield "test-morse"

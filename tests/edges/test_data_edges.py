@@ -135,7 +135,7 @@ def test_calculator_refuses_empty_atoms():
     from dyn_helpers import MORSE
 
     from facet import FacetCalculator
-    from facet.batched import MorsePotential
+    from facet.dynamics import MorsePotential
 
     atoms = Atoms()
     atoms.calc = FacetCalculator(model=MorsePotential(**MORSE))

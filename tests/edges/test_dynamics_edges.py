@@ -68,8 +68,8 @@ def test_cli_relax_md_evaluate_refuse_unsupported_elements(tmp_path, capsys):
 
 
 def test_batched_paths_refuse_undeclared_elements():
-    from facet.batched import BatchedFIRE, MorsePotential
-    from facet.batched.md import JaxMD
+    from facet.dynamics import BatchedFIRE, MorsePotential
+    from facet.dynamics.jaxmd import JaxMD
 
     model = MorsePotential(**MORSE)
     model.supported_numbers = (29,)

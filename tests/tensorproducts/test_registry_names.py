@@ -17,9 +17,8 @@ def test_tensor_product_names():
 
 
 def test_model_and_training_names():
-    import facet.batched.md as batched_md
-    import facet.md as md
-    from facet.calculator import MODELS
+    from facet.dynamics.ensembles import ENSEMBLES, names
+    from facet.model_io import MODELS
     from facet.nn.grid_mixing import GRID_ACTIVATIONS
     from facet.nn.presets import PRESETS
     from facet.nn.radial import RADIAL_BASES
@@ -29,8 +28,9 @@ def test_model_and_training_names():
     assert sorted(PRESETS) == ["facet-m", "facet-s"]
     assert sorted(RADIAL_BASES) == ["bessel", "bspline"]
     assert sorted(GRID_ACTIVATIONS) == ["quadratic", "silu"]
-    assert sorted(md.ENSEMBLES) == ["npt", "nve", "nvt"]
-    assert sorted(batched_md.ENSEMBLES) == ["nve", "nvt"]
+    assert sorted(ENSEMBLES) == ["npt", "nve", "nvt"]
+    assert names("ase") == ["npt", "nve", "nvt"]
+    assert names("jax_md") == ["nve", "nvt"]
     assert sorted(OPTIMIZERS) == ["adam", "adamw", "sgd"]
     assert sorted(SCHEDULES) == ["constant", "cosine", "linear"]
     assert sorted(LOSS_KINDS) == ["huber", "mae", "mse"]

@@ -48,7 +48,7 @@ def cmd_md_jax(calc, msg: dict) -> dict:
     from ase.io import read
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-    from facet.batched.md import JaxMD, JaxMDConfig
+    from facet.dynamics.jaxmd import JaxMD, JaxMDConfig
 
     atoms = read(msg["file"], index=msg["index"])
     MaxwellBoltzmannDistribution(
@@ -82,7 +82,7 @@ def cmd_batched_relax(calc, msg: dict) -> dict:
     structures = read(msg["file"], index=":")
     steps, fmax = msg["steps"], msg.get("fmax", 0.05)
     if msg.get("mode", "batched") == "batched":
-        from facet.batched import BatchedFIRE
+        from facet.dynamics import BatchedFIRE
 
         if "fire" not in _FIRE_CACHE:
             _FIRE_CACHE["fire"] = BatchedFIRE(calc.model)
@@ -100,7 +100,7 @@ def cmd_batched_relax(calc, msg: dict) -> dict:
             "rebuilds": res.n_rebuilds,
             "compiles": fire.compile_count(),
         }
-    from facet.relax import relax
+    from facet.dynamics.relax import relax
 
     t0, c0 = time.perf_counter(), time.process_time()
     n_steps = conv = 0
