@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facet.nn.config import ModelConfig
+
 SAMPLE = Path("data/sample/mptrj_sample.json")
 
 
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
         "--synthetic", type=int, default=3000, help="frames of a synthetic file (0: none)"
     )
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--cutoff", type=float, default=5.0)
+    p.add_argument("--cutoff", type=float, default=ModelConfig.cutoff)
     p.add_argument("--shard-size", type=int, default=2000)
     p.add_argument("--graphs-per-batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=1, help="also time preprocess --workers N")

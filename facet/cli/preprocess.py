@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..nn.config import ModelConfig
 from .options import fraction, non_negative_float, positive_float, positive_int
 
 NAME = "preprocess"
@@ -18,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="the dataset file (format from the suffix, or --format)")
     parser.add_argument("--out", required=True, help="output directory (shards + manifest.json)")
     parser.add_argument(
-        "--cutoff", type=positive_float, default=5.0, help="neighbour cutoff, Angstrom"
+        "--cutoff", type=positive_float, default=ModelConfig.cutoff,
+        help="neighbour cutoff, Angstrom (default: the model's, %(default)s)"
     )
     parser.add_argument(
         "--label",

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .. import __version__
 from ..errors import InputError
+from ..nn.config import ModelConfig
+from ..version import __version__
 from .batch import Graph
 from .frames import (
     DEFAULT_MIN_DISTANCE,
@@ -69,7 +70,7 @@ class PreprocessConfig:
         format: source format name, or None to detect it from the suffix.
     """
 
-    cutoff: float = 5.0
+    cutoff: float = ModelConfig.cutoff  # the model's default cutoff, owned by ModelConfig
     label: str = "uncorrected_total_energy"
     keys: str = "auto"
     val_fraction: float = 0.05
