@@ -317,7 +317,7 @@ TIDY = ("facet/dynamics/", "facet/model_io.py", "facet/model_spec.py", "facet/ch
         "facet/predict.py", "facet/lammps.py")
 #: Imports left inside functions there, each with its measured reason.
 LAZY_IMPORTS = {
-    "jax_md": "37-40 s to import on one core (python -X importtime -c 'import jax_md')",
+    "jax_md": "32-40 s to import on one core (python -X importtime -c 'import jax_md')",
     "pymatgen.core": "only for pymatgen inputs; pymatgen.io.ase took 3.4 s to import",
     "pymatgen.io.ase": "only for pymatgen inputs; 3.4 s to import",
     "lammps_jax": "an optional dependency (the lammps extra); refused with an install hint",

@@ -16,7 +16,7 @@ means the same physics on both engines:
 An engine's builder is ``None`` where it has no such integrator; :func:`builder` refuses it with
 one line naming the ensembles that engine has.
 
-``jax_md`` is imported inside its builders: importing it took 37-40 s on one loaded core of the
+``jax_md`` is imported inside its builders: importing it took 32-40 s on one loaded core of the
 development machine (``python -X importtime -c "import jax_md"``; 20 s of it in
 ``jax_md.rigid_body``), which every ``facet`` command and the ASE engine would otherwise pay.
 """
@@ -74,13 +74,13 @@ def _ase_npt(atoms, s, rng):
 
 
 def _jax_md_nve(force_fn, shift_fn, dt, kt, gamma):
-    from jax_md import simulate  # lazy: 37-40 s to import (module docstring)
+    from jax_md import simulate  # lazy: 32-40 s to import (module docstring)
 
     return simulate.nve(force_fn, shift_fn, dt)
 
 
 def _jax_md_nvt(force_fn, shift_fn, dt, kt, gamma):
-    from jax_md import simulate  # lazy: 37-40 s to import (module docstring)
+    from jax_md import simulate  # lazy: 32-40 s to import (module docstring)
 
     # Centring would mix the padding atoms into the centre-of-mass velocity.
     return simulate.nvt_langevin(force_fn, shift_fn, dt, kt, gamma=gamma, center_velocity=False)

@@ -145,7 +145,7 @@ class JaxMD:
         return force_fn
 
     def _sim(self, params):
-        from jax_md import space  # lazy: 37-40 s to import (facet.dynamics.ensembles)
+        from jax_md import space  # lazy: 32-40 s to import (facet.dynamics.ensembles)
 
         _, shift_fn = space.free()
         return self._make(self._force_fn(params), shift_fn, self.dt, self.kt, self.gamma)
