@@ -24,7 +24,7 @@ BLOCK_BYTES = 1 << 20
 def _on_cpu() -> bool:
     """Blocking is a CPU cache measure: on accelerators (not measured here) the one pass, whose
     ops each fill the device, is kept, as for the model's blocked message pass
-    (facet.nn.interaction.edge_block_size)."""
+    (tensorproducts.edge.edge_block_size)."""
     return jax.default_backend() == "cpu"
 
 
