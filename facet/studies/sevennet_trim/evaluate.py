@@ -138,6 +138,90 @@ def _is_test(key: str) -> bool:
     return int(hashlib.sha256(key.encode()).hexdigest(), 16) % 2 == 1
 
 
+def _split_mptrj(path: Path, usable, train: dict, ev: dict) -> dict:
+    """Add the MPTrj sample's materials: those derived from the pymatgen structures (our
+    evaluation materials; else half by hash) to ``ev``, a few frames of the others to
+    ``train``. Returns the summary entry."""
+    mats = mptrj_materials(path)
+    # The bundled sample records where each material came from; those derived from the
+    # pymatgen structures (our evaluation materials) are held out, the rest train.
+    manifest = path.parent / "manifest.json"
+    origin = {}
+    if manifest.exists():
+        origin = {m["mp_id"]: m["name"] for m in json.loads(manifest.read_text())["materials"]}
+    n_tr = n_te = 0
+    for mp_id, frames in sorted(mats.items()):
+        frames = [f for f in frames if usable(f"{path.name}:{mp_id}", f)]
+        test = origin[mp_id].startswith("pymatgen:") if mp_id in origin else _is_test(mp_id)
+        if test:
+            ev["atoms"] += frames
+            ev["src"] += ["MPTrj sample (test materials)"] * len(frames)
+            n_te += len(frames)
+        else:
+            # A few frames per material: the fine-tune's CPU budget is small.
+            frames = frames[:: max(1, len(frames) // 4)][:4]
+            train["base"] += frames
+            train["configs"] += frames
+            train["src"] += [f"mptrj:{mp_id}"] * len(frames)
+            n_tr += len(frames)
+    return {
+        "path": str(path.relative_to(path.parents[2])),
+        "train_frames": n_tr,
+        "test_frames": n_te,
+    }
+
+
+def _extra_eval(eval_data, usable, ev: dict) -> None:
+    """Add the held-out files (``--eval-data``; default the distillation set's test split)."""
+    by_source: dict[str, list[Atoms]] = {}
+    if eval_data is None:
+        root = Path("data/distill")  # the repository's, run from its root (docs/trimming.md)
+        if (root / "splits.json").exists():
+            by_source["distillation test split"] = distill_test_split(root)
+        eval_data = []
+    for p in eval_data:
+        by_source[p.name] = read_any(p)
+    for name, frames in by_source.items():
+        frames = [a for i, a in enumerate(frames) if usable(f"{name}[{i}]", a)]
+        ev["atoms"] += frames
+        ev["src"] += [name] * len(frames)
+
+
+def _cap_per_source(ev: dict, max_eval: int, rng) -> dict:
+    """Keep at most ``max_eval`` structures of each source (drawn with ``rng``), so that no
+    source crowds out another; returns what was subsampled."""
+    keep, sub = [], {}
+    for s_name in dict.fromkeys(ev["src"]):
+        idx = [i for i, s in enumerate(ev["src"]) if s == s_name]
+        if len(idx) > max_eval:
+            sub[s_name] = f"{max_eval} of {len(idx)}"
+            idx = sorted(rng.choice(idx, max_eval, replace=False).tolist())
+        keep += idx
+    ev["atoms"] = [ev["atoms"][i] for i in keep]
+    ev["src"] = [ev["src"][i] for i in keep]
+    return sub
+
+
+def _relax_set(pmg: dict, usable, skipped: list, rng, n_relax: int) -> list:
+    """The ``n_relax`` smallest pymatgen structures (no noble-gas solid), rattled, strained
+    and expanded: the relaxation starts."""
+    noble = {2, 10, 18, 36, 54, 86}
+    for n, a in pmg.items():
+        if set(a.numbers.tolist()) <= noble:
+            # A noble-gas solid's volume sits in a very flat van der Waals minimum that
+            # SevenNet-0 barely resolves: 1 meV/atom moves it by tens of per cent.
+            skipped.append(f"{n}: not relaxed (noble-gas solid, ill-defined volume)")
+    small = sorted(
+        (len(a), n)
+        for n, a in pmg.items()
+        if len(a) <= 24 and usable(n, a) and not set(a.numbers.tolist()) <= noble
+    )
+    return [
+        (n, _perturbed(pmg[n], rng, rattle=0.05, strain=0.01, expand=0.02))
+        for _, n in small[:n_relax]
+    ]
+
+
 def build_structure_sets(args, cutoff: float, type_map) -> dict:
     """Training, evaluation and relaxation sets; materials never appear in both training and
     evaluation. Everything skipped is counted, with the reason, in ``summary``."""
@@ -151,105 +235,42 @@ def build_structure_sets(args, cutoff: float, type_map) -> dict:
             skipped.append(f"{name}: elements {bad} unknown to SevenNet-0")
         return not bad
 
-    train_base, train, train_src = [], [], []
+    train = {"base": [], "configs": [], "src": []}
     for name, a in training_prototypes().items():
         if usable(name, a):
-            train_base.append(a)
+            train["base"].append(a)
             for _ in range(2):
-                train.append(_perturbed(a, rng, rattle=0.05, strain=0.02))
-                train_src.append(name)
-    ev_atoms, ev_src = [], []
+                train["configs"].append(_perturbed(a, rng, rattle=0.05, strain=0.02))
+                train["src"].append(name)
+    ev = {"atoms": [], "src": []}
     pmg = pymatgen_structures(skipped)
     for name, a in pmg.items():
         if usable(name, a):
             for _ in range(2):
-                ev_atoms.append(_perturbed(a, rng, rattle=0.04, strain=0.015))
-                ev_src.append("pymatgen (rattled, strained)")
+                ev["atoms"].append(_perturbed(a, rng, rattle=0.04, strain=0.015))
+                ev["src"].append("pymatgen (rattled, strained)")
     summary = {"skipped": skipped}
     if args.mptrj.exists():
-        mats = mptrj_materials(args.mptrj)
-        # The bundled sample records where each material came from; those derived from the
-        # pymatgen structures (our evaluation materials) are held out, the rest train.
-        manifest = args.mptrj.parent / "manifest.json"
-        origin = {}
-        if manifest.exists():
-            origin = {m["mp_id"]: m["name"] for m in json.loads(manifest.read_text())["materials"]}
-        n_tr = n_te = 0
-        for mp_id, frames in sorted(mats.items()):
-            frames = [f for f in frames if usable(f"{args.mptrj.name}:{mp_id}", f)]
-            test = origin[mp_id].startswith("pymatgen:") if mp_id in origin else _is_test(mp_id)
-            if test:
-                ev_atoms += frames
-                ev_src += ["MPTrj sample (test materials)"] * len(frames)
-                n_te += len(frames)
-            else:
-                # A few frames per material: the fine-tune's CPU budget is small.
-                frames = frames[:: max(1, len(frames) // 4)][:4]
-                train_base += frames
-                train += frames
-                train_src += [f"mptrj:{mp_id}"] * len(frames)
-                n_tr += len(frames)
-        summary["mptrj_sample"] = {
-            "path": str(args.mptrj.relative_to(args.mptrj.parents[2])),
-            "train_frames": n_tr,
-            "test_frames": n_te,
-        }
+        summary["mptrj_sample"] = _split_mptrj(args.mptrj, usable, train, ev)
     else:
         summary["mptrj_sample"] = f"not found ({args.mptrj.name}); not used"
-    extra = args.eval_data
-    by_source: dict[str, list[Atoms]] = {}
-    if extra is None:
-        root = Path("data/distill")  # the repository's, run from its root (docs/trimming.md)
-        if (root / "splits.json").exists():
-            by_source["distillation test split"] = distill_test_split(root)
-        extra = []
-    for p in extra:
-        by_source[p.name] = read_any(p)
-    for name, frames in by_source.items():
-        frames = [a for i, a in enumerate(frames) if usable(f"{name}[{i}]", a)]
-        ev_atoms += frames
-        ev_src += [name] * len(frames)
-    # Cap each source separately (--max-eval per source) so that no source crowds out another.
-    keep, sub = [], {}
-    for s_name in dict.fromkeys(ev_src):
-        idx = [i for i, s in enumerate(ev_src) if s == s_name]
-        if len(idx) > args.max_eval:
-            sub[s_name] = f"{args.max_eval} of {len(idx)}"
-            idx = sorted(rng.choice(idx, args.max_eval, replace=False).tolist())
-        keep += idx
-    if sub:
+    _extra_eval(args.eval_data, usable, ev)
+    if sub := _cap_per_source(ev, args.max_eval, rng):
         summary["eval_subsampled"] = sub
-    ev_atoms = [ev_atoms[i] for i in keep]
-    ev_src = [ev_src[i] for i in keep]
-
-    noble = {2, 10, 18, 36, 54, 86}
-    for n, a in pmg.items():
-        if set(a.numbers.tolist()) <= noble:
-            # A noble-gas solid's volume sits in a very flat van der Waals minimum that
-            # SevenNet-0 barely resolves: 1 meV/atom moves it by tens of per cent.
-            skipped.append(f"{n}: not relaxed (noble-gas solid, ill-defined volume)")
-    small = sorted(
-        (len(a), n)
-        for n, a in pmg.items()
-        if len(a) <= 24 and usable(n, a) and not set(a.numbers.tolist()) <= noble
-    )
-    relax = [
-        (n, _perturbed(pmg[n], rng, rattle=0.05, strain=0.01, expand=0.02))
-        for _, n in small[: args.n_relax]
-    ]
+    relax = _relax_set(pmg, usable, skipped, rng, args.n_relax)
     summary.update(
-        train_configs=len(train),
-        train_materials=len(train_base),
-        eval_configs=len(ev_atoms),
-        eval_sources={s: ev_src.count(s) for s in dict.fromkeys(ev_src)},
+        train_configs=len(train["configs"]),
+        train_materials=len(train["base"]),
+        eval_configs=len(ev["atoms"]),
+        eval_sources={s: ev["src"].count(s) for s in dict.fromkeys(ev["src"])},
         relax=[n for n, _ in relax],
     )
     return {
-        "train_base": train_base,
-        "train": train,
-        "train_source": train_src,
-        "eval": ev_atoms,
-        "eval_source": ev_src,
+        "train_base": train["base"],
+        "train": train["configs"],
+        "train_source": train["src"],
+        "eval": ev["atoms"],
+        "eval_source": ev["src"],
         "relax": relax,
         "summary": summary,
     }

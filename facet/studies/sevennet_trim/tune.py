@@ -106,6 +106,24 @@ def teacher_labels(frames, model, n_check: int = 6, tol_force: float = 2e-4):
     return out
 
 
+def _batch_loss(model, graphs, labels, n_atoms, idx, stress_weight: float):
+    """The fine-tune loss of the structures ``idx``: squares of the energy error per atom
+    (meV/atom), the force errors (meV/A) and ``stress_weight`` times the stress errors
+    (meV/A^3), each averaged over its entries."""
+    import torch
+    from sevenn._keys import PRED_FORCE, PRED_STRESS, PRED_TOTAL_ENERGY
+    from torch_geometric.data import Batch
+
+    out = model(Batch.from_data_list([graphs[i] for i in idx]))
+    e_ref = torch.stack([labels[i][0] for i in idx]).to(torch.float32)
+    f_ref = torch.cat([labels[i][1] for i in idx])
+    s_ref = torch.stack([labels[i][2] for i in idx])
+    de = 1e3 * (out[PRED_TOTAL_ENERGY].reshape(-1) - e_ref) / n_atoms[idx]
+    df = 1e3 * (out[PRED_FORCE] - f_ref)
+    ds = 1e3 * (out[PRED_STRESS].reshape(len(idx), 6) - s_ref)
+    return (de**2).mean() + (df**2).mean() + stress_weight * (ds**2).mean()
+
+
 def finetune(
     model,
     keys,
@@ -126,8 +144,6 @@ def finetune(
     still anneals. Returns ``(per-epoch rows, per-step (seconds, loss, lr) rows)``.
     """
     import torch
-    from sevenn._keys import PRED_FORCE, PRED_STRESS, PRED_TOTAL_ENERGY
-    from torch_geometric.data import Batch
 
     graphs = [ev.to_graph(a, model.cutoff) for a in structures]
     n_atoms = torch.tensor([len(a) for a in structures], dtype=torch.float32)
@@ -153,14 +169,7 @@ def finetune(
                 for g in opt.param_groups:
                     g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * t / seconds))
                 idx = order[start : start + batch]
-                out = model(Batch.from_data_list([graphs[i] for i in idx]))
-                e_ref = torch.stack([labels[i][0] for i in idx]).to(torch.float32)
-                f_ref = torch.cat([labels[i][1] for i in idx])
-                s_ref = torch.stack([labels[i][2] for i in idx])
-                de = 1e3 * (out[PRED_TOTAL_ENERGY].reshape(-1) - e_ref) / n_atoms[idx]
-                df = 1e3 * (out[PRED_FORCE] - f_ref)
-                ds = 1e3 * (out[PRED_STRESS].reshape(len(idx), 6) - s_ref)
-                loss = (de**2).mean() + (df**2).mean() + stress_weight * (ds**2).mean()
+                loss = _batch_loss(model, graphs, labels, n_atoms, idx, stress_weight)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"fine-tune loss is {float(loss)} at step {len(steps)}"
