@@ -37,6 +37,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .data.sources import sha256_file
 from .version import __version__
 
 __all__ = [
@@ -64,14 +65,6 @@ class CheckpointError(RuntimeError):
 
 class CheckpointFormatError(CheckpointError):
     """A checkpoint was written by a newer format than this code can read."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -162,10 +155,10 @@ def save_checkpoint(
         "trees": sorted(trees),
         "state": state or {},
         **({"supported_elements": list(supported_elements)} if supported_elements else {}),
-        "sha256": {f: _sha256(tmp / f) for f in ("arrays.npz", "config.yaml")},
+        "sha256": {f: sha256_file(tmp / f) for f in ("arrays.npz", "config.yaml")},
     }
     _write_bytes(tmp / "meta.json", json.dumps(meta, indent=1).encode())
-    _write_bytes(tmp / "COMPLETE", _sha256(tmp / "meta.json").encode())
+    _write_bytes(tmp / "COMPLETE", sha256_file(tmp / "meta.json").encode())
     _fsync_dir(tmp)
     if final.exists():  # re-saving a step (e.g. after a resume): move the old one aside first
         old = root / f".tmp-old-{final.name}-{os.getpid()}"
@@ -205,7 +198,7 @@ def verify_checkpoint(path: str | Path) -> dict:
         f = path / fname
         if not f.is_file():
             raise CheckpointError(f"checkpoint {path}: {fname} is missing")
-        if _sha256(f) != digest:
+        if sha256_file(f) != digest:
             raise CheckpointError(
                 f"checkpoint {path}: {fname} is truncated or corrupted (checksum mismatch)"
             )
