@@ -32,6 +32,6 @@ def test_model_and_training_names():
     assert names("ase") == ["npt", "nve", "nvt"]
     assert names("jax_md") == ["nve", "nvt"]
     assert sorted(OPTIMIZERS) == ["adam", "adamw", "sgd"]
-    assert sorted(SCHEDULES) == ["constant", "cosine", "linear"]
+    assert sorted(SCHEDULES) == ["constant", "cosine", "linear", "wsd"]
     assert sorted(LOSS_KINDS) == ["huber", "mae", "mse"]
     assert "default" in MODELS  # the shipped model (tests may register more)
