@@ -199,7 +199,53 @@ def distance_sets(args, model, cutoff: float, type_map) -> tuple[dict, dict]:
     return dists, info
 
 
-def main(argv=None) -> int:
+def _shifted_features(model, dists: dict, h: float, keys) -> tuple[dict, dict]:
+    """``(feats, targets)``: for every distance set and shift (0, and -h, +h for the
+    derivative sets) the distances, SevenNet's own features and its envelope; and every
+    layer's MLP outputs on them."""
+    import torch
+
+    emb = model._modules["edge_embedding"]
+
+    def envelope(r):
+        with torch.no_grad():
+            return emb.cutoff_function(torch.as_tensor(r, dtype=torch.float64)).numpy()
+
+    feats = {}  # (set, shift) -> (r, own features, envelope)
+    for name, r in dists.items():
+        shifts = (0,) if name == "fit" else (0, -1, 1)
+        for s in shifts:
+            rr = r + s * h
+            feats[name, s] = (rr, radial_features(model, rr), envelope(rr))
+    targets = {k: {ns: mlp_outputs(model, k, f[1]) for ns, f in feats.items()} for k in keys}
+    return feats, targets
+
+
+def _layer_errors(G: dict, T: dict, h: float) -> dict:
+    """Errors of the least-squares map from basis ``G`` to outputs ``T`` fitted on the fitting
+    distances: on them, and on the held-out sets (values and central-difference derivatives)."""
+    W = np.linalg.lstsq(G["fit", 0], T["fit", 0], rcond=None)[0]
+    row = {"fit": fit_errors(T["fit", 0], G["fit", 0] @ W)}
+    for name in ("heldout", "uniform"):
+        row[name] = fit_errors(T[name, 0], G[name, 0] @ W)
+        dY = (T[name, 1] - T[name, -1]) / (2 * h)
+        dG = (G[name, 1] - G[name, -1]) / (2 * h)
+        row[name + "_deriv"] = fit_errors(dY, dG @ W)
+    return row
+
+
+def _trim_reference(out_dir: Path) -> dict | None:
+    """The trim run's force errors (its results.json in ``out_dir``), for scale."""
+    if not (out_dir / "results.json").exists():
+        return None
+    res = json.loads((out_dir / "results.json").read_text())["results"]
+    return {
+        "force_mae_meV_A_lsq": res["trimmed"]["force_mae_meV_A"],
+        "force_mae_meV_A_finetuned": res["finetuned"]["force_mae_meV_A"],
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks/sevennet_trim"))
     ap.add_argument("--mptrj", type=Path, default=Path("data/sample/mptrj_sample.json"))
@@ -209,7 +255,11 @@ def main(argv=None) -> int:
     ap.add_argument("--fd-step", type=float, default=1e-4, help="central-difference step, A")
     ap.add_argument("--n-label-frames", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
 
     import torch
     from sevenn.calculator import SevenNetCalculator
@@ -227,20 +277,8 @@ def main(argv=None) -> int:
     trainable = count_parameters(model)["trainable"]
 
     dists, dist_info = distance_sets(args, model, cutoff, calc.type_map)
-    emb = model._modules["edge_embedding"]
-
-    def envelope(r):
-        with torch.no_grad():
-            return emb.cutoff_function(torch.as_tensor(r, dtype=torch.float64)).numpy()
-
     h = args.fd_step
-    feats = {}  # (set, shift) -> (r, own features, envelope)
-    for name, r in dists.items():
-        shifts = (0,) if name == "fit" else (0, -1, 1)
-        for s in shifts:
-            rr = r + s * h
-            feats[name, s] = (rr, radial_features(model, rr), envelope(rr))
-    targets = {k: {ns: mlp_outputs(model, k, f[1]) for ns, f in feats.items()} for k in keys}
+    feats, targets = _shifted_features(model, dists, h, keys)
 
     results = []
     for family, K in FAMILIES:
@@ -248,17 +286,7 @@ def main(argv=None) -> int:
             ns: family_features(family, K, rr, own, env, cutoff, args.r_min)
             for ns, (rr, own, env) in feats.items()
         }
-        layers = {}
-        for k in keys:
-            T = targets[k]
-            W = np.linalg.lstsq(G["fit", 0], T["fit", 0], rcond=None)[0]
-            row = {"fit": fit_errors(T["fit", 0], G["fit", 0] @ W)}
-            for name in ("heldout", "uniform"):
-                row[name] = fit_errors(T[name, 0], G[name, 0] @ W)
-                dY = (T[name, 1] - T[name, -1]) / (2 * h)
-                dG = (G[name, 1] - G[name, -1]) / (2 * h)
-                row[name + "_deriv"] = fit_errors(dY, dG @ W)
-            layers[k] = row
+        layers = {k: _layer_errors(G, targets[k], h) for k in keys}
         removed_basis = 0 if family == "sevennet" else basis_trainable
         results.append(
             {
@@ -274,13 +302,7 @@ def main(argv=None) -> int:
         print(md.family_label(family, K), rel, f"{cut:.2f} %", flush=True)
 
     labels = label_check(model, args.mptrj, args.n_label_frames) if args.mptrj.exists() else None
-    trim_ref = None
-    if (args.out_dir / "results.json").exists():  # the trim run's force errors, for scale
-        res = json.loads((args.out_dir / "results.json").read_text())["results"]
-        trim_ref = {
-            "force_mae_meV_A_lsq": res["trimmed"]["force_mae_meV_A"],
-            "force_mae_meV_A_finetuned": res["finetuned"]["force_mae_meV_A"],
-        }
+    trim_ref = _trim_reference(args.out_dir)
     study = {
         "cutoff": cutoff,
         "r_min": args.r_min,
