@@ -184,7 +184,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def export_model(run: str, out: Path) -> Path:
+def export_model(run: str, out: Path, data: str = "data/distill") -> Path:
     """Write the inference-only checkpoint of ``run``'s best step into ``out`` (atomically)."""
     import yaml
     from flax import nnx
@@ -197,9 +197,10 @@ def export_model(run: str, out: Path) -> Path:
     _, params, rest = nnx.split(model, nnx.Param, ...)
     tmp_root = Path(tempfile.mkdtemp(prefix="facet_export_"))
     config = cfg.to_dict()
-    config["data"]["train"] = ["data/distill (train split of splits.json)"]
-    config["data"]["val"] = ["data/distill (val split of splits.json)"]
-    config["run"]["out_dir"] = "runs/default/run"
+    name = Path(data).name
+    config["data"]["train"] = [f"data/{name} (train split of splits.json)"]
+    config["data"]["val"] = [f"data/{name} (val split of splits.json)"]
+    config["run"]["out_dir"] = str(Path(run).as_posix())
     d = save_checkpoint(
         tmp_root,
         int(meta["step"]),
@@ -248,8 +249,91 @@ def reference_predictions(model_dir: Path) -> dict:
     return out
 
 
+def _metric_row(m: dict, split: str) -> str:
+    x = m[split]
+    return (f"| {split} | {x.get('materials', '')} | {x['structures']} | "
+            f"{x['energy_mae']:.1f} / {x['energy_rmse']:.1f} | "
+            f"{x['forces_mae']:.1f} / {x['forces_rmse']:.1f} | "
+            f"{x['stress_mae']:.2f} / {x['stress_rmse']:.2f} |")
+
+
+def write_card_sharded(out: Path, result: dict, data: str) -> str:
+    """The model card of a model trained on a sharded set (``data/distill2``)."""
+    from facet.teacher.distill2 import summarize
+
+    summ = summarize(data)
+    sp = summ["splits"]
+    tr = result.get("training", {})
+    meta = json.loads((out / "meta.json").read_text())
+    elements = meta.get("supported_elements") or []
+    m = result["metrics"]
+    import yaml
+
+    e0_kind = yaml.safe_load((out / "config.yaml").read_text())["model"].get(
+        "atomic_energies", "fit")
+    kinds = ", ".join(f"{k} {v['materials']}" for k, v in summ["kinds"].items())
+    lines = [
+        '# Facet default model (`FacetCalculator(model="default")`)', "",
+        "**Distilled from SevenNet-0, not DFT.** A facet-s network (spline radial functions, "
+        "exact quadratic grid mixing; docs/architecture.md) trained to reproduce SevenNet-0's "
+        f"energies, forces and stresses on `{data}`. It is as good as that teacher at best, and "
+        "worse where it has not seen similar structures.", "",
+        "## Model", "",
+        f"- Architecture: `facet-s` preset, {result['params']:,} parameters, float32 weights "
+        "(float64 evaluation supported), cutoff 5.0 A, ZBL repulsion at short range.",
+        f"- Weights: EMA of the parameters at the best validation step "
+        f"({result['source_checkpoint_step']}); `arrays.npz` sha256 `{result['arrays_sha256']}`.",
+        f"- Supported elements ({len(elements)}; the calculator refuses any other, naming it): "
+        + " ".join(elements) + ".", "",
+        "## Data and label convention", "",
+        f"- `{data}` (docs/datasets.md, `{data}/PROVENANCE.md`): "
+        f"{sum(v['frames'] for v in sp.values()):,} frames of "
+        f"{sum(v['materials'] for v in sp.values()):,} materials in {summ['shards']} shards; "
+        f"kinds (materials): {kinds}. Split by material, stratified by kind: train / val / test "
+        f"= {sp['train']['materials']} / {sp['val']['materials']} / {sp['test']['materials']} "
+        f"materials ({sp['train']['frames']} / {sp['val']['frames']} / {sp['test']['frames']} "
+        "frames).",
+        "- Labels: SevenNet-0's **uncorrected** total energies (no MP2020 anion/U correction), "
+        "forces, and stresses in eV/A^3 with ASE's sign (positive = tensile).",
+        ("- Energy references: least-squares E0s on the composition-balanced training split "
+         "(an A/B against SevenNet-0's isolated-atom energies chose them; docs/training.md)"
+         if e0_kind == "fit" else
+         f"- Energy references: the E0 table `{e0_kind}` (SevenNet-0's isolated atoms)")
+        + ", fixed during training, as are the per-element scale and shift.",
+        f"- Data sha256 (splits.json and shards): `{result['data_sha256']}`.", "",
+        "## Training", "",
+        f"- Recipe: `{tr.get('config', 'facet/train/configs/distill2.yaml')}` (facet-s, "
+        f"{result.get('structures_per_step', '?')} structures per step, AdamW, warm-up-stable-"
+        "decay schedule, EMA), resumed across working periods from committed checkpoints.",
+        f"- Trained {tr.get('trained_steps', '?')} optimiser steps (best validation at "
+        f"{result['source_checkpoint_step']}); device: {tr.get('device', 'CPU, one core')}"
+        + (f"; {tr['cpu_hours']:.1f} CPU-hours" if "cpu_hours" in tr else "") + ".",
+        *([f"- {tr['note']}."] if tr.get("note") else []), "",
+        "## Accuracy against the teacher (held-out materials)", "",
+        "| split | materials | structures | energy MAE / RMSE (meV/atom) | force MAE / RMSE "
+        "(meV/A) | stress MAE / RMSE (meV/A^3) |", "|---|---|---|---|---|---|",
+        _metric_row(m, "val"), _metric_row(m, "test"), "",
+        "Targets of issue 16 on the test split: force MAE <= 80 meV/A, energy MAE <= 30 "
+        "meV/atom, stress MAE <= 5 meV/A^3. The learning curve (docs/benchmarks/accuracy/"
+        "learning_curve) shows how far each is and what limits it.", "",
+        *result.get("extra_sections", []),
+        "## Limitations", "",
+        *([f"- **{result['card_note']}**"] if result.get("card_note") else []),
+        f"- A small distillation set ({sum(v['frames'] for v in sp.values()):,} frames, vs 1.58 "
+        "million in MPTrj) and a CPU training budget: expect larger errors than SevenNet-0 "
+        "itself, most of all for rare elements and bonding far from the data's kinds.",
+        "- Inherits the teacher's functional (PBE/PBE+U as in MPTrj) and its errors.",
+        "- Not for production science without validation against DFT on your system.", "",
+    ]
+    text = "\n".join(lines)
+    (out / "README.md").write_text(text)
+    return text
+
+
 def write_card(out: Path, result: dict, data: str) -> str:
     """The model card ``README.md`` of the shipped model, from ``metrics.json``'s content."""
+    if _sharded(data):
+        return write_card_sharded(out, result, data)
     stats = json.loads((Path(data) / "stats.json").read_text())
     manifest = json.loads((Path(data) / "manifest.json").read_text())
     a = stats["all"]
@@ -351,6 +435,46 @@ def write_card(out: Path, result: dict, data: str) -> str:
     return text
 
 
+def _sharded(data: str) -> bool:
+    return (Path(data) / "shards").is_dir()
+
+
+def _sharded_metrics(model_dir: Path, data: str) -> dict:
+    """Validation and test errors of the exported model on the sharded set's material split
+    (:func:`facet.train.evaluate.evaluate`: the same metrics as the training log)."""
+    from facet.teacher.distill2 import write_split_files
+    from facet.train.evaluate import evaluate
+
+    metrics = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = write_split_files(data, tmp, splits=("val", "test"))
+        for name in ("val", "test"):
+            res = evaluate(model_dir, [files[name]["path"]], Path(tmp) / f"eval-{name}",
+                           report=lambda *a, **k: None)
+            metrics[name] = {**res["metrics"], "structures": files[name]["frames"],
+                             "materials": files[name]["materials"]}
+    return metrics
+
+
+def _data_sha256(data: str) -> str:
+    """sha256 of the data set: its one file, or splits.json and every shard in order."""
+    root = Path(data)
+    if not _sharded(data):
+        return _sha256(root / "mptrj_distill.json.gz")
+    h = hashlib.sha256(_sha256(root / "splits.json").encode())
+    for p in sorted((root / "shards").glob("*.json.gz")):
+        h.update(_sha256(p).encode())
+    return h.hexdigest()
+
+
+def _card_inputs(args, result: dict) -> None:
+    if args.card_extra:
+        result["extra_sections"] = [*Path(args.card_extra).read_text().splitlines(), ""]
+    if args.training_note:
+        result["training"] = {**result.get("training", {}),
+                              **json.loads(Path(args.training_note).read_text())}
+
+
 def cmd_export(args) -> int:
     from facet.bench.accuracy import load_splits, predict_facet, score
     from facet.bench.train_peers import write_mace_extxyz
@@ -366,19 +490,23 @@ def cmd_export(args) -> int:
             result["training"] = {
                 k: v for k, v in json.loads(tj.read_text()).items() if k != "host"
             }
+        _card_inputs(args, result)
         (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
         write_card(out, result, args.data)
         return 0
-    ckpt = export_model(args.run, out)
+    ckpt = export_model(args.run, out, args.data)
     model, cfg, _ = load_model(out, report=lambda *a, **k: None)
-    splits = load_splits(args.data)
-    metrics = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in ("val", "test"):
-            path = str(Path(tmp) / f"{name}.extxyz")
-            write_mace_extxyz(splits[name], path)
-            metrics[name] = score(splits[name], predict_facet(str(out), path, splits[name]))
-            metrics[name]["structures"] = len(splits[name])
+    if _sharded(args.data):
+        metrics = _sharded_metrics(out, args.data)
+    else:
+        splits = load_splits(args.data)
+        metrics = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("val", "test"):
+                path = str(Path(tmp) / f"{name}.extxyz")
+                write_mace_extxyz(splits[name], path)
+                metrics[name] = score(splits[name], predict_facet(str(out), path, splits[name]))
+                metrics[name]["structures"] = len(splits[name])
     train_info = {}
     tj = Path(args.run).parent / "train.json"
     if tj.exists():
@@ -391,10 +519,11 @@ def cmd_export(args) -> int:
         "metrics": metrics,
         "training": train_info,
         "data": args.data,
-        "data_sha256": _sha256(Path(args.data) / "mptrj_distill.json.gz"),
+        "data_sha256": _data_sha256(args.data),
         "structures_per_step": cfg.data.max_graphs - 1,
         "card_note": args.card_note,
     }
+    _card_inputs(args, result)
     (out / "metrics.json").write_text(json.dumps(result, indent=1) + "\n")
     ref = {"arrays_sha256": result["arrays_sha256"], "structures": reference_predictions(out)}
     (out / "reference.json").write_text(json.dumps(ref, indent=1) + "\n")
@@ -429,6 +558,12 @@ def main(argv=None) -> int:
     e.add_argument("--out", default="facet/models/default")
     e.add_argument("--data", default="data/distill")
     e.add_argument("--card-note", default="", help="a limitation to state first in the card")
+    e.add_argument("--card-extra", default=None,
+                   help="a Markdown file whose sections go into the card before its "
+                        "limitations (property suite, the README's main job)")
+    e.add_argument("--training-note", default=None,
+                   help="a JSON file of training facts for the card (trained_steps, device, "
+                        "cpu_hours, note)")
     e.add_argument(
         "--card-only",
         action="store_true",
