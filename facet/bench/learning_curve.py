@@ -90,14 +90,18 @@ def _train_point(args, work: Path, n_shards: int, e0: str) -> dict:
 
 
 def read_validation_log(run: str | Path) -> list[dict]:
-    """The ``kind == "val"`` rows of a run's ``log.csv`` as floats (step, wall_s, MAEs)."""
-    rows = []
+    """The ``kind == "val"`` rows of a run's ``log.csv`` as floats (step, MAEs), each with
+    ``wall_s``: the training rows' ``wall_s`` (time since the previous training row) summed
+    up to it, since the loop writes validation rows without one."""
+    rows, wall = [], 0.0
     with open(Path(run) / "log.csv", newline="") as f:
         for row in csv.DictReader(f):
+            if row.get("kind") == "train" and row.get("wall_s"):
+                wall += float(row["wall_s"])
             if row.get("kind") != "val":
                 continue
-            rows.append({k: float(row[k]) for k in ("step", "wall_s", *dict(METRICS))
-                         if row.get(k) not in (None, "")})
+            rows.append({"wall_s": wall, **{k: float(row[k]) for k in ("step", *dict(METRICS))
+                                            if row.get(k) not in (None, "")}})
     return rows
 
 

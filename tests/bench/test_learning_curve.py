@@ -49,9 +49,12 @@ def test_validation_rows_and_report(tmp_path):
         "step,epoch,kind,lr,loss,grad_norm,energy_mae,energy_rmse,forces_mae,forces_rmse,"
         "stress_mae,stress_rmse,structures_per_s,atoms_per_s,wall_s\n"
         "10,0,train,0.1,1,1,50,60,300,400,9,10,1,1,5\n"
-        "20,0,val,,2,,40,50,200,300,8,9,,,10\n"
-        "40,1,val,,1,,30,40,150,200,6,7,,,20\n")
-    rows = read_validation_log(run)
+        "20,0,train,0.1,1,1,50,60,300,400,9,10,1,1,5\n"
+        "20,0,val,,2,,40,50,200,300,8,9,,,\n"  # as the loop writes them: no wall_s
+        "30,0,train,0.1,1,1,50,60,300,400,9,10,1,1,4\n"
+        "40,1,train,0.1,1,1,50,60,300,400,9,10,1,1,6\n"
+        "40,1,val,,1,,30,40,150,200,6,7,,,\n")
+    rows = read_validation_log(run)  # wall time: the training rows' wall_s summed so far
     assert [r["step"] for r in rows] == [20, 40]
     assert rows[1]["forces_mae"] == 150 and rows[0]["wall_s"] == 10
     points = [{"train_frames": n, "train_materials": n // 10, "e0": e0, "steps": 100,
