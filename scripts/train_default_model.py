@@ -55,7 +55,8 @@ def _splits(data: str, work: Path) -> dict[str, str]:
         out = write_split_files(data, str(work))
         for name, v in out.items():
             print(f"{name}: {v['frames']} frames of {v['materials']} materials "
-                  f"({v['pending']} not labelled yet) -> {v['path']}", flush=True)
+                  f"({v['pending']} not labelled yet, {v['empty']} without a usable frame) "
+                  f"-> {v['path']}", flush=True)
         return {name: v["path"] for name, v in out.items()}
     from facet.bench.accuracy import load_splits
     from facet.bench.train_peers import write_mace_extxyz

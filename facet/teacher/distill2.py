@@ -479,10 +479,11 @@ def write_split_files(data_dir: str, out_dir: str, max_shards: int | None = None
     ``data_dir`` (or the first ``max_shards`` of them: the catalog order is seeded, so a prefix
     is a balanced subset for learning curves against data size).
 
-    Returns ``{split: {"path", "materials", "frames"}}``. Nothing is dropped silently: a material
-    of ``splits.json`` that is absent from the shards read is simply not labelled yet and is
-    counted under ``"pending"``; a labelled material that ``splits.json`` does not name is an
-    error.
+    Returns ``{split: {"path", "materials", "frames", "pending", "empty"}}``. Nothing is
+    dropped silently: a material of ``splits.json`` that is absent from the shards read is not
+    labelled yet (``"pending"``); one labelled without a usable frame (skipped, or every frame
+    dropped: see its ``dropped`` list) is counted under ``"empty"``; a labelled material that
+    ``splits.json`` does not name is an error.
     """
     with open(os.path.join(data_dir, "splits.json")) as f:
         split_of = {m: name for name, ids in json.load(f).items() for m in ids}
@@ -494,7 +495,8 @@ def write_split_files(data_dir: str, out_dir: str, max_shards: int | None = None
     out: dict[str, dict] = {name: {} for name in splits}
     seen = set()
     for p in paths:
-        _, data = read_shard(p)
+        metas, data = read_shard(p)
+        seen.update(m["mp_id"] for m in metas)
         for mid, frames in data.items():
             if mid not in split_of:
                 raise ValueError(f"{p}: material {mid} is not in {data_dir}/splits.json")
@@ -509,7 +511,9 @@ def write_split_files(data_dir: str, out_dir: str, max_shards: int | None = None
         result[name] = {"path": path, "materials": len(data),
                         "frames": sum(len(v) for v in data.values()),
                         "pending": sum(1 for m, s in split_of.items()
-                                       if s == name and m not in seen)}
+                                       if s == name and m not in seen),
+                        "empty": sum(1 for m, s in split_of.items()
+                                     if s == name and m in seen and m not in data)}
     return result
 
 

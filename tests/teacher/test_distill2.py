@@ -339,6 +339,7 @@ def test_clean_shards_rewrites_only_affected_shards_and_counts(tmp_path):
         shard_path,
         summarize,
         write_shard,
+        write_split_files,
     )
 
     def frame(mid, z, energy=-2.0, fz=1.0):
@@ -353,23 +354,35 @@ def test_clean_shards_rewrites_only_affected_shards_and_counts(tmp_path):
     data = tmp_path / "set"
     (data / "shards").mkdir(parents=True)
     (data / "teacher_e0.json").write_text(json.dumps({"F": -0.5}))
-    (data / "splits.json").write_text(json.dumps({"train": ["a", "b"], "val": [], "test": []}))
+    (data / "splits.json").write_text(json.dumps({"train": ["a", "b", "c", "d", "e"],
+                                                  "val": [], "test": []}))
     write_shard(shard_path(str(data), 0), [
         {"meta": {"mp_id": "a", "name": "a", "kind": "alloy", "n_frames": 4, "dropped": []},
          "frames": {"a-0-0": frame("a", 1.4), "a-0-1": frame("a", 0.3),
                     "a-0-2": frame("a", 1.4, fz=150.0), "a-0-3": frame("a", 1.4, energy=20.0)}}])
     write_shard(shard_path(str(data), 1), [
         {"meta": {"mp_id": "b", "name": "b", "kind": "alloy", "n_frames": 1, "dropped": []},
-         "frames": {"b-0-0": frame("b", 1.5, energy=-30.0 + 0.01)}}])  # -14.5 eV/atom: kept
-    untouched = (data / "shards" / "shard-0001.json.gz").read_bytes()
+         "frames": {"b-0-0": frame("b", 1.5, energy=-30.0 + 0.01)}},  # -14.5 eV/atom: kept
+        {"meta": {"mp_id": "c", "name": "c", "kind": "alloy", "n_frames": 1, "dropped": []},
+         "frames": {"c-0-0": frame("c", 0.2)}}])  # its only frame collapsed
+    write_shard(shard_path(str(data), 2), [
+        {"meta": {"mp_id": "e", "name": "e", "kind": "alloy", "n_frames": 1, "dropped": []},
+         "frames": {"e-0-0": frame("e", 1.5)}}])
+    clean = (data / "shards" / "shard-0002.json.gz").read_bytes()
     gone = clean_shards(str(data))
-    assert sorted(gone) == ["a-0-1", "a-0-2", "a-0-3"]
+    assert sorted(gone) == ["a-0-1", "a-0-2", "a-0-3", "c-0-0"]
+    # c is labelled but has no frame left: counted as empty, not as waiting for labels (d)
+    split = write_split_files(str(data), str(tmp_path / "out"), splits=("train",))["train"]
+    assert (split["materials"], split["frames"], split["pending"], split["empty"]) == (3, 3, 1, 1)
+    assert (data / "shards" / "shard-0002.json.gz").read_bytes() == clean  # not rewritten
+    untouched = (data / "shards" / "shard-0001.json.gz").read_bytes()
     assert gone["a-0-1"].startswith("collapsed: atoms 0 and 1 are 0.300 A apart")
     assert gone["a-0-2"] == "teacher outlier: force component 150 eV/A > 100"
     assert gone["a-0-3"] == "teacher outlier: cohesive energy 10.5 eV/atom outside [-15, 5]"
     metas, frames = read_shard(shard_path(str(data), 0))
     assert list(frames["a"]) == ["a-0-0"] and metas[0]["n_frames"] == 1
     assert metas[0]["dropped"] == [f"{k}: {gone[k]}" for k in ("a-0-1", "a-0-2", "a-0-3")]
+    assert clean_shards(str(data)) == {}
     assert (data / "shards" / "shard-0001.json.gz").read_bytes() == untouched
-    assert summarize(str(data))["dropped_frames"] == 3
+    assert summarize(str(data))["dropped_frames"] == 4
     assert clean_shards(str(data)) == {}  # idempotent
