@@ -1,12 +1,13 @@
 """Interleaved A/B timing of training-step variants on the default recipe's CPU batches.
 
-    taskset -c 0 python scripts/ab_train_step.py --variant block128:FACET_EDGE_BLOCK=128 \\
-        --variant unblocked:FACET_EDGE_BLOCK=0 --rounds 9
+    taskset -c 0 python scripts/ab_train_step.py --variant block128:edge_block=128 \\
+        --variant unblocked:edge_block=0 --rounds 9
 
-Each ``--variant NAME:KEY=VALUE[,KEY=VALUE]`` sets environment variables while its step is traced
-(``FACET_EDGE_BLOCK`` is read at trace time), so every variant is its own jitted program in one
-process, on the same batches and the same starting state (each variant its own copy, donated as
-in ``facet train``). The key ``edge_buckets=K`` instead pads the variant's batches to ``K``
+Each ``--variant NAME:KEY=VALUE[,KEY=VALUE]`` is traced as its own jitted program in one process,
+on the same batches and the same starting state (each variant its own copy, donated as in
+``facet train``). ``edge_block=N`` traces the message pass in blocks of ``N`` edges (``0``: one
+pass) through ``tensorproducts.edge_blocking``; other keys are environment variables set
+while the variant is traced. The key ``edge_buckets=K`` instead pads the variant's batches to ``K``
 fitted edge counts (``data.edge_buckets``; same packs, so the same structures per step), and
 ``remat=none|dots|nothing`` replaces ``jax.checkpoint`` while the variant is traced (the
 blocked message pass checkpoints each block: ``none`` saves every intermediate, ``dots`` saves
@@ -19,6 +20,7 @@ over rounds and the median of the per-round ratios to the first variant with the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -48,6 +50,8 @@ def main() -> None:
     import jax
     from profile_train_step import build
 
+    from tensorproducts import edge_blocking
+
     ctx = build(args.data, tuple(args.budget), args.limit, args.preset)
     batcher, mesh, put_batch = ctx["batcher"], ctx["mesh"], ctx["put_batch"]
     n_b = min(batcher.steps_in_epoch(0), args.batches)
@@ -68,6 +72,7 @@ def main() -> None:
     policies = {"none": None, "dots": jax.checkpoint_policies.dots_saveable,
                 "nothing": jax.checkpoint_policies.nothing_saveable}
     remats = {name: env.pop("remat", "") for name, env in variants}
+    blocks = {name: env.pop("edge_block", None) for name, env in variants}
     for name, env in variants:
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
@@ -83,9 +88,12 @@ def main() -> None:
             fn = jax.jit(lambda s, r, b: step_fn(s, r, b), donate_argnums=(0,))
             st = jax.tree.map(lambda x: x.copy(), ctx["state"])
             t0 = time.perf_counter()
-            for shape in sorted({x.edge_mask.shape for x in dev[name]}):  # compile every pad
-                first = next(x for x in dev[name] if x.edge_mask.shape == shape)
-                st, _ = fn(st, ctx["rest"], first)
+            with contextlib.ExitStack() as stack:
+                if blocks[name] is not None:
+                    stack.enter_context(edge_blocking(int(blocks[name])))
+                for shape in sorted({x.edge_mask.shape for x in dev[name]}):  # every pad
+                    first = next(x for x in dev[name] if x.edge_mask.shape == shape)
+                    st, _ = fn(st, ctx["rest"], first)
             jax.block_until_ready(st)
             print(f"{name}: compiled in {time.perf_counter() - t0:.1f} s", flush=True)
         finally:

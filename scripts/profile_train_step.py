@@ -192,6 +192,8 @@ def main() -> None:
 
     import jax
 
+    from tensorproducts.edge import edge_block_size
+
     t0 = time.perf_counter()
     ctx = build(args.data, tuple(args.budget), args.limit, args.preset)
     print(f"built in {time.perf_counter() - t0:.1f} s: {len(ctx['graphs'])} structures", flush=True)
@@ -200,7 +202,7 @@ def main() -> None:
     out = {"preset": args.preset, "budget": args.budget, "padding": pad, "parts": res,
            "rounds": args.rounds, "per_round": args.per_round, "limit": args.limit,
            "jax": jax.__version__, "affinity": sorted(os.sched_getaffinity(0)),
-           "edge_block_env": os.environ.get("FACET_EDGE_BLOCK", "")}
+           "edge_block": edge_block_size(args.budget[1])}
     print(json.dumps(pad))
     print(f"{'part':22s} {'median ms':>10s} {'min-max':>16s}")
     for n, v in res.items():
