@@ -287,11 +287,8 @@ def test_the_inference_side_never_reaches_the_training_package():
     assert not bad, "the inference side reaches facet.train:\n" + "\n".join(bad)
 
 
-#: Modules that still fill a registry by a call at import time, with the reason.
-OPEN_REGISTRY_CALLS = {
-    "facet/cli/bench.py": "register_selection(...) per selection (issue 19, not yet a table)",
-    "facet/cli/info.py": "register_section(...) per section of `facet info` (issue 19, ditto)",
-}
+#: Modules that still fill a registry by a call at import time, with the reason (none left).
+OPEN_REGISTRY_CALLS: dict[str, str] = {}
 
 
 def test_registries_are_tables_not_import_side_effects():

@@ -1,6 +1,6 @@
-"""``facet bench <selection>``: benchmarks, one registered selection per subject.
+"""``facet bench <selection>``: benchmarks, one selection per subject.
 
-Selections live in :data:`SELECTIONS` (name -> :class:`Selection`, :func:`register_selection`):
+Selections live in :data:`SELECTIONS` (name -> :class:`Selection`, one literal table):
 
     facet bench tp        tensor-product microbenchmarks (tensorproducts.bench)
     facet bench model     Facet presets: throughput, compile time, cost split (facet.bench.model)
@@ -43,14 +43,6 @@ class Selection:
     run: Callable[[argparse.Namespace], int]
 
 
-SELECTIONS: dict[str, Selection] = {}
-
-
-def register_selection(sel: Selection) -> Selection:
-    if sel.name in SELECTIONS:
-        raise ValueError(f"benchmark selection {sel.name!r} is already registered")
-    SELECTIONS[sel.name] = sel
-    return sel
 
 
 # ---------------------------------------------------------------------------- tp
@@ -106,9 +98,8 @@ def _tp_run(args: argparse.Namespace) -> int:
     return tp_main.main(args, full_dir=FULL_TP_DIR, quick_dir=QUICK_TP_DIR)
 
 
-register_selection(
-    Selection("tp", "tensor-product microbenchmarks (tensorproducts.bench)", _tp_arguments, _tp_run)
-)
+_TP = Selection("tp", "tensor-product microbenchmarks (tensorproducts.bench)", _tp_arguments,
+                _tp_run)
 
 
 # ------------------------------------------------------------------- model, scaling
@@ -154,21 +145,17 @@ def _scaling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-json", type=Path, help="only re-render the report from a results.json")
 
 
-register_selection(
-    Selection(
-        "model",
-        "Facet presets: throughput, compile time, cost split (facet.bench.model)",
-        _model_arguments,
-        lambda a: _sel().model(a),
-    )
+_MODEL = Selection(
+    "model",
+    "Facet presets: throughput, compile time, cost split (facet.bench.model)",
+    _model_arguments,
+    lambda a: _sel().model(a),
 )
-register_selection(
-    Selection(
-        "scaling",
-        "cost and memory vs atoms (8-4096), channels and L; FLOP rate vs a large matmul",
-        _scaling_arguments,
-        lambda a: _sel().scaling(a),
-    )
+_SCALING = Selection(
+    "scaling",
+    "cost and memory vs atoms (8-4096), channels and L; FLOP rate vs a large matmul",
+    _scaling_arguments,
+    lambda a: _sel().scaling(a),
 )
 
 
@@ -193,13 +180,10 @@ def _dynamics_selection(name: str, what: str) -> Selection:
     return Selection(name, what, add, run_selection)
 
 
-register_selection(
-    _dynamics_selection("md", "MD steps/s of Facet vs MACE (ASE and jax-md), facet.bench.dynamics")
-)
-register_selection(
-    _dynamics_selection(
-        "relax", "relaxation speed vs MACE, SevenNet-0, CHGNet, Nequix; batched vs ASE"
-    )
+_MD = _dynamics_selection(
+    "md", "MD steps/s of Facet vs MACE (ASE and jax-md), facet.bench.dynamics")
+_RELAX = _dynamics_selection(
+    "relax", "relaxation speed vs MACE, SevenNet-0, CHGNet, Nequix; batched vs ASE"
 )
 
 
@@ -230,21 +214,17 @@ def _recorded_arguments(name: str, module: str, recorded: str):
     return add
 
 
-register_selection(
-    Selection(
-        "train",
-        "training throughput, Facet vs mace_run_train (facet.bench.train_peers)",
-        _recorded_arguments("train", "facet.bench.train_peers", "train_peers.json"),
-        lambda a: _sel().recorded("train", a),
-    )
+_TRAIN = Selection(
+    "train",
+    "training throughput, Facet vs mace_run_train (facet.bench.train_peers)",
+    _recorded_arguments("train", "facet.bench.train_peers", "train_peers.json"),
+    lambda a: _sel().recorded("train", a),
 )
-register_selection(
-    Selection(
-        "accuracy",
-        "accuracy at equal training time, Facet vs MACE (facet.bench.accuracy)",
-        _recorded_arguments("accuracy", "facet.bench.accuracy", "accuracy.json"),
-        lambda a: _sel().recorded("accuracy", a),
-    )
+_ACCURACY = Selection(
+    "accuracy",
+    "accuracy at equal training time, Facet vs MACE (facet.bench.accuracy)",
+    _recorded_arguments("accuracy", "facet.bench.accuracy", "accuracy.json"),
+    lambda a: _sel().recorded("accuracy", a),
 )
 
 
@@ -263,13 +243,11 @@ def _properties_run(args: argparse.Namespace) -> int:
     return properties_report.run(args)
 
 
-register_selection(
-    Selection(
-        "properties",
-        "lattice constants, bulk moduli, Gamma phonons, water vs SevenNet-0 (issue 16)",
-        _properties_arguments,
-        _properties_run,
-    )
+_PROPERTIES = Selection(
+    "properties",
+    "lattice constants, bulk moduli, Gamma phonons, water vs SevenNet-0 (issue 16)",
+    _properties_arguments,
+    _properties_run,
 )
 
 
@@ -300,22 +278,37 @@ def _all_run(args: argparse.Namespace) -> int:
     return run_all.run(args)
 
 
-register_selection(
-    Selection(
-        "summary",
-        "write docs/benchmarks/README.md from every report's JSON",
-        _summary_arguments,
-        lambda a: _sel().summary_page(a),
-    )
+_SUMMARY = Selection(
+    "summary",
+    "write docs/benchmarks/README.md from every report's JSON",
+    _summary_arguments,
+    lambda a: _sel().summary_page(a),
 )
-register_selection(
-    Selection(
-        "all",
-        "every selection in turn (each in its own process), then the summary",
-        _all_arguments,
-        _all_run,
-    )
+_ALL = Selection(
+    "all",
+    "every selection in turn (each in its own process), then the summary",
+    _all_arguments,
+    _all_run,
 )
+
+
+# ---------------------------------------------------------------------------- the table
+
+#: Every ``facet bench`` selection, in the order ``facet bench --help`` lists them.
+SELECTIONS: dict[str, Selection] = {
+    sel.name: sel for sel in (
+        _TP,
+        _MODEL,
+        _SCALING,
+        _MD,
+        _RELAX,
+        _TRAIN,
+        _ACCURACY,
+        _PROPERTIES,
+        _SUMMARY,
+        _ALL,
+    )
+}
 
 
 # ---------------------------------------------------------------------------- dispatch

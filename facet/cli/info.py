@@ -1,6 +1,6 @@
 """``facet info``: versions and devices, and statistics of a dataset or preprocessed directory.
 
-The output is a list of *sections*; each is a function ``(args) -> list[str] | None`` registered
+The output is a list of *sections*; each is a function ``(args) -> list[str] | None`` listed
 in :data:`SECTIONS` (``None`` or an empty list prints nothing). Other parts of Facet add their own
 sections with :func:`register_section` (e.g. parameter counts of model presets).
 """
@@ -15,8 +15,6 @@ NAME = "info"
 HELP = "print versions and devices, and statistics of a dataset file or preprocessed directory"
 
 Section = Callable[[argparse.Namespace], "list[str] | None"]
-#: (title, function) in print order
-SECTIONS: list[tuple[str, Section]] = []
 
 
 def register_section(title: str, fn: Section) -> Section:
@@ -180,10 +178,14 @@ def model_section(args) -> list[str] | None:
     return lines
 
 
-register_section("versions", versions_section)
-register_section("model", model_section)
-register_section("presets", presets_section)
-register_section("dataset", dataset_section)
+#: (title, function) in print order: one literal table; :func:`register_section` adds to it
+#: at run time.
+SECTIONS: list[tuple[str, Section]] = [
+    ("versions", versions_section),
+    ("model", model_section),
+    ("presets", presets_section),
+    ("dataset", dataset_section),
+]
 
 
 def run(args: argparse.Namespace) -> int:
