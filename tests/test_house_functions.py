@@ -30,10 +30,8 @@ LONG_FUNCTIONS = {
     # smallest settings (torch + sevenn, teacher environment), too long to check a split
     # against the old run here; its pieces (structure sets, fine-tune, reports) are split.
     "facet/studies/sevennet_trim/trim.py:main": "study driver, > 15 min a run (open, issue 19)",
-    # Library code in other areas of issue 19 (dynamics, CLI, teacher): open items there.
+    # Library code in other areas of issue 19 (dynamics, CLI): open items there.
     "facet/cli/md.py:run": "CLI of facet md (open, issue 19 dynamics)",
-    "facet/teacher/sampling.py:generate_material": "teacher data generation (lead, issue 16)",
-    "facet/teacher/distill2.py:generate": "teacher data generation (lead, issue 16)",
 }
 
 

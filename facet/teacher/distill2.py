@@ -28,6 +28,9 @@ energies the student is anchored to. A shard is written once all its materials a
 an interrupted run resumes at the first missing shard (``--cache`` also keeps each finished
 material). ``--finalize`` writes ``splits.json``, ``stats.json``, ``manifest.json`` and
 ``PROVENANCE.md`` from the shards present.
+
+The shards on disk (paths, reading and writing, cleaning of teacher outliers, the split files
+and the counts) are :mod:`facet.teacher.shards`; this module re-exports its names.
 """
 
 from __future__ import annotations
@@ -36,15 +39,50 @@ import json
 import os
 import time
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from ase import Atoms, units
 
-from facet.teacher.common import (
-    MP2020,
-    write_json,
+from facet.teacher.common import MP2020
+from facet.teacher.sampling import (
+    Recorder,
+    langevin_frames,
+    rattled,
+    record_relaxation,
+    scaled,
+    strained,
+    volume_search,
 )
+from facet.teacher.shards import (
+    COHESIVE_RANGE,
+    MAX_FORCE,
+    bad_frame,
+    clean_results,
+    clean_shards,
+    meta_path,
+    read_shard,
+    read_shard_meta,
+    shard_done,
+    shard_path,
+    shard_paths,
+    summarize,
+    summary_markdown,
+    write_shard,
+    write_split_files,
+)
+from facet.teacher.structures import supercell_for
+
+__all__ = [
+    # the labelling (this module)
+    "BULK_KINDS", "CALC_KINDS", "HELD_OUT", "MIN_TRAIN_MATERIALS", "PROFILE", "SHARD_SIZE",
+    "Profile2", "elapsed", "generate", "material_ids", "plan", "run", "split_by_material",
+    "teacher_isolated_atom_energies", "write_provenance",
+    # the shards on disk (facet.teacher.shards, re-exported)
+    "COHESIVE_RANGE", "MAX_FORCE", "bad_frame", "clean_results", "clean_shards", "meta_path",
+    "read_shard", "read_shard_meta", "shard_done", "shard_path", "shard_paths", "summarize",
+    "summary_markdown", "write_shard", "write_split_files",
+]
 
 SHARD_SIZE = 100
 BULK_KINDS = ("mp-bulk", "mp-substituted", "elemental", "prototype", "alloy", "vacancy")
@@ -78,111 +116,74 @@ class Profile2:
 PROFILE = Profile2()
 
 
-def _rattle(atoms, rng, sigma_max):
-    out = atoms.copy()
-    out.positions = atoms.positions + rng.normal(0.0, rng.uniform(0.01, sigma_max),
-                                                 size=(len(atoms), 3))
-    return out
-
-
-def _strain(atoms, rng, eps_max):
-    eps = rng.uniform(-eps_max, eps_max, size=(3, 3))
-    eps = 0.5 * (eps + eps.T)
-    eps[~np.eye(3, dtype=bool)] *= 0.5
-    out = atoms.copy()
-    out.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
-    return out
-
-
-def _scale(atoms, s):
-    out = atoms.copy()
-    out.set_cell(atoms.cell[:] * s, scale_atoms=True)
-    return out
-
-
-def generate(spec, mp_id: str, seed: int, calc, mp2020: MP2020, profile: Profile2 = PROFILE):
-    """``{"frames", "meta"}`` of one material (see the module docstring for what is sampled)."""
-    from ase import Atoms, units
-    from ase.filters import FrechetCellFilter
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-    from ase.optimize import FIRE
-
-    from facet.teacher.sampling import Recorder, _next_scale
-    from facet.teacher.structures import supercell_for
-
-    rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
-    meta = {"mp_id": mp_id, "name": spec.name, "kind": spec.source, "prototype": spec.prototype}
-    bulk_kind = spec.source in BULK_KINDS
+def _base(spec, rng, profile: Profile2, bulk_kind: bool):
+    """The periodic cell to sample: bulk kinds repeated to at least ``min_atoms`` (drawn)."""
     base = spec.atoms
     if bulk_kind:
         n_min = int(rng.integers(profile.min_atoms[0], profile.min_atoms[1] + 1))
         base = supercell_for(base, n_min, profile.max_atoms)
-    base = Atoms(base.numbers, positions=base.positions, cell=base.cell[:], pbc=True)
+    return Atoms(base.numbers, positions=base.positions, cell=base.cell[:], pbc=True)
+
+
+def _static_frames(rec: Recorder, base, rng, profile: Profile2, bulk_kind: bool, meta: dict):
+    """Calc 0: for bulk kinds the volume search (``equilibrium_scale`` into ``meta``), then the
+    equilibrium, strains (bulk), rattles and a strain + rattle (bulk). Returns the
+    equilibrium structure."""
+    eq, step = base, 0
+    if bulk_kind:
+        s_eq, step = volume_search(rec, base, profile.n_volume_points)
+        eq = scaled(base, s_eq)
+        meta["equilibrium_scale"] = round(s_eq, 6)
+    rec.record(eq, 0, step)
+    step += 1
+    if bulk_kind:
+        for _ in range(profile.n_strain):
+            rec.record(strained(eq, rng, profile.strain_max), 0, step)
+            step += 1
+        n_rattle = profile.n_rattle
+    else:
+        n_rattle = profile.n_rattle_fixed_cell
+    for _ in range(n_rattle):
+        rec.record(rattled(eq, rng, profile.rattle_max), 0, step)
+        step += 1
+    if bulk_kind:
+        rec.record(rattled(strained(eq, rng, profile.strain_max), rng, profile.rattle_max),
+                   0, step)
+    return eq
+
+
+def _md_temperature(spec, rng, profile: Profile2) -> float:
+    lo, hi = (profile.md_temperature_K if spec.source != "molecule"
+              else profile.md_temperature_molecule_K)
+    return float(round(rng.uniform(lo, hi)))
+
+
+def generate(spec, mp_id: str, seed: int, calc, mp2020: MP2020, profile: Profile2 = PROFILE):
+    """``{"frames", "meta"}`` of one material (see the module docstring for what is sampled)."""
+    rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
+    meta = {"mp_id": mp_id, "name": spec.name, "kind": spec.source, "prototype": spec.prototype}
+    bulk_kind = spec.source in BULK_KINDS
+    base = _base(spec, rng, profile, bulk_kind)
     if len(base) > profile.max_atoms:
         meta.update(n_frames=0, skipped=f"{len(base)} atoms > max_atoms {profile.max_atoms}")
         return {"frames": {}, "meta": meta}
-    rec, step = Recorder(mp_id, calc, mp2020, compact=True), 0
+    rec = Recorder(mp_id, calc, mp2020, compact=True)
     if len(base) == 1:  # an isolated atom: one frame (rattles, FIRE and MD would repeat it)
         rec.record(base, 0, 0)
         meta.update(formula=base.get_chemical_formula(), n_atoms=1, n_frames=len(rec.frames),
                     dropped=rec.dropped)
         return {"frames": rec.frames, "meta": meta}
 
-    eq = base
-    if bulk_kind:
-        s_hist, p_hist = [1.0], []
-        for _ in range(profile.n_volume_points):
-            atoms = _scale(base, s_hist[-1])
-            if rec.record(atoms, 0, step) is None:
-                break
-            p_hist.append(-float(np.trace(atoms.get_stress(voigt=False))) / 3.0)
-            s_hist.append(_next_scale(s_hist[:len(p_hist)], p_hist))
-            step += 1
-        eq = _scale(base, s_hist[-1])
-        meta["equilibrium_scale"] = round(s_hist[-1], 6)
-    rec.record(eq, 0, step)
-    step += 1
-    if bulk_kind:
-        for _ in range(profile.n_strain):
-            rec.record(_strain(eq, rng, profile.strain_max), 0, step)
-            step += 1
-        n_rattle = profile.n_rattle
-    else:
-        n_rattle = profile.n_rattle_fixed_cell
-    for _ in range(n_rattle):
-        rec.record(_rattle(eq, rng, profile.rattle_max), 0, step)
-        step += 1
-    if bulk_kind:
-        rec.record(_rattle(_strain(eq, rng, profile.strain_max), rng, profile.rattle_max),
-                   0, step)
-
-    start = _rattle(_strain(eq, rng, 0.04) if bulk_kind else eq, rng, profile.rattle_max)
-    start.calc = calc
-    opt = FIRE(FrechetCellFilter(start) if bulk_kind else start, logfile=None, maxstep=0.1)
-    counter = [0]
-
-    def _observe():
-        rec.record(start, 1, counter[0])
-        counter[0] += 1
-
-    opt.attach(_observe, interval=1)
-    opt.run(fmax=1e-12, steps=profile.relax_steps - 1)
-
-    lo, hi = (profile.md_temperature_K if spec.source != "molecule"
-              else profile.md_temperature_molecule_K)
-    temp = float(round(rng.uniform(lo, hi)))
+    eq = _static_frames(rec, base, rng, profile, bulk_kind, meta)
+    # calc 1: FIRE (the cell too for bulk kinds) from a strained (bulk) and rattled start
+    start = rattled(strained(eq, rng, 0.04) if bulk_kind else eq, rng, profile.rattle_max)
+    record_relaxation(rec, start, calc, profile.relax_steps, cell=bulk_kind)
+    # calc 2: Langevin MD at a drawn temperature
+    temp = _md_temperature(spec, rng, profile)
     light = bool(set(eq.get_chemical_symbols()) & {"H", "Li", "Be", "He"})
-    atoms = _rattle(eq, rng, 0.03)
-    atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
-    Stationary(atoms)
-    dyn = Langevin(atoms, (0.5 if light else 1.5) * units.fs, temperature_K=temp,
-                   friction=0.02 / units.fs, fixcm=True, rng=rng)
-    for k in range(profile.md_snapshots):
-        dyn.run(profile.md_stride)
-        if rec.record(atoms, 2, (k + 1) * profile.md_stride) is None:
-            break
+    langevin_frames(rec, eq, rng, calc, temp=temp, dt=(0.5 if light else 1.5) * units.fs,
+                    friction=0.02 / units.fs, snapshots=profile.md_snapshots,
+                    stride=profile.md_stride, calc_id=2)
     meta.update(formula=base.get_chemical_formula(mode="reduce"), n_atoms=len(base),
                 md_temperature_K=temp, n_frames=len(rec.frames), dropped=rec.dropped)
     return {"frames": rec.frames, "meta": meta}
@@ -190,18 +191,12 @@ def generate(spec, mp_id: str, seed: int, calc, mp2020: MP2020, profile: Profile
 
 def teacher_isolated_atom_energies(calc, elements, box: float = 20.0) -> dict[str, float]:
     """The teacher's energy (eV) of each element's isolated atom in a periodic ``box``."""
-    from ase import Atoms
-
     out = {}
     for el in elements:
         atoms = Atoms(el, positions=[(box / 2,) * 3], cell=np.eye(3) * box, pbc=True)
         atoms.calc = calc
         out[el] = float(atoms.get_potential_energy())
     return out
-
-
-def shard_path(out: str, k: int) -> str:
-    return os.path.join(out, "shards", f"shard-{k:04d}.json.gz")
 
 
 def split_by_material(metas: list[dict], elements_of: dict[str, set[str]], seed: int,
@@ -239,121 +234,6 @@ def split_by_material(metas: list[dict], elements_of: dict[str, set[str]], seed:
             target = "train"
         out[target].append(mid)
     return {k: sorted(v) for k, v in out.items()}
-
-
-def meta_path(path: str) -> str:
-    return path[: -len(".json.gz")] + ".meta.json"
-
-
-def write_shard(path: str, results: list[dict]) -> None:
-    """The shard (MPTrj layout, gzip) and its sidecar of material metadata; the sidecar is
-    written last, so a shard counts as done only when both are there."""
-    data = {r["meta"]["mp_id"]: r["frames"] for r in results if r["frames"]}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_json(path + ".tmp", data, compress=True)
-    os.replace(path + ".tmp", path)
-    with open(meta_path(path) + ".tmp", "w") as f:
-        json.dump([r["meta"] for r in results], f, separators=(",", ":"))
-    os.replace(meta_path(path) + ".tmp", meta_path(path))
-
-
-def _frame_atoms(frame: dict):
-    """ASE atoms of one MPTrj-layout frame (fractional ``abc`` sites, periodic)."""
-    from ase import Atoms
-
-    st = frame["structure"]
-    cell = np.asarray(st["lattice"]["matrix"], float)
-    return Atoms([s["species"][0]["element"] for s in st["sites"]],
-                 scaled_positions=[s["abc"] for s in st["sites"]], cell=cell, pbc=True)
-
-
-# Teacher labels outside these bounds are the teacher failing, not chemistry (SevenNet-0 gave
-# F14 in a diamond lattice 1.7e5 eV/A and +25 keV/atom): frames beyond them are removed and
-# counted. 99.9 % of the first labelling's frames have |F| < 43 eV/A and a cohesive energy
-# (per atom, above the teacher's isolated atoms) between -8.8 and +3.3 eV/atom.
-MAX_FORCE = 100.0  # eV/A, largest force component
-COHESIVE_RANGE = (-15.0, 5.0)  # eV/atom
-
-
-def bad_frame(frame: dict, e0: dict[str, float]) -> str | None:
-    """Why a labelled frame must not be trained on (collapsed atoms, a force component beyond
-    ``MAX_FORCE``, a cohesive energy outside ``COHESIVE_RANGE`` against the teacher's
-    isolated-atom energies ``e0``), or ``None``."""
-    from facet.teacher.common import collapsed_pair
-
-    why = collapsed_pair(_frame_atoms(frame))
-    if why is not None:
-        return f"collapsed: {why}"
-    fmax = float(np.abs(np.asarray(frame["force"], float)).max())
-    if fmax > MAX_FORCE:
-        return f"teacher outlier: force component {fmax:.4g} eV/A > {MAX_FORCE:g}"
-    els = [site["species"][0]["element"] for site in frame["structure"]["sites"]]
-    coh = (frame["uncorrected_total_energy"] - sum(e0[x] for x in els)) / len(els)
-    lo, hi = COHESIVE_RANGE
-    if not lo <= coh <= hi:
-        return (f"teacher outlier: cohesive energy {coh:.4g} eV/atom outside "
-                f"[{lo:g}, {hi:g}]")
-    return None
-
-
-def clean_results(results: list[dict], e0: dict[str, float]) -> dict[str, str]:
-    """Remove the :func:`bad_frame` frames from labelled materials (``{"meta", "frames"}``),
-    recording each in its material's ``dropped`` list and updating ``n_frames``."""
-    gone: dict[str, str] = {}
-    for res in results:
-        meta, frames = res["meta"], res["frames"]
-        for fid in list(frames):
-            why = bad_frame(frames[fid], e0)
-            if why is None:
-                continue
-            del frames[fid]
-            gone[fid] = why
-            meta.setdefault("dropped", []).append(f"{fid}: {why}")
-            meta["n_frames"] = len(frames)
-    return gone
-
-
-def clean_shards(data_dir: str) -> dict[str, str]:
-    """Apply :func:`clean_results` to the shards already written in ``data_dir`` (the labelling
-    applies it to each shard before writing it). Only shards holding a bad frame are
-    rewritten; running it again changes nothing. Returns ``{frame_id: reason}``."""
-    with open(os.path.join(data_dir, "teacher_e0.json")) as f:
-        e0 = json.load(f)
-    gone: dict[str, str] = {}
-    for path in shard_paths(data_dir):
-        metas, data = read_shard(path)
-        results = [{"meta": m, "frames": data.get(m["mp_id"], {})} for m in metas]
-        here = clean_results(results, e0)
-        if here:
-            write_shard(path, results)
-            gone.update(here)
-    return gone
-
-
-def shard_done(path: str) -> bool:
-    return os.path.exists(path) and os.path.exists(meta_path(path))
-
-
-def shard_paths(data_dir: str) -> list[str]:
-    """The complete shards of ``data_dir`` (shard and sidecar both written), in order."""
-    import glob
-
-    paths = sorted(glob.glob(os.path.join(data_dir, "shards", "shard-*.json.gz")))
-    return [p for p in paths if shard_done(p)]
-
-
-def read_shard_meta(path: str) -> list[dict]:
-    with open(meta_path(path)) as f:
-        return json.load(f)
-
-
-def read_shard(path: str) -> tuple[list[dict], dict]:
-    import gzip
-
-    with open(meta_path(path)) as f:
-        metas = json.load(f)
-    with gzip.open(path, "rt") as f:
-        return metas, json.load(f)
 
 
 def elapsed(t0: float) -> str:
@@ -471,113 +351,6 @@ def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | 
             pool.terminate()
             pool.join()
     return 0
-
-
-def write_split_files(data_dir: str, out_dir: str, max_shards: int | None = None,
-                      splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, dict]:
-    """One MPTrj JSON (gzip) per split of ``splits.json`` from the shards present in
-    ``data_dir`` (or the first ``max_shards`` of them: the catalog order is seeded, so a prefix
-    is a balanced subset for learning curves against data size).
-
-    Returns ``{split: {"path", "materials", "frames", "pending", "empty"}}``. Nothing is
-    dropped silently: a material of ``splits.json`` that is absent from the shards read is not
-    labelled yet (``"pending"``); one labelled without a usable frame (skipped, or every frame
-    dropped: see its ``dropped`` list) is counted under ``"empty"``; a labelled material that
-    ``splits.json`` does not name is an error.
-    """
-    with open(os.path.join(data_dir, "splits.json")) as f:
-        split_of = {m: name for name, ids in json.load(f).items() for m in ids}
-    paths = shard_paths(data_dir)
-    if max_shards is not None:
-        paths = paths[:max_shards]
-    if not paths:
-        raise FileNotFoundError(f"{data_dir}: no complete shard in shards/")
-    out: dict[str, dict] = {name: {} for name in splits}
-    seen = set()
-    for p in paths:
-        metas, data = read_shard(p)
-        seen.update(m["mp_id"] for m in metas)
-        for mid, frames in data.items():
-            if mid not in split_of:
-                raise ValueError(f"{p}: material {mid} is not in {data_dir}/splits.json")
-            seen.add(mid)
-            if split_of[mid] in out:
-                out[split_of[mid]][mid] = frames
-    os.makedirs(out_dir, exist_ok=True)
-    result = {}
-    for name, data in out.items():
-        path = os.path.join(out_dir, f"{name}.json.gz")
-        write_json(path, data, compress=True)
-        result[name] = {"path": path, "materials": len(data),
-                        "frames": sum(len(v) for v in data.values()),
-                        "pending": sum(1 for m, s in split_of.items()
-                                       if s == name and m not in seen),
-                        "empty": sum(1 for m, s in split_of.items()
-                                     if s == name and m in seen and m not in data)}
-    return result
-
-
-def summarize(data_dir: str, seed: int = 0) -> dict:
-    """Counts of the shards present: per kind (materials, frames, held-out materials and
-    frames), per split, and each element's number of training materials. Pure JSON: runs in
-    either environment."""
-    with open(os.path.join(data_dir, "splits.json")) as f:
-        split_of = {m: name for name, ids in json.load(f).items() for m in ids}
-    paths = shard_paths(data_dir)
-    kinds: dict[str, Counter] = {}
-    splits: dict[str, Counter] = {}
-    train_elements: Counter = Counter()
-    skipped, dropped, atoms = [], 0, 0
-    for p in paths:
-        metas, data = read_shard(p)
-        for m in metas:
-            mid, kind, n = m["mp_id"], m["kind"], m["n_frames"]
-            if m.get("skipped"):
-                skipped.append(f"{mid} ({m['name']}): {m['skipped']}")
-                continue
-            dropped += len(m.get("dropped", []))
-            split = split_of[mid]
-            kc = kinds.setdefault(kind, Counter())
-            kc["materials"] += 1
-            kc["frames"] += n
-            kc[f"{split}_materials"] += 1
-            kc[f"{split}_frames"] += n
-            sc = splits.setdefault(split, Counter())
-            sc["materials"] += 1
-            sc["frames"] += n
-            frames = data.get(mid, {})
-            atoms += sum(len(fr["force"]) for fr in frames.values())
-            if split == "train" and frames:
-                first = next(iter(frames.values()))
-                train_elements.update({s["species"][0]["element"]
-                                       for s in first["structure"]["sites"]})
-    return {"shards": len(paths), "kinds": {k: dict(v) for k, v in sorted(kinds.items())},
-            "splits": {k: dict(v) for k, v in sorted(splits.items())},
-            "atoms": atoms, "dropped_frames": dropped, "skipped_materials": skipped,
-            "train_materials_per_element": dict(sorted(train_elements.items()))}
-
-
-def summary_markdown(s: dict, total_shards: int | None = None) -> str:
-    """The tables of docs/datasets.md for :func:`summarize`'s output."""
-    done = f"{s['shards']} of {total_shards}" if total_shards else str(s["shards"])
-    lines = [f"Shards labelled: {done}; dropped frames (non-finite teacher labels, collapsed "
-             "atoms, teacher outliers): "
-             f"{s['dropped_frames']}; skipped materials: {len(s['skipped_materials'])}.", "",
-             "| kind | materials | frames | test materials | test frames | val materials |",
-             "|---|---|---|---|---|---|"]
-    tot = Counter()
-    for kind, c in s["kinds"].items():
-        lines.append(f"| {kind} | {c['materials']} | {c['frames']} | {c.get('test_materials', 0)}"
-                     f" | {c.get('test_frames', 0)} | {c.get('val_materials', 0)} |")
-        tot.update(c)
-    lines.append(f"| **all** | {tot['materials']} | {tot['frames']} | {tot['test_materials']} | "
-                 f"{tot['test_frames']} | {tot['val_materials']} |")
-    per = s["train_materials_per_element"]
-    if per:
-        lo = sorted(per.items(), key=lambda kv: kv[1])[:8]
-        lines += ["", f"Elements with training materials: {len(per)}; fewest: "
-                  + ", ".join(f"{el} {n}" for el, n in lo) + "."]
-    return "\n".join(lines) + "\n"
 
 
 def write_provenance(data_dir: str, versions: dict[str, str], total_shards: int) -> str:

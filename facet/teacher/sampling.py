@@ -64,7 +64,9 @@ class Profile:
         return static + self.relax_steps + md
 
 
-def _strained(atoms: Atoms, rng: np.random.Generator, strain_max: float) -> Atoms:
+def strained(atoms: Atoms, rng: np.random.Generator, strain_max: float) -> Atoms:
+    """A copy with the cell (and atoms) under a random symmetric strain: each component drawn
+    uniformly in [-strain_max, strain_max], symmetrised, the off-diagonal ones halved."""
     eps = rng.uniform(-strain_max, strain_max, size=(3, 3))
     eps = 0.5 * (eps + eps.T)
     eps[~np.eye(3, dtype=bool)] *= 0.5
@@ -73,14 +75,17 @@ def _strained(atoms: Atoms, rng: np.random.Generator, strain_max: float) -> Atom
     return out
 
 
-def _rattled(atoms: Atoms, rng: np.random.Generator, rattle_max: float) -> Atoms:
+def rattled(atoms: Atoms, rng: np.random.Generator, rattle_max: float) -> Atoms:
+    """A copy with Gaussian displacements of every atom, sigma drawn uniformly in
+    [0.01, rattle_max] A."""
     sigma = rng.uniform(0.01, rattle_max)
     out = atoms.copy()
     out.positions = atoms.positions + rng.normal(0.0, sigma, size=(len(atoms), 3))
     return out
 
 
-def _scaled(atoms: Atoms, s: float) -> Atoms:
+def scaled(atoms: Atoms, s: float) -> Atoms:
+    """A copy with the cell (and atoms) scaled isotropically by ``s``."""
     out = atoms.copy()
     out.set_cell(atoms.cell[:] * s, scale_atoms=True)
     return out
@@ -127,7 +132,7 @@ _B_GUESS = 100.0 * units.GPa  # eV/A^3, first-step bulk modulus guess
 _MAX_STEP, _S_MIN, _S_MAX = 0.08, 0.75, 1.3
 
 
-def _next_scale(s: list[float], p: list[float]) -> float:
+def next_scale(s: list[float], p: list[float]) -> float:
     """Secant step on P(s) = 0 (P decreases with s); falls back to the bulk-modulus guess."""
     slope = -3.0 * _B_GUESS
     if len(s) >= 2 and s[-1] != s[-2]:
@@ -138,13 +143,103 @@ def _next_scale(s: list[float], p: list[float]) -> float:
     return float(np.clip(s[-1] + step, _S_MIN, _S_MAX))
 
 
+def volume_search(rec: Recorder, base: Atoms, n_points: int, kind: str = "") -> tuple[float, int]:
+    """Up to ``n_points`` recorded single points (calc 0, steps 0, 1, ...) of ``base`` scaled by
+    s, each s the secant estimate (:func:`next_scale`) of the zero of P(s) from the points
+    before; stops at the first frame the teacher cannot label. Returns (the next estimate s*,
+    the next free step)."""
+    step = 0
+    s_hist, p_hist = [1.0], []
+    for _ in range(n_points):
+        atoms = scaled(base, s_hist[-1])
+        if rec.record(atoms, 0, step, kind) is None:
+            break
+        p_hist.append(-float(np.trace(atoms.get_stress(voigt=False))) / 3.0)
+        s_hist.append(next_scale(s_hist[:len(p_hist)], p_hist))
+        step += 1
+    return s_hist[-1], step
+
+
+def record_relaxation(rec: Recorder, start: Atoms, calc, steps: int, cell: bool = True,
+                      kind: str = "") -> None:
+    """FIRE (maxstep 0.1 A) from ``start``, positions and, with ``cell``, the cell through ASE's
+    FrechetCellFilter; every configuration recorded as calc 1 (the observer runs before the
+    first step and after each, ``steps`` frames in all)."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    start.calc = calc
+    opt = FIRE(FrechetCellFilter(start) if cell else start, logfile=None, maxstep=0.1)
+    counter = [0]
+
+    def _observe():
+        rec.record(start, 1, counter[0], kind)
+        counter[0] += 1
+
+    opt.attach(_observe, interval=1)
+    opt.run(fmax=1e-12, steps=steps - 1)
+
+
+def langevin_frames(rec: Recorder, eq: Atoms, rng: np.random.Generator, calc, *, temp: float,
+                    dt: float, friction: float, snapshots: int, stride: int, calc_id: int,
+                    kind: str = "") -> None:
+    """Langevin MD (ASE, fixed centre of mass) at ``temp`` K from ``eq`` rattled by up to 0.03 A
+    with Maxwell-Boltzmann velocities; ``snapshots`` frames, one every ``stride`` steps, recorded
+    as ``calc_id``. A frame the teacher cannot label ends the trajectory (its reason is in
+    ``rec.dropped``)."""
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    atoms = rattled(eq, rng, 0.03)
+    atoms.calc = calc
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
+    Stationary(atoms)
+    dyn = Langevin(atoms, dt, temperature_K=temp, friction=friction, fixcm=True, rng=rng)
+    for k in range(snapshots):
+        dyn.run(stride)
+        if rec.record(atoms, calc_id, (k + 1) * stride, kind) is None:
+            break
+
+
+def _static_frames(rec: Recorder, eq: Atoms, rng: np.random.Generator, profile: Profile,
+                   step: int) -> None:
+    """Calc 0 after the volume search: the equilibrium, strains, rattles, strain+rattles."""
+    rec.record(eq, 0, step, "equilibrium")
+    step += 1
+    for _ in range(profile.n_strain):
+        rec.record(strained(eq, rng, profile.strain_max), 0, step, "strain")
+        step += 1
+    for _ in range(profile.n_rattle):
+        rec.record(rattled(eq, rng, profile.rattle_max), 0, step, "rattle")
+        step += 1
+    for _ in range(profile.n_strain_rattle):
+        rec.record(rattled(strained(eq, rng, profile.strain_max), rng, profile.rattle_max),
+                   0, step, "strain+rattle")
+        step += 1
+
+
+def _md_frames(rec: Recorder, eq: Atoms, rng: np.random.Generator, profile: Profile,
+               calc) -> list[float]:
+    """Calc 2-4: Langevin MD at ``md_per_material`` of the profile's temperatures."""
+    light = bool(set(eq.get_chemical_symbols()) & {"H", "Li", "Be"})
+    dt = (1.0 if light else 2.0) * units.fs
+    chosen = sorted(rng.choice(len(profile.md_temperatures), size=profile.md_per_material,
+                               replace=False).tolist())
+    md_temps = []
+    for idx in chosen:
+        temp = float(profile.md_temperatures[idx])
+        md_temps.append(temp)
+        langevin_frames(rec, eq, rng, calc, temp=temp, dt=dt, friction=0.01 / units.fs,
+                        snapshots=profile.md_steps // profile.md_stride,
+                        stride=profile.md_stride, calc_id=MD_CALC_ID[temp],
+                        kind=f"md-{int(temp)}K")
+    return md_temps
+
+
 def generate_material(spec: MaterialSpec, mp_id: str, profile: Profile, seed: int, calc,
                       mp2020: MP2020, keep_extxyz: bool = False) -> dict:
     """All frames of one material; returns frames, extxyz atoms and metadata."""
-    from ase.filters import FrechetCellFilter
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-    from ase.optimize import FIRE
+    from pymatgen.core import Composition
 
     rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
     unsupported = sorted(set(spec.atoms.get_chemical_symbols())
@@ -164,66 +259,14 @@ def generate_material(spec: MaterialSpec, mp_id: str, profile: Profile, seed: in
     rec = Recorder(mp_id, calc, mp2020, keep_extxyz)
 
     # calc 0: equilibrium-volume search, equilibrium, strains, rattles, both.
-    step = 0
-    s_hist, p_hist = [1.0], []
-    for _ in range(profile.n_volume_steps + 1):
-        atoms = _scaled(base, s_hist[-1])
-        if rec.record(atoms, 0, step, "volume-search") is None:
-            break
-        p_hist.append(-float(np.trace(atoms.get_stress(voigt=False))) / 3.0)
-        s_hist.append(_next_scale(s_hist[:len(p_hist)], p_hist))
-        step += 1
-    s_eq = s_hist[-1]
-    eq = _scaled(base, s_eq)
-    rec.record(eq, 0, step, "equilibrium")
-    step += 1
-    for _ in range(profile.n_strain):
-        rec.record(_strained(eq, rng, profile.strain_max), 0, step, "strain")
-        step += 1
-    for _ in range(profile.n_rattle):
-        rec.record(_rattled(eq, rng, profile.rattle_max), 0, step, "rattle")
-        step += 1
-    for _ in range(profile.n_strain_rattle):
-        rec.record(_rattled(_strained(eq, rng, profile.strain_max), rng, profile.rattle_max),
-                   0, step, "strain+rattle")
-        step += 1
-
-    # calc 1: FIRE on positions and cell; observers run before the first step and after each.
+    s_eq, step = volume_search(rec, base, profile.n_volume_steps + 1, "volume-search")
+    eq = scaled(base, s_eq)
+    _static_frames(rec, eq, rng, profile, step)
+    # calc 1: FIRE on positions and cell.
     if profile.relax_steps > 0:
-        start = _rattled(_strained(eq, rng, profile.strain_max), rng, profile.rattle_max)
-        start.calc = calc
-        opt = FIRE(FrechetCellFilter(start), logfile=None, maxstep=0.1)
-        relax_step = [0]
-
-        def _observe():
-            rec.record(start, 1, relax_step[0], "fire-relax")
-            relax_step[0] += 1
-
-        opt.attach(_observe, interval=1)
-        opt.run(fmax=1e-12, steps=profile.relax_steps - 1)
-
-    # calc 2-4: Langevin MD.
-    light = bool(set(eq.get_chemical_symbols()) & {"H", "Li", "Be"})
-    dt = (1.0 if light else 2.0) * units.fs
-    chosen = sorted(rng.choice(len(profile.md_temperatures), size=profile.md_per_material,
-                               replace=False).tolist())
-    md_temps = []
-    for idx in chosen:
-        temp = float(profile.md_temperatures[idx])
-        md_temps.append(temp)
-        atoms = _rattled(eq, rng, 0.03)
-        atoms.calc = calc
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
-        Stationary(atoms)
-        dyn = Langevin(atoms, dt, temperature_K=temp, friction=0.01 / units.fs, fixcm=True,
-                       rng=rng)
-        for k in range(profile.md_steps // profile.md_stride):
-            dyn.run(profile.md_stride)
-            if rec.record(atoms, MD_CALC_ID[temp], (k + 1) * profile.md_stride,
-                          f"md-{int(temp)}K") is None:
-                break  # a non-finite label ends the trajectory (recorded in 'dropped')
-
-    from pymatgen.core import Composition
+        start = rattled(strained(eq, rng, profile.strain_max), rng, profile.rattle_max)
+        record_relaxation(rec, start, calc, profile.relax_steps, kind="fire-relax")
+    md_temps = _md_frames(rec, eq, rng, profile, calc)
 
     formula = Composition(base.get_chemical_formula()).reduced_formula
     meta.update(formula=formula, n_atoms=len(base), equilibrium_scale=round(s_eq, 6),
