@@ -160,6 +160,23 @@ def test_tests_import_no_script():
     assert not bad, "\n".join(bad)
 
 
+def test_tests_import_no_conftest_and_their_helpers_have_distinct_names():
+    """Test folders are not packages, so ``conftest`` and the helper modules are imported by
+    their bare name: ``from conftest import`` gets whichever conftest pytest loaded last
+    (``pytest tests/train tests/edges`` failed at collection so), and two helpers of one name
+    would shadow each other the same way."""
+    bad = [f"{p.relative_to(ROOT)}: imports conftest by name (put shared helpers in a module)"
+           for p, t in _trees("tests") if "conftest" in _top_names(t)]
+    seen: dict[str, Path] = {}
+    for p in _sources("tests"):
+        if p.name == "conftest.py":
+            continue
+        if p.stem in seen:
+            bad.append(f"{p.relative_to(ROOT)} and {seen[p.stem].relative_to(ROOT)}: same name")
+        seen[p.stem] = p
+    assert not bad, "\n".join(bad)
+
+
 def test_no_sys_path_edits_anywhere():
     bad = [
         f"{p.relative_to(ROOT)}:{line}"

@@ -3,22 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from toymodel import PairModel, labelled_graphs, toy_predict
-
-from facet.train.config import config_from_dict
-
-TEACHER_E0 = {14: -5.4, 8: -4.9, 3: -1.9}
-
-
-def make_teacher():
-    import numpy as np
-
-    t = PairModel(seed=123)
-    e0 = np.zeros(119)
-    for z, v in TEACHER_E0.items():
-        e0[z] = v
-    t.set_atomic_energies(e0)
-    return t
+from toy_training import make_teacher, toy_factory
+from toymodel import labelled_graphs, toy_predict
 
 
 @pytest.fixture(scope="session")
@@ -27,26 +13,6 @@ def toy_data():
     teacher = make_teacher()
     graphs = labelled_graphs(48, teacher, seed=7)
     return graphs[:40], graphs[40:]
-
-
-def toy_factory(section):
-    import jax.numpy as jnp
-
-    return PairModel(seed=section.seed,
-                     dtype=jnp.float32 if section.dtype == "float32" else jnp.float64)
-
-
-def toy_config(out_dir, **sections):
-    d = {
-        "model": {"preset": "toy", "seed": 0},
-        "data": {"max_nodes": 32, "max_edges": 1024, "max_graphs": 6, "seed": 3},
-        "optim": {"lr": 0.02, "warmup_steps": 2, "ema_decay": 0.9},
-        "loss": {"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 1.0},
-        "run": {"out_dir": str(out_dir), "epochs": 2, "log_every": 2, "progress": False},
-    }
-    for name, kv in sections.items():
-        d[name] = {**d.get(name, {}), **kv}
-    return config_from_dict(d)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from conftest import toy_config, toy_factory
+    from toy_training import toy_config, toy_factory
     from toymodel import toy_predict
 
     from facet.train.checkpoint import list_checkpoints

@@ -4,7 +4,7 @@ compiles anything, unless ``run.compile_cache: false``."""
 from __future__ import annotations
 
 import pytest
-from conftest import toy_config
+from toy_training import toy_config
 
 from facet.train import loop
 from facet.train.config import ConfigError, load_config

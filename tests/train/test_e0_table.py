@@ -51,7 +51,7 @@ def test_shipped_teacher_table_covers_the_teacher_elements():
 
 def test_training_with_a_fixed_table_keeps_exactly_its_e0s(tmp_path, run_kwargs):
     import jax
-    from conftest import TEACHER_E0, toy_config
+    from toy_training import TEACHER_E0, toy_config
 
     from facet.train.loop import train
 
@@ -67,7 +67,7 @@ def test_training_with_a_fixed_table_keeps_exactly_its_e0s(tmp_path, run_kwargs)
 
 
 def test_a_table_missing_a_training_element_is_refused(tmp_path, run_kwargs):
-    from conftest import toy_config
+    from toy_training import toy_config
 
     from facet.train.config import ConfigError
     from facet.train.loop import train
@@ -80,7 +80,7 @@ def test_a_table_missing_a_training_element_is_refused(tmp_path, run_kwargs):
 
 
 def test_config_checks_the_table_path_and_refuses_it_with_fine_tuning(tmp_path):
-    from conftest import toy_config
+    from toy_training import toy_config
 
     from facet.train.config import ConfigError, check_data_paths
 

@@ -19,7 +19,7 @@ from facet.train import checkpoint as ck
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path, toy_data):
-    from conftest import toy_config, toy_factory
+    from toy_training import toy_config, toy_factory
     from toymodel import toy_predict
 
     from facet.train.loop import train

@@ -8,7 +8,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import TEACHER_E0, toy_config, toy_factory
+from toy_training import TEACHER_E0, toy_config, toy_factory
 
 from facet.train import checkpoint as ck
 from facet.train.loop import TrainingDiverged, train

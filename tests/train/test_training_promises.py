@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import toy_config, toy_factory
+from toy_training import toy_config, toy_factory
 from toymodel import PairModel, toy_predict
 
 from facet.train.batching import Budget, EpochBatcher
