@@ -31,7 +31,6 @@ LONG_FUNCTIONS = {
     # against the old run here; its pieces (structure sets, fine-tune, reports) are split.
     "facet/studies/sevennet_trim/trim.py:main": "study driver, > 15 min a run (open, issue 19)",
     # Library code in other areas of issue 19 (dynamics, CLI): open items there.
-    "facet/cli/md.py:run": "CLI of facet md (open, issue 19 dynamics)",
 }
 
 

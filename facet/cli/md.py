@@ -99,16 +99,9 @@ def output_paths(args: argparse.Namespace) -> dict[str, str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from ase.io import write
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-    from tqdm.auto import tqdm
-
-    from ..calculator import FacetCalculator
-    from ..dynamics.md import MDSettings, energy_drift, run_md
+def _read_input(args: argparse.Namespace):
+    """(key, atoms) of the frame to run, refusing a combination the engines cannot run."""
     from ..dynamics.relax import read_structures
-    from ..elements import check_supported
     from ..errors import InputError
 
     items = read_structures(args.input)
@@ -126,6 +119,87 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--engine jax supports nve and nvt; use --engine ase for npt")
     if args.engine == "jax" and args.dispersion:
         raise InputError("--dispersion needs --engine ase (the jax engine runs the model only)")
+    return key, atoms
+
+
+def _run_jax(args: argparse.Namespace, calc, atoms, paths: dict[str, str], progress):
+    """The compiled jax-md run: writes the CSV log and the trajectory; returns (final atoms,
+    times fs, potential and kinetic energies, temperatures) of the records."""
+    import numpy as np
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    from ..dynamics.jaxmd import JaxMD, JaxMDConfig
+
+    if not np.any(atoms.get_momenta()) and args.temperature > 0:
+        MaxwellBoltzmannDistribution(
+            atoms, temperature_K=args.temperature, rng=np.random.default_rng(args.seed)
+        )
+        Stationary(atoms)
+    cfg = JaxMDConfig(
+        ensemble=args.ensemble,
+        timestep_fs=args.timestep,
+        temperature_K=args.temperature,
+        friction_per_fs=args.friction,
+        log_interval=args.log_interval,
+        record_positions=True,
+    )
+    res = JaxMD(calc.model, cfg, dtype=args.dtype).run(
+        atoms, args.steps, seed=args.seed, progress=progress
+    )
+    t_fs = res.steps * args.timestep
+    epot, ekin, temp = (
+        res.potential_energy[:, 0],
+        res.kinetic_energy[:, 0],
+        res.temperature[:, 0],
+    )
+    table = np.column_stack([res.steps, t_fs, epot, ekin, epot + ekin, temp])
+    np.savetxt(
+        paths["--log"],
+        table,
+        delimiter=",",
+        fmt="%.8g",
+        header="step,time_fs,epot_eV,ekin_eV,etot_eV,temperature_K",
+        comments="",
+    )
+    _write_jax_trajectory(paths["--trajectory"], atoms, res)
+    return res.atoms[0], t_fs, epot, ekin, temp
+
+
+def _run_ase(args: argparse.Namespace, calc, atoms, paths: dict[str, str], progress):
+    """The ASE run (trajectory and MD log written as it goes); returns what :func:`_run_jax`
+    returns."""
+    from ..dynamics.md import MDSettings, run_md
+
+    settings = MDSettings(
+        ensemble=args.ensemble,
+        timestep_fs=args.timestep,
+        temperature_K=args.temperature,
+        friction_per_fs=args.friction,
+        pressure_GPa=args.pressure,
+        log_interval=args.log_interval,
+        seed=args.seed,
+    )
+    out = run_md(
+        atoms,
+        calc,
+        args.steps,
+        settings,
+        trajectory=paths["--trajectory"],
+        logfile=paths["--log"],
+        progress=progress,
+    )
+    return out.atoms, out.time_fs, out.potential_energy, out.kinetic_energy, out.temperature
+
+
+def run(args: argparse.Namespace) -> int:
+    from ase.io import write
+    from tqdm.auto import tqdm
+
+    from ..calculator import FacetCalculator
+    from ..dynamics.md import energy_drift
+    from ..elements import check_supported
+
+    key, atoms = _read_input(args)
     paths = output_paths(args)
     calc = FacetCalculator(model=args.model, dtype=args.dtype, dispersion=args.dispersion)
     check_supported(calc.model, atoms.numbers, key)
@@ -137,68 +211,8 @@ def run(args: argparse.Namespace) -> int:
     def progress(done: int) -> None:
         bar.update(done - bar.n)
 
-    if args.engine == "jax":
-        from ..dynamics.jaxmd import JaxMD, JaxMDConfig
-
-        if not np.any(atoms.get_momenta()) and args.temperature > 0:
-            MaxwellBoltzmannDistribution(
-                atoms, temperature_K=args.temperature, rng=np.random.default_rng(args.seed)
-            )
-            Stationary(atoms)
-        cfg = JaxMDConfig(
-            ensemble=args.ensemble,
-            timestep_fs=args.timestep,
-            temperature_K=args.temperature,
-            friction_per_fs=args.friction,
-            log_interval=args.log_interval,
-            record_positions=True,
-        )
-        res = JaxMD(calc.model, cfg, dtype=args.dtype).run(
-            atoms, args.steps, seed=args.seed, progress=progress
-        )
-        final = res.atoms[0]
-        t_fs = res.steps * args.timestep
-        epot, ekin, temp = (
-            res.potential_energy[:, 0],
-            res.kinetic_energy[:, 0],
-            res.temperature[:, 0],
-        )
-        table = np.column_stack([res.steps, t_fs, epot, ekin, epot + ekin, temp])
-        np.savetxt(
-            paths["--log"],
-            table,
-            delimiter=",",
-            fmt="%.8g",
-            header="step,time_fs,epot_eV,ekin_eV,etot_eV,temperature_K",
-            comments="",
-        )
-        _write_jax_trajectory(paths["--trajectory"], atoms, res)
-    else:
-        settings = MDSettings(
-            ensemble=args.ensemble,
-            timestep_fs=args.timestep,
-            temperature_K=args.temperature,
-            friction_per_fs=args.friction,
-            pressure_GPa=args.pressure,
-            log_interval=args.log_interval,
-            seed=args.seed,
-        )
-        out = run_md(
-            atoms,
-            calc,
-            args.steps,
-            settings,
-            trajectory=paths["--trajectory"],
-            logfile=paths["--log"],
-            progress=progress,
-        )
-        final, t_fs, epot, ekin, temp = (
-            out.atoms,
-            out.time_fs,
-            out.potential_energy,
-            out.kinetic_energy,
-            out.temperature,
-        )
+    engine = _run_jax if args.engine == "jax" else _run_ase
+    final, t_fs, epot, ekin, temp = engine(args, calc, atoms, paths, progress)
     bar.close()
     write(paths["--output"], final)
     print(
