@@ -56,8 +56,8 @@ def _fmt(stat, scale=1.0, digits=3):
     return f"{med:.{digits}g} ({lo:.{digits}g}-{hi:.{digits}g})"
 
 
-def write_report(out: Path, info: dict, rows: list) -> None:
-    summ = summarise(rows)
+def _head(info: dict, rows: list) -> list[str]:
+    """Title, the run's machine and settings, what was skipped, the models."""
     lines = ["# Relaxation and MD speed: Facet vs peers", ""]
     st = info["settings"]
     m = info["machine"]
@@ -88,42 +88,48 @@ def write_report(out: Path, info: dict, rows: list) -> None:
             f"{h.get('setup_s', 0):.1f} |"
         )
     lines.append("")
+    return lines
 
-    def table(task, value_key, header, scale=1.0):
-        keys = sorted(k for k in summ if k[0] == task)
-        if not keys:
-            return []
-        res = [
-            f"| model | size | {header} (wall) | {header} (CPU time) | warm-up s |",
-            "|---|---|---|---|---|",
-        ]
-        for k in keys:
-            s = summ[k]
-            w = s["warmup_s"]
-            cpu = s.get(value_key + "_cpu")
-            res.append(
-                f"| {k[1]} | {k[2]} | {_fmt(s[value_key], scale)} | "
-                f"{'-' if cpu is None else _fmt(cpu, scale)} | "
-                f"{'-' if w is None else f'{w:.2f}'} |"
-            )
-        return res + [""]
 
-    lines += [f"## MD (ASE velocity Verlet, {st['md_steps']} steps, 1 fs, 300 K, Si)", ""]
-    lines += table("md", "steps_per_s", "steps/s")
+def _table(summ: dict, task: str, value_key: str, header: str, scale: float = 1.0) -> list[str]:
+    """One row per (model, size) of ``task``: wall and CPU figures, warm-up time."""
+    keys = sorted(k for k in summ if k[0] == task)
+    if not keys:
+        return []
+    res = [
+        f"| model | size | {header} (wall) | {header} (CPU time) | warm-up s |",
+        "|---|---|---|---|---|",
+    ]
+    for k in keys:
+        s = summ[k]
+        w = s["warmup_s"]
+        cpu = s.get(value_key + "_cpu")
+        res.append(
+            f"| {k[1]} | {k[2]} | {_fmt(s[value_key], scale)} | "
+            f"{'-' if cpu is None else _fmt(cpu, scale)} | "
+            f"{'-' if w is None else f'{w:.2f}'} |"
+        )
+    return res + [""]
+
+
+def _ratio(a, b, key):
+    if a is None or b is None or key not in a or key not in b:
+        return "-"
+    return f"{a[key][0] / b[key][0]:.2f}"
+
+
+def _speed_sections(summ: dict, st: dict) -> list[str]:
+    """MD steps/s (ASE and jax-md), time per relaxation step and Facet-S / MACE ratios."""
+    lines = [f"## MD (ASE velocity Verlet, {st['md_steps']} steps, 1 fs, 300 K, Si)", ""]
+    lines += _table(summ, "md", "steps_per_s", "steps/s")
     lines += ["Facet's compiled jax-md loop (same cells, steps/s):", ""]
-    lines += table("md_jax", "steps_per_s", "steps/s")
+    lines += _table(summ, "md_jax", "steps_per_s", "steps/s")
     lines += [
         f"## Time per relaxation step (FIRE + FrechetCellFilter, {st['relax_steps']} "
         "steps, Si, strained 2 %, rattled)",
         "",
     ]
-    lines += table("relax_step", "per_step", "ms/step", 1e3)
-
-    def ratio(a, b, key):
-        if a is None or b is None or key not in a or key not in b:
-            return "-"
-        return f"{a[key][0] / b[key][0]:.2f}"
-
+    lines += _table(summ, "relax_step", "per_step", "ms/step", 1e3)
     ratio_lines = []
     for size in st["sizes"]:
         f = summ.get(("relax_step", "facet-s", size))
@@ -131,8 +137,8 @@ def write_report(out: Path, info: dict, rows: list) -> None:
             ms = summ.get(("relax_step", peer, size))
             if f and ms:
                 ratio_lines.append(
-                    f"| {peer} | {size} | {ratio(f, ms, 'per_step')} | "
-                    f"{ratio(f, ms, 'per_step_cpu')} |"
+                    f"| {peer} | {size} | {_ratio(f, ms, 'per_step')} | "
+                    f"{_ratio(f, ms, 'per_step_cpu')} |"
                 )
     if ratio_lines:
         lines += [
@@ -143,61 +149,81 @@ def write_report(out: Path, info: dict, rows: list) -> None:
             *ratio_lines,
             "",
         ]
-    lines += [
+    return lines
+
+
+def _converge_section(summ: dict, st: dict) -> list[str]:
+    """Time to convergence per model and structure."""
+    lines = [
         "## Time to convergence (fmax 0.05 eV/A, <= "
         f"{st['converge_steps_trained']} steps; MP structures strained 2 %, rattled)",
         "",
     ]
     conv = sorted(k for k in summ if k[0] == "converge")
-    if conv:
-        lines += [
-            "| model | structure | total s | steps | ms/step (wall) | ms/step (CPU) | converged |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for k in conv:
-            s = summ[k]
-            cpu = s.get("per_step_cpu")
-            lines.append(
-                f"| {k[1]} | {k[2]} | {_fmt(s['time'])} | {s['steps'][0]:.0f} | "
-                f"{_fmt(s['per_step'], 1e3)} | {'-' if cpu is None else _fmt(cpu, 1e3)} | "
-                f"{s['converged']} |"
-            )
-        # facet-s converges only with a trained model (--facet-model); random weights run
-        # a fixed number of steps.
-        untrained = st.get("facet_model", "random weights") == "random weights"
-        lines += [
-            "",
-            *(
-                [
-                    f"Facet with random weights cannot converge: it runs a fixed "
-                    f"{st['converge_steps_random']} steps (fmax 0) and its row gives the time per "
-                    "step only."
-                ]  # fmt: skip
-                if untrained
-                else []
-            ),
-            "",
-        ]
+    if not conv:
+        return lines
+    lines += [
+        "| model | structure | total s | steps | ms/step (wall) | ms/step (CPU) | converged |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k in conv:
+        s = summ[k]
+        cpu = s.get("per_step_cpu")
+        lines.append(
+            f"| {k[1]} | {k[2]} | {_fmt(s['time'])} | {s['steps'][0]:.0f} | "
+            f"{_fmt(s['per_step'], 1e3)} | {'-' if cpu is None else _fmt(cpu, 1e3)} | "
+            f"{s['converged']} |"
+        )
+    # facet-s converges only with a trained model (--facet-model); random weights run
+    # a fixed number of steps.
+    untrained = st.get("facet_model", "random weights") == "random weights"
+    lines += [
+        "",
+        *(
+            [
+                f"Facet with random weights cannot converge: it runs a fixed "
+                f"{st['converge_steps_random']} steps (fmax 0) and its row gives the time per "
+                "step only."
+            ]  # fmt: skip
+            if untrained
+            else []
+        ),
+        "",
+    ]
+    return lines
+
+
+def _batched_section(summ: dict, st: dict) -> list[str]:
+    """Batched FIRE in one compiled loop against one structure at a time through ASE."""
     b = summ.get(("batched_batched", "facet-s", st["batched_structures"]))
     q = summ.get(("batched_sequential", "facet-s", st["batched_structures"]))
-    if b and q:
-        lines += [
-            f"## Batched relaxation ({st['batched_structures']} small structures, "
-            f"{st['batched_steps']} FIRE steps each)",
-            "",
-            "| path | s per structure (wall) | s per structure (CPU) | warm-up s |",
-            "|---|---|---|---|",
-            f"| one compiled loop (facet.dynamics) | {_fmt(b['per_structure'])} | "
-            f"{_fmt(b['per_structure_cpu']) if 'per_structure_cpu' in b else '-'} | "
-            f"{b['warmup_s']:.1f} |",
-            f"| one at a time through ASE | {_fmt(q['per_structure'])} | "
-            f"{_fmt(q['per_structure_cpu']) if 'per_structure_cpu' in q else '-'} | "
-            f"{q['warmup_s']:.1f} |",
-            "",
-            f"Speed-up per structure (one-at-a-time / batched): wall {ratio(q, b, 'per_structure')}"
-            f"x, CPU time {ratio(q, b, 'per_structure_cpu')}x (goal >= 5x).",
-            "",
-        ]
+    if not (b and q):
+        return []
+    return [
+        f"## Batched relaxation ({st['batched_structures']} small structures, "
+        f"{st['batched_steps']} FIRE steps each)",
+        "",
+        "| path | s per structure (wall) | s per structure (CPU) | warm-up s |",
+        "|---|---|---|---|",
+        f"| one compiled loop (facet.dynamics) | {_fmt(b['per_structure'])} | "
+        f"{_fmt(b['per_structure_cpu']) if 'per_structure_cpu' in b else '-'} | "
+        f"{b['warmup_s']:.1f} |",
+        f"| one at a time through ASE | {_fmt(q['per_structure'])} | "
+        f"{_fmt(q['per_structure_cpu']) if 'per_structure_cpu' in q else '-'} | "
+        f"{q['warmup_s']:.1f} |",
+        "",
+        f"Speed-up per structure (one-at-a-time / batched): wall {_ratio(q, b, 'per_structure')}"
+        f"x, CPU time {_ratio(q, b, 'per_structure_cpu')}x (goal >= 5x).",
+        "",
+    ]
+
+
+def write_report(out: Path, info: dict, rows: list) -> None:
+    """``report.md`` and the plots of a run's ``info`` and rows."""
+    summ = summarise(rows)
+    st = info["settings"]
+    lines = [*_head(info, rows), *_speed_sections(summ, st), *_converge_section(summ, st),
+             *_batched_section(summ, st)]
     lines += ["Plots: `md_steps_per_s.png`, `relax_time_per_step.png`.", ""]
     (out / "report.md").write_text("\n".join(lines))
     _plots(out, summ)
