@@ -141,3 +141,30 @@ def test_read_mace_predictions(tmp_path):
     write(tmp_path / "q.xyz", [a], format="extxyz")
     with pytest.raises(ValueError, match="structure 0 has no 'MACE_energy'"):
         tta.read_mace_predictions(tmp_path / "q.xyz")
+
+
+@pytest.mark.slow  # matplotlib and jax imports: several seconds on a shared core
+def test_report_writes_ratio_plot_and_no_local_paths(tmp_path):
+    work = tmp_path / "work"
+    (work / "mace_run").mkdir(parents=True)
+    (work / "prepared.json").write_text(json.dumps({
+        "data": "runs/x", "val_zero_force_mae": 310.0,
+        "splits": {n: {"structures": 16000, "materials": 10} for n in ("train", "val", "test")}}))
+    (work / "mace_run" / "train_row.json").write_text(json.dumps({
+        "venv": str(tmp_path / "venv"), "command": f"{tmp_path / 'venv'}/bin/python x",
+        "params": 10, "every": 500, "batch_size": 8, "elements": "mptrj", "versions": {}}))
+    (work / "mace_val.json").write_text(json.dumps([
+        {"step": 500, "cpu_s": 600.0, "forces_mae": 280.0},
+        {"step": 1000, "cpu_s": 1200.0, "forces_mae": 230.0}]))
+    rows = [{"step": 1000, "kind": "train", "wall_s": 400.0, "structures_per_s": 20.0},
+            {"step": 1000, "kind": "val", "forces_mae": 260.0},
+            {"step": 2000, "kind": "train", "wall_s": 400.0, "structures_per_s": 20.0},
+            {"step": 2000, "kind": "val", "forces_mae": 200.0}]
+    log = _log(tmp_path / "log.csv", rows)
+    out = tmp_path / "out"
+    res = tta.report(work, log, out, command="cmd", facet_config=None)
+    assert res["comparison"]["ratio"] == pytest.approx(0.5)
+    readme = (out / "README.md").read_text()
+    assert "0.50** (interpolated)" in readme and "not met" in readme
+    assert (out / "time_to_accuracy.png").stat().st_size > 0
+    assert str(tmp_path / "venv") not in (out / "results.json").read_text()
