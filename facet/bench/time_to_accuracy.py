@@ -267,7 +267,7 @@ def _eval_pending(work: Path, *, venv: str | None, batch_size: int, deadline: fl
         return []
     if not snaps:
         raise FileNotFoundError(f"no snapshots in {snap_dir}")
-    val_frames = read_frames(str(work / "val.extxyz"))
+    val_frames = None  # read once a snapshot is pending (follow mode polls often)
     out_path = work / "mace_val.json"
     done = {r["step"]: r for r in json.loads(out_path.read_text())} if out_path.exists() else {}
     env = dict(os.environ, **THREAD_ENV, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
@@ -283,6 +283,8 @@ def _eval_pending(work: Path, *, venv: str | None, batch_size: int, deadline: fl
                         "--model", str(snap_dir / s["file"]), "--output", str(pred_file),
                         "--default_dtype", "float32", "--batch_size", str(batch_size),
                         "--compute_stress"], check=True, env=env, capture_output=True)
+        if val_frames is None:
+            val_frames = read_frames(str(work / "val.extxyz"))
         metrics = score(val_frames, read_mace_predictions(pred_file))
         done[s["step"]] = {**s, **metrics, "eval_wall_s": time.perf_counter() - t0}
         print(f"step {s['step']}: cpu {s['cpu_s']:.0f} s, val forces MAE "
