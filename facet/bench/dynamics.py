@@ -233,41 +233,57 @@ def main(argv=None) -> int:
     return run(p.parse_args(argv))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the benchmark described by parsed ``args`` (see :func:`add_arguments`)."""
-    if args.report_only:
-        out = Path(args.out or FULL_DIR)
-        data = json.loads((out / "results.json").read_text())
-        write_report(out, data["info"], data["rows"])
-        return 0
+#: Atoms of the Si cells of :func:`si_cells` (the ``md`` and ``relax_step`` sizes).
+NATOMS = [8, 64, 216]
 
-    quick = args.quick
-    repeats = 1 if quick else args.repeats
-    md_steps, relax_steps = (5, 5) if quick else (args.steps, args.steps)
-    conv_n, conv_steps, facet_conv_steps = (
-        (2, 100, 20) if quick else (args.converge_structures, 500, 50)
-    )
-    batch_n, batch_steps = (16, 10) if quick else (100, args.batched_steps)
-    sizes = [0] if quick else [0, 1, 2]
-    jax_sizes = [0] if quick else [1]  # the compiled MD loop: 64 atoms (compiling is costly)
-    out = Path(args.out or (QUICK_DIR if quick else FULL_DIR))
-    out.mkdir(parents=True, exist_ok=True)
-    skip = set(filter(None, args.skip_tasks.split(",")))
-    tasks = tuple(t for t in SELECTIONS[args.only] if t not in skip)
 
-    pythons = dict(kv.split("=", 1) for kv in args.python)
+@dataclass(frozen=True)
+class Plan:
+    """Sizes, step counts and repeats of one run (``--quick``: small sizes, few steps)."""
+
+    quick: bool
+    repeats: int
+    md_steps: int
+    relax_steps: int
+    conv_n: int  # structures relaxed to convergence
+    conv_steps: int  # step limit of the trained models
+    facet_conv_steps: int  # fixed steps of the untrained ones
+    batch_n: int
+    batch_steps: int
+    sizes: list[int]  # indices into NATOMS
+    jax_sizes: list[int]  # the compiled MD loop (compiling is costly)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Plan:
+        quick = args.quick
+        return cls(
+            quick=quick,
+            repeats=1 if quick else args.repeats,
+            md_steps=5 if quick else args.steps,
+            relax_steps=5 if quick else args.steps,
+            conv_n=2 if quick else args.converge_structures,
+            conv_steps=100 if quick else 500,
+            facet_conv_steps=20 if quick else 50,
+            batch_n=16 if quick else 100,
+            batch_steps=10 if quick else args.batched_steps,
+            sizes=[0] if quick else [0, 1, 2],
+            jax_sizes=[0] if quick else [1],  # 64 atoms
+        )
+
+
+def _runner_env(args: argparse.Namespace) -> tuple[dict, int | None]:
+    """The environment of every runner (one thread each) and the core they share, if pinned."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     if args.jax_threads == "single":
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env["JAX_PLATFORMS"] = "cpu"  # no accelerator probing (and the same backend for all)
-
     # Every runner on the same single core (they take turns), unless XLA may use its threads.
     pin_cpu = min(os.sched_getaffinity(0)) if args.jax_threads == "single" else None
-    selected = [m for m in MODELS if set(m.tasks) & set(tasks)]
-    if args.models:
-        keep = set(args.models.split(","))
-        selected = [m for m in selected if m.name in keep]
-    machine = machine_info()  # load average at the start
+    return env, pin_cpu
+
+
+def _input_files(plan: Plan) -> dict[str, Path]:
+    """The structures of the tasks, written to a temporary folder."""
     tmp = Path(tempfile.mkdtemp(prefix="bench_dyn_"))
     from ase.io import write
 
@@ -277,25 +293,37 @@ def run(args: argparse.Namespace) -> int:
         "small": tmp / "small.extxyz",
     }
     write(files["cells"], si_cells(0.03, 0.02))
-    write(files["conv"], mp_structures(conv_n))
-    write(files["small"], small_structures(batch_n))
-    natoms = [8, 64, 216]
+    write(files["conv"], mp_structures(plan.conv_n))
+    write(files["small"], small_structures(plan.batch_n))
+    return files
 
-    rows, skipped, meta = [], {}, {}
+
+def _configured(m: Model, args: argparse.Namespace) -> Model:
+    """``m`` with the options of this run (the Nequix weights, a trained Facet model)."""
+    opts = dict(m.options)
+    if m.name == "nequix-mp-1":
+        # Runners work in facet/bench/peers: pass an absolute path resolved from here.
+        opts["model_path"] = str(Path(args.nequix_model).resolve()) if args.nequix_model else ""
+    if m.name == "facet-s" and args.facet_model:
+        # The trained model replaces facet-s only (the shipped default is a facet-s); the
+        # other presets keep random weights, so each row is the architecture it names.
+        opts["model"] = args.facet_model
+    trained = m.trained or (m.name == "facet-s" and bool(args.facet_model))
+    return Model(m.name, m.venv, m.runner, m.variant, trained, m.tasks, opts)
+
+
+def _start_runners(args, tasks, env, pin_cpu, log) -> tuple[dict[str, Runner], dict, dict]:
+    """(ready runners by model name, skipped models with the reason, each runner's hello)."""
+    selected = [m for m in MODELS if set(m.tasks) & set(tasks)]
+    if args.models:
+        keep = set(args.models.split(","))
+        selected = [m for m in selected if m.name in keep]
+    pythons = dict(kv.split("=", 1) for kv in args.python)
     runners: dict[str, Runner] = {}
+    skipped, meta = {}, {}
     pending: list[Runner] = []
-    log = open(out / "runners.log", "w")  # noqa: SIM115 - closed at the end
     for m in selected:
-        opts = dict(m.options)
-        if m.name == "nequix-mp-1":
-            # Runners work in facet/bench/peers: pass an absolute path resolved from here.
-            opts["model_path"] = str(Path(args.nequix_model).resolve()) if args.nequix_model else ""
-        if m.name == "facet-s" and args.facet_model:
-            # The trained model replaces facet-s only (the shipped default is a facet-s); the
-            # other presets keep random weights, so each row is the architecture it names.
-            opts["model"] = args.facet_model
-        trained = m.trained or (m.name == "facet-s" and bool(args.facet_model))
-        m = Model(m.name, m.venv, m.runner, m.variant, trained, m.tasks, opts)
+        m = _configured(m, args)
         if m.venv == "self":
             python = sys.executable
         else:
@@ -317,73 +345,70 @@ def run(args: argparse.Namespace) -> int:
             continue
         runners[m.name], meta[m.name] = r, hello
         print(f"[bench] {m.name}: ready ({hello.get('setup_s', 0):.1f} s set-up)", flush=True)
+    return runners, skipped, meta
 
-    def call(m: Runner, task: str, size: int | None, msg: dict, rep: int):
-        t0 = time.perf_counter()
-        reply = m.ask(msg)
-        row = {
-            "task": task,
-            "model": m.model.name,
-            "size": size,
-            "rep": rep,
-            "warmup": rep == 0,
-            "wall_s": time.perf_counter() - t0,
-            **reply,
-        }
-        rows.append(row)
-        print(f"[bench] rep {rep} {m.model.name} {task} {size}: {row['wall_s']:.1f} s", flush=True)
-        if "error" in reply:
-            print(f"[bench] {m.model.name} {task} {size}: {reply['error']}", flush=True)
 
-    for rep in range(repeats + 1):  # rep 0 is the warm-up
-        for task in tasks:
-            for r in runners.values():
-                if task not in r.model.tasks:
-                    continue
-                if task in ("converge", "batched") and rep > 1:
-                    continue  # long tasks: one warm-up and one timed repeat
-                if task in ("md", "md_jax", "relax_step"):
-                    for s in sizes if task != "md_jax" else jax_sizes:
-                        msg = {
-                            "cmd": "relax" if task == "relax_step" else task,
-                            "file": str(files["cells"]),
-                            "index": s,
-                        }
-                        if task == "relax_step":
-                            msg.update(steps=relax_steps, fmax=0.0)
-                        else:
-                            msg.update(steps=md_steps, dt_fs=1.0, temperature_K=300.0)
-                        call(r, task, natoms[s], msg, rep)
-                elif task == "converge":
-                    steps = conv_steps if r.model.trained else facet_conv_steps
-                    fmax = 0.05 if r.model.trained else 0.0
-                    # Warm-up on the first structure only (long relaxations are costly).
-                    for k in range(1 if rep == 0 else conv_n):
-                        msg = {
-                            "cmd": "relax",
-                            "file": str(files["conv"]),
-                            "index": k,
-                            "steps": steps,
-                            "fmax": fmax,
-                        }
-                        call(r, task, k, msg, rep)
-                elif task == "batched":
-                    for mode in ("batched", "sequential"):
-                        msg = {
-                            "cmd": "batched_relax",
-                            "file": str(files["small"]),
-                            "steps": batch_steps,
-                            "fmax": 0.0,
-                            "mode": mode,
-                        }
-                        call(r, f"batched_{mode}", batch_n, msg, rep)
-        print(f"[bench] repeat {rep} done", flush=True)
-        partial = {"info": {"partial_after_repeat": rep}, "rows": rows}
-        (out / "results.partial.json").write_text(json.dumps(partial, indent=1))
-    for r in runners.values():
-        r.close()
-    log.close()
-    info = {
+def _messages(task: str, r: Runner, plan: Plan, files: dict[str, Path], rep: int):
+    """The calls of one task for one runner in repeat ``rep``: (row task, size, message)."""
+    if task in ("md", "md_jax", "relax_step"):
+        for s in plan.sizes if task != "md_jax" else plan.jax_sizes:
+            msg = {
+                "cmd": "relax" if task == "relax_step" else task,
+                "file": str(files["cells"]),
+                "index": s,
+            }
+            if task == "relax_step":
+                msg.update(steps=plan.relax_steps, fmax=0.0)
+            else:
+                msg.update(steps=plan.md_steps, dt_fs=1.0, temperature_K=300.0)
+            yield task, NATOMS[s], msg
+    elif task == "converge":
+        steps = plan.conv_steps if r.model.trained else plan.facet_conv_steps
+        fmax = 0.05 if r.model.trained else 0.0
+        # Warm-up on the first structure only (long relaxations are costly).
+        for k in range(1 if rep == 0 else plan.conv_n):
+            msg = {
+                "cmd": "relax",
+                "file": str(files["conv"]),
+                "index": k,
+                "steps": steps,
+                "fmax": fmax,
+            }
+            yield task, k, msg
+    elif task == "batched":
+        for mode in ("batched", "sequential"):
+            msg = {
+                "cmd": "batched_relax",
+                "file": str(files["small"]),
+                "steps": plan.batch_steps,
+                "fmax": 0.0,
+                "mode": mode,
+            }
+            yield f"batched_{mode}", plan.batch_n, msg
+
+
+def _call(m: Runner, task: str, size: int | None, msg: dict, rep: int) -> dict:
+    """One timed request: its row (the reply with task, model, size, repeat and wall time)."""
+    t0 = time.perf_counter()
+    reply = m.ask(msg)
+    row = {
+        "task": task,
+        "model": m.model.name,
+        "size": size,
+        "rep": rep,
+        "warmup": rep == 0,
+        "wall_s": time.perf_counter() - t0,
+        **reply,
+    }
+    print(f"[bench] rep {rep} {m.model.name} {task} {size}: {row['wall_s']:.1f} s", flush=True)
+    if "error" in reply:
+        print(f"[bench] {m.model.name} {task} {size}: {reply['error']}", flush=True)
+    return row
+
+
+def _info(args, plan: Plan, env: dict, pin_cpu, machine: dict, meta: dict, skipped: dict):
+    """The run's ``info`` of results.json: machine, threads, models, settings, date."""
+    return {
         "machine": {**machine, "loadavg_end": os.getloadavg()},
         "threads": {
             k: env.get(k)
@@ -394,15 +419,15 @@ def run(args: argparse.Namespace) -> int:
         "models": meta,
         "skipped": skipped,
         "settings": {
-            "quick": quick,
-            "repeats": repeats,
-            "md_steps": md_steps,
-            "relax_steps": relax_steps,
-            "converge_steps_trained": conv_steps,
-            "converge_steps_random": facet_conv_steps,
-            "batched_structures": batch_n,
-            "batched_steps": batch_steps,
-            "sizes": [natoms[s] for s in sizes],
+            "quick": plan.quick,
+            "repeats": plan.repeats,
+            "md_steps": plan.md_steps,
+            "relax_steps": plan.relax_steps,
+            "converge_steps_trained": plan.conv_steps,
+            "converge_steps_random": plan.facet_conv_steps,
+            "batched_structures": plan.batch_n,
+            "batched_steps": plan.batch_steps,
+            "sizes": [NATOMS[s] for s in plan.sizes],
             "facet_model": (
                 f"facet-s: {args.facet_model}, other presets: random weights"
                 if args.facet_model
@@ -411,6 +436,43 @@ def run(args: argparse.Namespace) -> int:
         },
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark described by parsed ``args`` (see :func:`add_arguments`)."""
+    if args.report_only:
+        out = Path(args.out or FULL_DIR)
+        data = json.loads((out / "results.json").read_text())
+        write_report(out, data["info"], data["rows"])
+        return 0
+
+    plan = Plan.from_args(args)
+    out = Path(args.out or (QUICK_DIR if plan.quick else FULL_DIR))
+    out.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip_tasks.split(",")))
+    tasks = tuple(t for t in SELECTIONS[args.only] if t not in skip)
+    env, pin_cpu = _runner_env(args)
+    machine = machine_info()  # load average at the start
+    files = _input_files(plan)
+    rows = []
+    log = open(out / "runners.log", "w")  # noqa: SIM115 - closed at the end
+    runners, skipped, meta = _start_runners(args, tasks, env, pin_cpu, log)
+    for rep in range(plan.repeats + 1):  # rep 0 is the warm-up
+        for task in tasks:
+            for r in runners.values():
+                if task not in r.model.tasks:
+                    continue
+                if task in ("converge", "batched") and rep > 1:
+                    continue  # long tasks: one warm-up and one timed repeat
+                for label, size, msg in _messages(task, r, plan, files, rep):
+                    rows.append(_call(r, label, size, msg, rep))
+        print(f"[bench] repeat {rep} done", flush=True)
+        partial = {"info": {"partial_after_repeat": rep}, "rows": rows}
+        (out / "results.partial.json").write_text(json.dumps(partial, indent=1))
+    for r in runners.values():
+        r.close()
+    log.close()
+    info = _info(args, plan, env, pin_cpu, machine, meta, skipped)
     (out / "results.json").write_text(json.dumps({"info": info, "rows": rows}, indent=1))
     (out / "results.partial.json").unlink(missing_ok=True)
     write_report(out, info, rows)
