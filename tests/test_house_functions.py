@@ -23,7 +23,6 @@ LONG_FUNCTIONS = {
     "tensorproducts/bench/plots.py:plot": "one figure, panel after panel (open, issue 19)",
     "tensorproducts/bench/verdicts.py:checks": "a table of checks (open, issue 19)",
     "tensorproducts/bench/pof.py:_worker": "benchmark worker process (open, issue 19)",
-    "facet/bench/model.py:main": "model benchmark CLI (open, issue 19 nn)",
     # The SevenNet trimming study's driver: it runs for more than 15 minutes even with the
     # smallest settings (torch + sevenn, teacher environment), too long to check a split
     # against the old run here; its pieces (structure sets, fine-tune, reports) are split.

@@ -161,7 +161,7 @@ def cost_split(model, batch, repeats):
     return out
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="*", default=list(PRESETS))
     ap.add_argument("--products", nargs="*", default=None, help="default: each preset's own")
@@ -176,7 +176,64 @@ def main() -> None:
         action="store_true",
         help="cg-dense also without the fused edge product (before/after rows, interleaved)",
     )
-    args = ap.parse_args()
+    return ap
+
+
+def _measure(model, batch, paths: list[str], repeats: int) -> dict[str, dict]:
+    """Per edge-product path: the jitted call, its compile time and cost split, and the wall
+    (``t``) and CPU (``c``) times of ``repeats`` calls, the paths timed interleaved."""
+    measured = {}
+    for path in paths:  # compile (and warm up) each path, then time interleaved
+        with generic_path(path == "generic"):
+            run = nnx.jit(lambda m, b: predict(m, b, forces=True, stress=True))
+            compile_s, _, _ = timed(run, model, batch, repeats=1)
+            split = cost_split(model, batch, max(3, repeats // 2))
+        measured[path] = dict(run=run, compile_s=compile_s, split=split, t=[], c=[])
+    for _ in range(repeats):
+        for m in measured.values():
+            _, t, _ = timed(m["run"], model, batch, repeats=1, cpu=m["c"])
+            m["t"].append(t)
+    return measured
+
+
+def _row(preset: str, product: str, path: str, atoms, g, model, m: dict) -> dict:
+    """The result row of one measured path (and its line on stdout)."""
+    med, spread = statistics.median(m["t"]), (min(m["t"]), max(m["t"]))
+    cpu = statistics.median(m["c"])
+    tot = sum(m["split"].values())
+    row = {
+        "preset": preset,
+        "product": product,
+        "path": path
+        or ("fused" if _has_kernel(product) else "generic"),
+        "atoms": len(atoms),
+        "edges": g.n_edge,
+        "params": count_parameters(model),
+        "compile_s": round(m["compile_s"], 2),
+        "step_s": med,
+        "step_min_s": spread[0],
+        "step_max_s": spread[1],
+        "atoms_per_s": len(atoms) / med,
+        "cpu_s": cpu,
+        "cpu_min_s": min(m["c"]),
+        "cpu_max_s": max(m["c"]),
+        "atoms_per_cpu_s": len(atoms) / cpu,
+        "split": {k: round(v / tot, 3) for k, v in m["split"].items()},
+    }
+    print(
+        f"{preset:8s} {product:12s} {row['path']:7s} {len(atoms):4d} atoms "
+        f"{g.n_edge:6d} edges  compile {m['compile_s']:6.1f} s  step "
+        f"{med * 1e3:8.1f} ms [{spread[0] * 1e3:.1f}-{spread[1] * 1e3:.1f}] "
+        f"cpu {cpu * 1e3:8.1f} ms  {len(atoms) / med:7.0f} atoms/s "
+        f"({len(atoms) / cpu:7.0f} per cpu-s)  split "
+        + " ".join(f"{k}={v:.0%}" for k, v in row["split"].items()),
+        flush=True,
+    )
+    return row
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.render:
         with open(args.render) as fh:
             write_report(json.load(fh), args.report, args.render)
@@ -196,50 +253,9 @@ def main() -> None:
                 atoms = cell(rep)
                 g = graph_from_atoms(atoms, model.cutoff)
                 batch = collate([g], dtype=np.dtype(args.dtype))
-                measured = {}
-                for path in paths:  # compile (and warm up) each path, then time interleaved
-                    with generic_path(path == "generic"):
-                        run = nnx.jit(lambda m, b: predict(m, b, forces=True, stress=True))
-                        compile_s, _, _ = timed(run, model, batch, repeats=1)
-                        split = cost_split(model, batch, max(3, args.repeats // 2))
-                    measured[path] = dict(run=run, compile_s=compile_s, split=split, t=[], c=[])
-                for _ in range(args.repeats):
-                    for m in measured.values():
-                        _, t, _ = timed(m["run"], model, batch, repeats=1, cpu=m["c"])
-                        m["t"].append(t)
+                measured = _measure(model, batch, paths, args.repeats)
                 for path, m in measured.items():
-                    med, spread = statistics.median(m["t"]), (min(m["t"]), max(m["t"]))
-                    cpu = statistics.median(m["c"])
-                    tot = sum(m["split"].values())
-                    row = {
-                        "preset": preset,
-                        "product": product,
-                        "path": path
-                        or ("fused" if _has_kernel(product) else "generic"),
-                        "atoms": len(atoms),
-                        "edges": g.n_edge,
-                        "params": count_parameters(model),
-                        "compile_s": round(m["compile_s"], 2),
-                        "step_s": med,
-                        "step_min_s": spread[0],
-                        "step_max_s": spread[1],
-                        "atoms_per_s": len(atoms) / med,
-                        "cpu_s": cpu,
-                        "cpu_min_s": min(m["c"]),
-                        "cpu_max_s": max(m["c"]),
-                        "atoms_per_cpu_s": len(atoms) / cpu,
-                        "split": {k: round(v / tot, 3) for k, v in m["split"].items()},
-                    }
-                    rows.append(row)
-                    print(
-                        f"{preset:8s} {product:12s} {row['path']:7s} {len(atoms):4d} atoms "
-                        f"{g.n_edge:6d} edges  compile {m['compile_s']:6.1f} s  step "
-                        f"{med * 1e3:8.1f} ms [{spread[0] * 1e3:.1f}-{spread[1] * 1e3:.1f}] "
-                        f"cpu {cpu * 1e3:8.1f} ms  {len(atoms) / med:7.0f} atoms/s "
-                        f"({len(atoms) / cpu:7.0f} per cpu-s)  split "
-                        + " ".join(f"{k}={v:.0%}" for k, v in row["split"].items()),
-                        flush=True,
-                    )
+                    rows.append(_row(preset, product, path, atoms, g, model, m))
     raw = {
         "jax": jax.__version__,
         "device": str(jax.devices()[0]),
