@@ -14,7 +14,12 @@ imports it, never the other way round.
   ``model`` section of its ``config.yaml`` and fills it with the EMA of the parameters
   (``ema``) and the non-trainable state (``rest``).
 * :func:`load_model` resolves anything a user may name a model by (a model object, a registered
-  name of :data:`MODELS`, a checkpoint or run folder, a preset) to a model in a given dtype.
+  name of :data:`MODELS`, a checkpoint or run folder, a preset) to a model in a given dtype;
+  :func:`checkpoint_source` says which checkpoint folder it would read, without building it.
+
+Flax and the network (e3nn-jax, SymPy, SciPy: about 1.5 s of CPU) are imported inside the
+functions that build a model, so that the calculator's start-up from stored programs
+(:mod:`facet.program_cache`) never imports them.
 """
 
 from __future__ import annotations
@@ -32,14 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import yaml
-from flax import nnx
 
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, step_dir
 from .elements import attach_supported
 from .errors import InputError
 from .model_spec import DTYPES, ModelSpec, check_dtype
-from .nn.model import FacetModel
-from .nn.presets import PRESETS, create_model
 
 __all__ = [
     "DTYPES",
@@ -58,22 +60,34 @@ __all__ = [
     "register_model",
     "model_path",
     "load_model",
+    "checkpoint_source",
 ]
 
-ModelFactory = Callable[[Any], nnx.Module]
+#: ``factory(spec) -> nnx.Module`` (tests' small models).
+ModelFactory = Callable[[Any], Any]
 
 
-def build_model(spec: ModelSpec, factory: ModelFactory | None = None) -> nnx.Module:
+def _presets():
+    from .nn.presets import PRESETS
+
+    return PRESETS
+
+
+def build_model(spec: ModelSpec, factory: ModelFactory | None = None):
     """A freshly initialised model of ``spec`` (random weights drawn from ``spec.seed``), or
     ``factory(spec)`` when a factory is given (tests' small models)."""
     if factory is not None:
         return factory(spec)
+    from .nn.presets import create_model
+
     return create_model(spec.preset, seed=spec.seed, dtype=spec.dtype, **spec.overrides)
 
 
-def split_model(model: nnx.Module):
+def split_model(model):
     """``(graphdef, params, rest)`` with ``params`` the ``nnx.Param`` leaves and ``rest``
     everything else (the E0s); ``nnx.merge(graphdef, params, rest)`` rebuilds the model."""
+    from flax import nnx
+
     return nnx.split(model, nnx.Param, ...)
 
 
@@ -88,6 +102,11 @@ def cast_model(model, dtype: str | None):
     """``model`` in ``dtype`` (a new FacetModel with cast weights when they differ)."""
     if dtype is None or np.dtype(model.dtype) == np.dtype(dtype):
         return model
+    from flax import nnx
+
+    from .nn.model import FacetModel
+    from .nn.presets import create_model
+
     if not isinstance(model, FacetModel):
         raise ValueError(
             f"the model is {np.dtype(model.dtype).name}; build it in {dtype} or pass dtype=None"
@@ -121,9 +140,11 @@ def resolve_checkpoint(path: str | Path, *, report=print) -> Path:
     return latest
 
 
-def load_weights_into(model: nnx.Module, ckpt: str | Path, *, trees=("ema", "rest")) -> dict:
+def load_weights_into(model, ckpt: str | Path, *, trees=("ema", "rest")) -> dict:
     """Overwrite ``model``'s parameters (from the EMA) and E0s with the checkpoint's; returns
     the checkpoint's meta. Shapes must match (same architecture)."""
+    from flax import nnx
+
     _, params, rest = split_model(model)
     loaded, meta = load_checkpoint(ckpt, {"ema": params, "rest": rest})
     nnx.update(model, loaded[trees[0]])
@@ -162,6 +183,8 @@ def read_trained(path: str | Path, *, factory: ModelFactory | None = None, repor
     ckpt = resolve_checkpoint(model_path(path), report=report)
     config = yaml.safe_load((ckpt / "config.yaml").read_text())
     spec = spec_from_config(config, str(ckpt / "config.yaml"))
+    from flax import nnx
+
     model = nnx.eval_shape(lambda: build_model(spec, factory))
     load_weights_into(model, ckpt)
     return model, config, ckpt
@@ -192,7 +215,7 @@ def _load_default(dtype: str):
             "it comes with the package: reinstall facet). Use instead: a checkpoint or run "
             "directory written by `facet train` (FacetCalculator(model='runs/my_run')), a model "
             f"object, another registered name ({others}), "
-            f"or a preset with random weights ({', '.join(PRESETS)})."
+            f"or a preset with random weights ({', '.join(_presets())})."
         )
     return _load_path(path, dtype)
 
@@ -248,7 +271,9 @@ def load_model(spec: Any, dtype: str | None = None):
     name = os.fspath(spec)
     if name in MODELS:
         return cast_model(MODELS[name](dtype or "float32"), dtype)
-    if name in PRESETS:
+    if name in _presets():
+        from .nn.presets import create_model
+
         warnings.warn(
             f"model {name!r} is a preset: its weights are random (for timing and tests only)",
             stacklevel=3,
@@ -262,5 +287,23 @@ def load_model(spec: Any, dtype: str | None = None):
         raise FileNotFoundError(f"model file or directory {name} does not exist")
     raise InputError(
         f"unknown model {name!r}: not a registered name ({', '.join(sorted(MODELS))}), a preset "
-        f"({', '.join(PRESETS)}) or an existing path"
+        f"({', '.join(_presets())}) or an existing path"
     )
+
+
+def checkpoint_source(spec: Any) -> Path | None:
+    """The checkpoint or run folder that :func:`load_model` would read ``spec`` from with
+    nothing done to it but a dtype cast (the shipped ``"default"``, or a path), else None (a
+    model object, a preset, a name registered with its own loader); builds nothing."""
+    if not isinstance(spec, str | os.PathLike):
+        return None
+    name = os.fspath(spec)
+    if name in MODELS:
+        shipped = _shipped_dir()
+        return shipped if MODELS[name] is _load_default and shipped.exists() else None
+    path = Path(name)
+    # A bare name may also be a preset, which load_model takes first (importing the presets
+    # imports the network: only then).
+    if not path.exists() or (os.sep not in name and name in _presets()):
+        return None
+    return path
