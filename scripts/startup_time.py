@@ -5,11 +5,16 @@ compilation or persistent-cache load, run), as wall and process-CPU seconds; one
     FACET_COMPILE_CACHE=/tmp/facet-cache taskset -c 0 python scripts/startup_time.py
 
 Run it several times: the first run with an empty cache folder compiles and stores the program,
-later runs load it. Trace, lowering, compile and cache-load seconds are JAX's own monitoring
-events (wall time) of the first call.
+later runs load it (from Facet's program store, facet/program_cache.py, or with
+``FACET_PROGRAM_CACHE=0`` from JAX's compilation cache after tracing and lowering). Trace,
+lowering, compile and cache-load seconds are JAX's own monitoring events (wall time) of the
+first call; ``network_imported`` says whether Flax and e3nn-jax were imported at all. The
+imports are what a user's script imports (JAX, ASE, ``from facet import FacetCalculator``);
+what the calculator imports later counts in construction or the first call.
 """
 
 import json
+import sys
 import time
 
 W, C = time.perf_counter, time.process_time
@@ -17,10 +22,6 @@ w0, c0 = W(), C()
 import jax  # noqa: E402
 from ase.build import bulk  # noqa: E402
 
-import facet.calculator  # noqa: E402, F401
-import facet.data.neighbors  # noqa: E402, F401
-import facet.nn.model  # noqa: E402, F401
-import facet.physics  # noqa: E402, F401
 from facet import FacetCalculator  # noqa: E402
 
 w1, c1 = W(), C()
@@ -55,5 +56,7 @@ row = {
     "compile_or_load": events.get("backend_compile_duration", 0.0),
     "cache_load": events.get("cache_retrieval_time_sec", 0.0),
     "cache_dir": jax.config.jax_compilation_cache_dir,
+    "stored_program": bool(calc._programs) and all(flat for _, flat in calc._programs.values()),
+    "network_imported": "e3nn_jax" in sys.modules,
 }
 print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}))
