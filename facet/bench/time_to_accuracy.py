@@ -294,7 +294,7 @@ def _eval_pending(work: Path, *, venv: str | None, batch_size: int, deadline: fl
 
 
 # ------------------------------------------------------------------ Facet's curve
-def facet_curve(log_csv: Path, outlier: float = 3.0) -> dict:
+def facet_curve(log_csv: Path, outlier: float = 3.0, max_step: int | None = None) -> dict:
     """Facet's validation curve against its training time, from ``log.csv`` (step 4).
 
     Returns ``points`` (``step``, ``cpu_s``: summed ``wall_s`` of the train rows up to that step,
@@ -302,6 +302,7 @@ def facet_curve(log_csv: Path, outlier: float = 3.0) -> dict:
     ``structures_per_step`` (all structures over all steps), and ``startup_windows``: train
     rows whose ``wall_s`` exceeds ``outlier`` times the median (the first row of each process,
     holding start-up and compilation), with ``startup_excess_s``, their total above the median.
+    ``max_step``: rows after it are left out (a run resumed there with another recipe).
     """
     with open(log_csv) as fh:
         rows = list(csv.DictReader(fh))
@@ -309,6 +310,8 @@ def facet_curve(log_csv: Path, outlier: float = 3.0) -> dict:
     per_step, windows, points, structs = [], [], [], []
     for r in rows:
         step = int(r["step"])
+        if max_step is not None and step > max_step:
+            break
         if r["kind"] == "train":
             w = float(r["wall_s"])
             n = step - prev_step
@@ -429,11 +432,11 @@ def plot(facet: dict, mace_points: list[dict], cmp: dict, path: Path,
 
 
 def report(work: Path, facet_log: Path, out: Path, *, command: str, facet_config: Path | None,
-           extra: dict | None = None) -> dict:
+           extra: dict | None = None, facet_max_step: int | None = None) -> dict:
     prepared = json.loads((work / "prepared.json").read_text())
     train_row = json.loads((work / "mace_run" / "train_row.json").read_text())
     mace_points = json.loads((work / "mace_val.json").read_text())
-    facet = facet_curve(facet_log)
+    facet = facet_curve(facet_log, max_step=facet_max_step)
     cmp = compare(facet, mace_points, train_structures=prepared["splits"]["train"]["structures"])
     out.mkdir(parents=True, exist_ok=True)
     result = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -593,6 +596,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--facet-log", required=True)
     r.add_argument("--facet-config")
     r.add_argument("--out", required=True)
+    r.add_argument("--facet-max-step", type=int,
+                   help="leave out Facet's log after this step (its recipe changed there)")
     return ap
 
 
@@ -622,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res = report(work, Path(args.facet_log), Path(args.out),
                      command="python scripts/bench_time_to_accuracy.py " + " ".join(argv),
-                     facet_config=Path(args.facet_config) if args.facet_config else None)
+                     facet_config=Path(args.facet_config) if args.facet_config else None,
+                     facet_max_step=args.facet_max_step)
         print(json.dumps(res["comparison"], indent=1))
     return 0
 

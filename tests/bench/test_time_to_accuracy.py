@@ -86,6 +86,8 @@ def test_facet_curve_sums_training_windows_only(tmp_path):
     assert c["structures_per_step"] == pytest.approx(8.0)
     assert [w["step"] for w in c["startup_windows"]] == [50]
     assert c["startup_excess_s"] == pytest.approx(80.0)
+    cut = tta.facet_curve(tmp_path / "log.csv", max_step=150)
+    assert [p["step"] for p in cut["points"]] == [100] and cut["last_step"] == 150
 
 
 def test_facet_curve_refuses_a_val_row_off_the_train_rows(tmp_path):
