@@ -4,7 +4,8 @@ spherical-grid mixing (Miklaucic et al., arXiv 2509.08418), in JAX.
 ``facet.create_model`` and ``facet.FacetCalculator`` are imported lazily, so ``import facet``
 stays cheap (no JAX import) for the CLI and the data tools: ``python -X importtime -c "import
 facet"`` took 2 ms on one loaded core of the development machine, ``import facet.calculator``
-10 s (JAX, Flax, e3nn-jax and the network). Every ``facet`` command imports this package first.
+1.6-1.8 CPU s (JAX and ASE; Flax and e3nn-jax only when a network is built). Every ``facet``
+command imports this package first.
 """
 
 from .version import __version__
