@@ -21,6 +21,7 @@ the lowest validation loss, whose checkpoint pruning never removes), ``log.csv``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -136,6 +137,15 @@ def _check_same_data(st: dict, ckpt: Path, fingerprint: str, content: str,
             "(--allow-data-change)")
 
 
+def _loss_changes(ckpt: Path, loss) -> str:
+    """What differs between the ``loss`` section saved with checkpoint ``ckpt`` and ``loss``
+    (``"energy_weight 1.0 -> 10.0, ..."``), or ``""``."""
+    saved = yaml.safe_load((ckpt / "config.yaml").read_text()).get("loss") or {}
+    now = dataclasses.asdict(loss)
+    return ", ".join(f"{k} {saved[k]} -> {v}" for k, v in now.items()
+                     if k in saved and saved[k] != v)
+
+
 class Trainer:
     """One training run (or its resumption); see the module docstring and :func:`train`.
 
@@ -203,6 +213,12 @@ class Trainer:
         self.rest = loaded["rest"]
         self.best = {"loss": st.get("best_val_loss", float("inf")),
                      "step": st.get("best_step", -1)}
+        changed = _loss_changes(ckpt, self.cfg.loss)
+        if changed and self.best["step"] >= 0:
+            self.say(f"loss changed since {ckpt.name} ({changed}): validation losses are not "
+                     f"comparable across it, so the best checkpoint restarts here (step "
+                     f"{self.best['step']} was best under the old loss)")
+            self.best = {"loss": float("inf"), "step": -1}
         self.say(f"resumed from {ckpt} at step {int(self.state.step)}")
 
     def _start(self, resume: bool, predict_fn) -> None:

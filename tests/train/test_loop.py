@@ -96,6 +96,33 @@ def test_resume_gives_identical_numbers(full_run, tmp_path, toy_data):
     assert len(rows) == len(set(map(tuple, rows)))  # no duplicated log rows after resume
 
 
+def test_resume_with_changed_loss_restarts_the_best_checkpoint(tmp_path, toy_data):
+    """Validation losses of different loss weights are not comparable: resuming with a
+    changed ``loss`` section must not keep calling an older step "best" (the exported model
+    would silently be the pre-change one). The new definition's first validation is the best."""
+    from toymodel import toy_predict
+
+    out = tmp_path / "w"
+    kw = dict(model_factory=toy_factory, predict_fn=toy_predict, data=toy_data)
+    cfg = toy_config(out, run={"epochs": 2, "checkpoint_every": 4, "keep_checkpoints": 10,
+                               "eval_every": 4})
+    first = train(cfg, stop_at_step=8, report=lambda m: None, **kw)
+    assert first["best_step"] > 0
+    # ten times the energy and stress weights: every later validation loss is larger
+    cfg2 = toy_config(out, run={"epochs": 2, "checkpoint_every": 4, "keep_checkpoints": 10,
+                                "eval_every": 4},
+                      loss={"energy_weight": 10.0, "stress_weight": 10.0})
+    said = []
+    resumed = train(cfg2, resume=True, report=said.append, **kw)
+    assert any("loss" in m and "best" in m for m in map(str, said)), said
+    assert resumed["best_step"] > first["step"]
+    best = json.loads((out / "best.json").read_text())
+    assert best["step"] == resumed["best_step"]
+    # resuming again with the same loss keeps the best
+    again = train(cfg2, resume=True, report=lambda m: None, **kw)
+    assert again["best_step"] == resumed["best_step"]
+
+
 def test_nan_guard_stops_and_keeps_last_good(tmp_path, toy_data):
     from toymodel import toy_predict
 
