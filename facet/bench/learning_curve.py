@@ -179,6 +179,9 @@ def main(argv=None) -> int:
     ap.add_argument("--from-log", default=None, help="a run folder: validation MAE vs steps")
     ap.add_argument("--out", default="docs/benchmarks/accuracy/learning_curve")
     ap.add_argument("--override", action="append", default=[], help="extra key=value")
+    ap.add_argument("--reuse-points", action="store_true",
+                    help="keep the data-size points of OUT/results.json (e.g. when only the "
+                         "steps curve of a longer run is added)")
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error(f"--steps must be >= 1, got {args.steps}")
@@ -188,6 +191,11 @@ def main(argv=None) -> int:
         ap.error("give --frames (data-size curve) and/or --from-log RUN (steps curve)")
     work = Path(args.work)
     points = []
+    if args.reuse_points:
+        earlier = Path(args.out) / "results.json"
+        if not earlier.is_file():
+            ap.error(f"--reuse-points: {earlier} not found")
+        points = json.loads(earlier.read_text())["points"]
     for n in args.frames:
         k, got = shards_for_frames(args.data, n)
         if got < n:

@@ -69,6 +69,28 @@ def test_validation_rows_and_report(tmp_path):
     assert json.loads((out / "results.json").read_text())["points"] == points
 
 
+def test_reuse_points_keeps_the_data_size_curve(tmp_path):
+    """--from-log RUN --reuse-points rewrites the steps curve and keeps the earlier points."""
+    from facet.bench.learning_curve import main
+
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir()
+    (run / "log.csv").write_text(
+        "step,epoch,kind,lr,loss,grad_norm,energy_mae,energy_rmse,forces_mae,forces_rmse,"
+        "stress_mae,stress_rmse,structures_per_s,atoms_per_s,wall_s\n"
+        "10,0,train,0.1,1,1,50,60,300,400,9,10,1,1,5\n"
+        "10,0,val,,2,,40,50,200,300,8,9,,,\n")
+    points = [{"train_frames": 100, "train_materials": 10, "e0": "fit", "steps": 5,
+               "cpu_s": 1.0, "test": {"energy_mae": 1.0, "forces_mae": 2.0, "stress_mae": 3.0}}]
+    report(points, [], out, "first")
+    with pytest.raises(SystemExit):  # nothing to reuse in an empty folder
+        main(["--from-log", str(run), "--reuse-points", "--out", str(tmp_path / "none")])
+    assert main(["--from-log", str(run), "--reuse-points", "--out", str(out)]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["points"] == points and [r["step"] for r in saved["validation_log"]] == [10]
+    assert "| 100 | 10 | fit | 5 |" in (out / "README.md").read_text()
+
+
 @pytest.mark.parametrize("e0", ["fit", "teacher"])
 def test_each_e0_arm_names_its_energies(tmp_path, monkeypatch, e0):
     """The A/B must not inherit the recipe's own E0 choice: each arm overrides
