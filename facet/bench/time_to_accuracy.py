@@ -417,8 +417,9 @@ def plot(facet: dict, mace_points: list[dict], cmp: dict, path: Path,
     ax.axvline(cmp["mace"]["cpu_s"] / 3600, color="C1", lw=0.8, ls=":")
     if zero_force_mae:
         ax.axhline(zero_force_mae, color="k", lw=0.8, alpha=0.5)
-        ax.text(ax.get_xlim()[0], zero_force_mae, " zero forces", va="bottom", fontsize=8)
-    ax.set_xscale("log")
+        ax.text(0.01, zero_force_mae, "zero forces", va="bottom", fontsize=8,
+                transform=ax.get_yaxis_transform())
+    ax.set_xlim(left=0)
     ax.set_xlabel("training CPU time (hours, one core)")
     ax.set_ylabel("validation force MAE (meV/A)")
     r = cmp.get("ratio")
@@ -510,8 +511,9 @@ def write_readme(result: dict, out: Path, notes: str = "") -> None:
         f"(its CPU share over MACE's run: {_fmt(m.get('facet_process_cpu_share'), '.2f')}, so "
         "its wall clock is its CPU time); MACE on core 0, shared with other work (its CPU "
         f"share while training: {_fmt(m.get('cpu_share_training'), '.2f')}).",
-        f"* Versions: facet {meta.get('facet_commit', '?')} (Facet's run: "
-        f"{meta.get('facet_run_commit', '?')}), jax {meta.get('jax', '?')}.", "",
+        f"* Versions: facet {meta.get('facet_commit', '?')} (the checkout Facet's run trains "
+        f"from: {meta.get('facet_run_commit', '?')} when the report was written), jax "
+        f"{meta.get('jax', '?')}.", "",
         "![validation force MAE vs CPU time](time_to_accuracy.png)", "",
         "## Result", "",
         "| | Facet (facet-s) | MACE-MP-0-small arch. |", "|---|---|---|"]
