@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "5e4973393a81da5dac002bdb6493ff1a59220f3412eb3da89aa0f9c5c3862bc7"
+PINNED_SHA256 = "3d359c7cb4c3a544d1723e12e6434f4b982aafcf1277e559b38ba0d722033da4"
 
 
 def _reference():
@@ -135,11 +135,6 @@ def test_short_relaxation_finds_a_sensible_lattice(calc32):
     assert np.abs(res.atoms.get_stress()[:3]).max() < 2e-3  # < 0.3 GPa left
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: the model shipped today predates "
-                   "data/distill2 and declares no elements; the retrained model (long run in "
-                   "data/checkpoints/default2) replaces it once it beats it on the property "
-                   "suite. strict: this fails as soon as a model that passes ships, so that "
-                   "the marker is removed with it")
 def test_declares_at_least_80_elements_and_refuses_the_others(calc32):
     """Issue 16: the shipped model lists the elements it was trained on (all of its teacher's
     that the distillation set covers) and refuses any other, naming it."""

@@ -26,17 +26,19 @@ def default_calc():
 
 
 def test_default_model_refuses_elements_it_never_saw(default_calc):
-    pun = bulk("PuN", "rocksalt", a=4.9)
-    pun.calc = default_calc
-    with pytest.raises(InputError, match=r"does not support element\(s\) Pu \("):
-        pun.get_potential_energy()
+    # polonium is not among the teacher's (SevenNet-0's) 89 elements, so not in the data
+    pon = bulk("PoN", "rocksalt", a=5.2)
+    pon.calc = default_calc
+    with pytest.raises(InputError, match=r"does not support element\(s\) Po \("):
+        pon.get_potential_energy()
     si = bulk("Si", "diamond", a=5.43)
     si.calc = default_calc
     assert np.isfinite(si.get_potential_energy())
-    # the shipped checkpoint predates the metadata field: derived from its 72 fitted E0s
-    assert len(default_calc.model.supported_numbers) == 72
-    assert 94 not in default_calc.model.supported_numbers  # Pu
+    # the shipped checkpoint's metadata lists the 89 elements of its training data
+    assert len(default_calc.model.supported_numbers) == 89
+    assert 84 not in default_calc.model.supported_numbers  # Po
     assert 118 not in default_calc.model.supported_numbers  # Og
+    assert 94 in default_calc.model.supported_numbers  # Pu: in the teacher's data
 
 
 def test_supported_elements_from_metadata_win_over_e0(tmp_path):
@@ -84,7 +86,7 @@ def test_batched_paths_refuse_undeclared_elements():
 def test_info_prints_supported_elements(capsys):
     assert main(["info", "--model", "default"]) == 0
     out = capsys.readouterr().out
-    assert "supported elements (72): H He Li" in out and " U" in out and "Pu" not in out
+    assert "supported elements (89): H He Li" in out and " U Np Pu" in out and "Po" not in out
 
 
 # -- item 6: facet md ----------------------------------------------------------------------------
