@@ -92,7 +92,10 @@ def test_cu_elastic_tensor_and_eos_match_finite_differences(calc):
     c = np.asarray(res["elastic_tensor"].voigt)
     fd = _fd_elastic(cu, calc, range(6))
     c_fd = np.stack([fd[j] for j in range(6)], axis=1)
-    assert c_fd[0, 0] > c_fd[0, 1] > 0 and c_fd[3, 3] > 0  # a stable cubic metal
+    # cubic symmetry of the tensor (C11 = C22, C12 = C13, C44 = C55); the model's own
+    # stability (C11 > C12) is checked apart, in test_default_model_keeps_fcc_cu_stable
+    assert c_fd[0, 0] == pytest.approx(c_fd[1, 1], rel=1e-3)
+    assert c_fd[0, 1] == pytest.approx(c_fd[0, 2], rel=1e-3) and c_fd[3, 3] > 0
     np.testing.assert_allclose(c, c_fd, atol=0.02 * np.abs(c_fd).max(), rtol=0)
     k_fd = (c_fd[0, 0] + 2 * c_fd[0, 1]) / 3
     assert res["bulk_modulus_vrh"] == pytest.approx(k_fd, rel=0.02)
@@ -111,6 +114,19 @@ def test_cu_elastic_tensor_and_eos_match_finite_differences(calc):
     b_fd = (e[0] - 2 * e[1] + e[2]) / h**2 / (9 * v0) / GPa
     assert eos["bulk_modulus_bm"] == pytest.approx(b_fd, rel=0.01)
     assert b_fd == pytest.approx(k_fd, rel=0.01)  # energy and stress agree
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16: the default model shipped on 2026-12-07 "
+                   "(step 26,000) makes fcc Cu unstable against tetragonal shear: C11 107 < C12 "
+                   "133 GPa at its relaxed lattice constant (the teacher's Cu is stable); its "
+                   "card says so. strict: a model that fixes it fails here, remove the marker")
+def test_default_model_keeps_fcc_cu_stable(calc):
+    """Born stability of fcc Cu at the model's own lattice constant (C11 > |C12|, C44 > 0),
+    from central differences of the stress: a physics check of the shipped weights."""
+    cu = _relaxed(bulk("Cu", "fcc", a=3.61), calc)
+    fd = _fd_elastic(cu, calc, [0, 3])
+    c11, c12, c44 = fd[0][0], fd[0][1], fd[3][3]
+    assert c11 > abs(c12) and c44 > 0 and c11 + 2 * c12 > 0
 
 
 @pytest.mark.slow
