@@ -126,6 +126,12 @@ def read_shard_meta(path: str) -> list[dict]:
         return json.load(f)
 
 
+def material_kinds(data_dir: str) -> dict[str, str]:
+    """``{material id: kind}`` (``prototype``, ``surface``, ...) of every material in the
+    shards present, from their metadata files alone."""
+    return {m["mp_id"]: m["kind"] for p in shard_paths(data_dir) for m in read_shard_meta(p)}
+
+
 def read_shard(path: str) -> tuple[list[dict], dict]:
     with open(meta_path(path)) as f:
         metas = json.load(f)

@@ -258,17 +258,19 @@ def reference_predictions(model_dir: Path) -> dict:
 def _sharded_metrics(model_dir: Path, data: str) -> dict:
     """Validation and test errors of the exported model on the sharded set's material split
     (:func:`facet.train.evaluate.evaluate`: the same metrics as the training log)."""
-    from facet.teacher.distill2 import write_split_files
+    from facet.teacher.shards import material_kinds, write_split_files
     from facet.train.evaluate import evaluate
 
     metrics = {}
+    kinds = material_kinds(data)
     with tempfile.TemporaryDirectory() as tmp:
         files = write_split_files(data, tmp, splits=("val", "test"))
         for name in ("val", "test"):
             res = evaluate(model_dir, [files[name]["path"]], Path(tmp) / f"eval-{name}",
-                           report=lambda *a, **k: None)
+                           group_of=kinds.__getitem__, report=lambda *a, **k: None)
             metrics[name] = {**res["metrics"], "structures": files[name]["frames"],
-                             "materials": files[name]["materials"]}
+                             "materials": files[name]["materials"],
+                             "by_kind": res["per_group"]}
     return metrics
 
 

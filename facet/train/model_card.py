@@ -21,6 +21,25 @@ def _metric_row(m: dict, split: str) -> str:
             f"{x['stress_mae']:.2f} / {x['stress_rmse']:.2f} |")
 
 
+def by_kind_table(x: dict) -> list[str]:
+    """Markdown lines: one split's errors per kind of structure (mean and median), or none
+    when the metrics predate the breakdown."""
+    rows = x.get("by_kind")
+    if not rows:
+        return []
+
+    def cell(r, key):
+        return (f"{r[key + '_mae']:.1f} / {r[key + '_median']:.1f}"
+                if key + "_mae" in r else "-")
+
+    return [
+        "| kind | structures | energy MAE / median (meV/atom) | force MAE / median (meV/A) "
+        "| stress MAE (meV/A^3) |", "|---|---|---|---|---|",
+        *(f"| {k} | {r['structures']} | {cell(r, 'energy')} | {cell(r, 'forces')} | "
+          + (f"{r['stress_mae']:.1f} |" if "stress_mae" in r else "- |")
+          for k, r in rows.items()), ""]
+
+
 def write_card_sharded(out: Path, result: dict, data: str) -> str:
     """The model card of a model trained on a sharded set (``data/distill2``)."""
     from facet.teacher.distill2 import summarize
@@ -80,6 +99,10 @@ def write_card_sharded(out: Path, result: dict, data: str) -> str:
         "Targets of issue 16 on the test split: force MAE <= 80 meV/A, energy MAE <= 30 "
         "meV/atom, stress MAE <= 5 meV/A^3. The learning curve (docs/benchmarks/accuracy/"
         "learning_curve) shows how far each is and what limits it.", "",
+        *(["### Test errors by kind of structure", "",
+           "Mean and median side by side: where the median sits far below the mean, a few "
+           "structures far from the training data carry most of the error.", "",
+           *by_kind_table(m["test"])] if m["test"].get("by_kind") else []),
         *result.get("extra_sections", []),
         "## Limitations", "",
         *([f"- **{result['card_note']}**"] if result.get("card_note") else []),

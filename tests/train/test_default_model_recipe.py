@@ -10,8 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from facet.teacher.shards import shard_path, write_shard
+from facet.teacher.shards import material_kinds, shard_path, write_shard
 from facet.train import default_model as dm
+from facet.train.evaluate import group_metrics
 from facet.train.model_card import write_card
 
 
@@ -73,3 +74,45 @@ def test_card_of_a_sharded_set_states_its_counts_and_errors(tmp_path):
     assert "train / val / test = 2 / 1 / 1 materials (4 / 2 / 0 frames)" in text
     assert "| test | 1 | 2 | 1.2 / 2.0 | 33.3 / 44.4 | 0.12 / 0.46 |" in text
     assert "- **Early.**" in text and "least-squares E0s" in text
+    assert "by kind of structure" not in text  # metrics without the breakdown: no table
+
+    x["by_kind"] = {"alloy": {"structures": 2, "energy_mae": 1.25, "energy_median": 0.5,
+                              "forces_mae": 33.3, "forces_median": 20.0},
+                    "molecule": {"structures": 1, "energy_mae": 9.0, "energy_median": 9.0}}
+    text = write_card(out, result, str(data))
+    assert "| alloy | 2 | 1.2 / 0.5 | 33.3 / 20.0 | - |" in text
+    assert "| molecule | 1 | 9.0 / 9.0 | - | - |" in text
+
+
+def test_material_kinds_come_from_the_shard_metadata(tmp_path):
+    data = _sharded_set(tmp_path / "set")
+    write_shard(shard_path(str(data), 1), [{"meta": {"mp_id": "d", "name": "d",
+                                                     "kind": "surface", "n_frames": 0},
+                                            "frames": {}}])
+    assert material_kinds(str(data)) == {"a": "alloy", "b": "alloy", "c": "alloy",
+                                         "d": "surface"}
+
+
+def test_group_metrics_known_values():
+    # three structures (2, 1, 1 atoms): groups g, h, g; the third has no energy or stress label
+    pred = {
+        "n_atoms": np.array([2, 1, 1]),
+        "energy": np.array([1.0, 5.0, 100.0]), "energy_ref": np.array([0.0, 4.0, 0.0]),
+        "has_energy": np.array([True, True, False]),
+        "forces": np.zeros((4, 3)), "forces_ref": np.arange(12.0).reshape(4, 3) * 1e-3,
+        "has_forces": np.array([True, True, True, False]),
+        "stress": np.zeros((3, 3, 3)), "stress_ref": np.ones((3, 3, 3)) * 2e-3,
+        "has_stress": np.array([True, False, False]),
+    }
+    got = group_metrics(pred, ["g", "h", "g"])
+    assert got["g"]["structures"] == 2 and got["h"]["structures"] == 1
+    # energy per atom: g has only structure 0 labelled, |1 - 0| / 2 atoms = 0.5 eV = 500 meV
+    assert got["g"]["energy_mae"] == pytest.approx(500.0)
+    assert got["h"]["energy_mae"] == got["h"]["energy_median"] == pytest.approx(1000.0)
+    # forces: g owns atoms 0, 1 (structure 0) and 3 (unlabelled), h owns atom 2
+    assert got["g"]["forces_mae"] == pytest.approx(np.arange(6.0).mean())
+    assert got["g"]["forces_median"] == pytest.approx(2.5)
+    assert got["h"]["forces_mae"] == pytest.approx(np.arange(6.0, 9.0).mean())
+    assert got["g"]["stress_mae"] == pytest.approx(2.0) and "stress_mae" not in got["h"]
+    with pytest.raises(ValueError, match="2 group labels for 3 structures"):
+        group_metrics(pred, ["g", "h"])

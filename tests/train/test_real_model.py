@@ -137,7 +137,7 @@ def test_tiny_facet_s_trains_resumes_evaluates_float64(tmp_path):
         # Evaluate the run (its EMA weights, read back from disk) on held-out structures: the
         # same errors as the loss function's error sums on the in-memory EMA.
         res = evaluate(tmp_path / "a", ["<val>"], tmp_path / "eval", graphs=val_g,
-                       report=lambda m: None)
+                       group_of=lambda material: "all", report=lambda m: None)
         vbatch = EpochBatcher(val_g, Budget(14, 600, 2), shuffle=False, dtype=np.float64)
         sums = {}
         for k in range(vbatch.steps_in_epoch(0)):
@@ -149,6 +149,11 @@ def test_tiny_facet_s_trains_resumes_evaluates_float64(tmp_path):
         for k in ("energy_mae", "forces_mae", "stress_mae"):
             assert res["metrics"][k] == pytest.approx(want[k], rel=1e-9), k
         assert res["n_structures"] == 2 and (tmp_path / "eval" / "metrics.json").exists()
+        # One group holding every structure: its errors are the overall ones.
+        group = res["per_group"]["all"]
+        assert group["structures"] == 2
+        for k in ("energy_mae", "forces_mae", "stress_mae"):
+            assert group[k] == pytest.approx(want[k], rel=1e-9), k
 
 
 @pytest.mark.slow
