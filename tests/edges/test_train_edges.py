@@ -11,41 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from toymodel import PairModel, labelled_graphs, toy_predict
+from toy_training import make_teacher, toy_config, toy_factory
+from toymodel import labelled_graphs, toy_predict
 
 from facet.train import checkpoint as ck
-from facet.train.config import ConfigError, config_from_dict
+from facet.train.config import ConfigError
 from facet.train.loop import TrainingDiverged, train
-
-TEACHER_E0 = {14: -5.4, 8: -4.9, 3: -1.9}
 
 
 @pytest.fixture(scope="module")
 def toy_data():
-    t = PairModel(seed=123)
-    e0 = np.zeros(119)
-    for z, v in TEACHER_E0.items():
-        e0[z] = v
-    t.set_atomic_energies(e0)
-    graphs = labelled_graphs(24, t, seed=7)
+    graphs = labelled_graphs(24, make_teacher(), seed=7)
     return graphs[:20], graphs[20:]
-
-
-def toy_factory(section):
-    return PairModel(seed=section.seed,
-                     dtype=jnp.float32 if section.dtype == "float32" else jnp.float64)
-
-
-def toy_config(out_dir, **sections):
-    d = {
-        "model": {"preset": "toy", "seed": 0},
-        "data": {"max_nodes": 32, "max_edges": 1024, "max_graphs": 6, "seed": 3},
-        "optim": {"lr": 0.02, "warmup_steps": 2, "ema_decay": 0.9},
-        "run": {"out_dir": str(out_dir), "epochs": 2, "log_every": 2, "progress": False},
-    }
-    for name, kv in sections.items():
-        d[name] = {**d.get(name, {}), **kv}
-    return config_from_dict(d)
 
 
 @pytest.mark.parametrize(
