@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from .dynamics_inputs import NATOMS, mp_structures, si_cells, small_structures
 from .dynamics_report import write_report
 from .meta import cpu_model
+
+__all__ = [
+    "FULL_DIR", "MODELS", "PEER_DIR", "QUICK_DIR", "SELECTIONS", "Model", "Plan", "Runner",
+    "add_arguments", "machine_info", "main", "run",
+    # the structures (facet.bench.dynamics_inputs, re-exported)
+    "NATOMS", "mp_structures", "si_cells", "small_structures",
+]
 
 #: The runner scripts, part of this package: each runs by its path under a peer's own Python.
 PEER_DIR = Path(__file__).resolve().parent / "peers"
@@ -130,65 +135,6 @@ class Runner:
                 self.proc.kill()
 
 
-def si_cells(rattle: float, strain: float, seed: int = 0):
-    from ase.build import bulk
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for n in (1, 2, 3):
-        a = bulk("Si", "diamond", a=5.43, cubic=True) * (n, n, n)
-        a.set_cell(a.cell[:] @ (np.eye(3) + strain * rng.standard_normal((3, 3))), scale_atoms=True)
-        a.rattle(rattle, seed=seed + n)
-        out.append(a)
-    return out  # 8, 64, 216 atoms
-
-
-def mp_structures(n: int, seed: int = 0):
-    """Small Materials Project structures bundled with pymatgen, strained 2 % and rattled."""
-    from pymatgen.io.ase import AseAtomsAdaptor
-    from pymatgen.util.testing import PymatgenTest
-
-    rng = np.random.default_rng(seed)
-    names = ["Si", "LiFePO4", "CsCl", "SrTiO3", "NaFePO4", "TiO2", "Li2O", "K2O2", "Graphite"]
-    out = []
-    for name in names:
-        try:
-            s = PymatgenTest.get_structure(name)
-        except Exception:  # noqa: BLE001 - a name missing in this pymatgen version
-            continue
-        if len(s) > 10:  # peers take seconds per step on one busy core
-            continue
-        a = AseAtomsAdaptor.get_atoms(s)
-        a.set_cell(a.cell[:] @ (np.eye(3) + 0.02 * rng.standard_normal((3, 3))), scale_atoms=True)
-        a.rattle(0.05, seed=len(out))
-        a.info["name"] = name
-        out.append(a)
-        if len(out) == n:
-            break
-    return out
-
-
-def small_structures(n: int, seed: int = 0):
-    """``n`` strained and rattled small cells (2-8 atoms) of Si, Cu, NaCl and MgO."""
-    from ase.build import bulk
-
-    rng = np.random.default_rng(seed)
-    protos = [
-        bulk("Si", "diamond", a=5.43),
-        bulk("Cu", "fcc", a=3.6),
-        bulk("NaCl", "rocksalt", a=5.64),
-        bulk("MgO", "rocksalt", a=4.21),
-        bulk("Si", "diamond", a=5.43, cubic=True),
-    ]
-    out = []
-    for k in range(n):
-        a = protos[k % len(protos)].copy()
-        a.set_cell(a.cell[:] @ (np.eye(3) + 0.02 * rng.standard_normal((3, 3))), scale_atoms=True)
-        a.rattle(0.05, seed=k)
-        out.append(a)
-    return out
-
-
 def machine_info() -> dict:
     return {
         "cpu": cpu_model(),
@@ -231,10 +177,6 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(p)
     return run(p.parse_args(argv))
-
-
-#: Atoms of the Si cells of :func:`si_cells` (the ``md`` and ``relax_step`` sizes).
-NATOMS = [8, 64, 216]
 
 
 @dataclass(frozen=True)
@@ -478,11 +420,6 @@ def run(args: argparse.Namespace) -> int:
     write_report(out, info, rows)
     print(f"[bench] wrote {out}", flush=True)
     return 0
-
-
-def median_spread(values):
-    v = sorted(values)
-    return statistics.median(v), v[0], v[-1]
 
 
 if __name__ == "__main__":

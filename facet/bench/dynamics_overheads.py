@@ -30,7 +30,7 @@ from facet.calculator import FacetCalculator
 from facet.dynamics import BatchedFIRE
 from facet.dynamics.relax import relax
 
-from .dynamics import small_structures
+from .dynamics_inputs import small_structures
 
 
 def split(model, structures, steps: int) -> dict:
