@@ -19,7 +19,6 @@ MAX_LINES = 80
 LONG_FUNCTIONS = {
     # Benchmark and study reports: one linear document, section after section; splitting them
     # into functions per section is the open item (issue 19, benchmarks).
-    "tensorproducts/bench/report.py:write_report": "report: linear sections (open, issue 19)",
     "tensorproducts/bench/plots.py:plot": "one figure, panel after panel (open, issue 19)",
     "tensorproducts/bench/verdicts.py:checks": "a table of checks (open, issue 19)",
     "tensorproducts/bench/pof.py:_worker": "benchmark worker process (open, issue 19)",
