@@ -22,10 +22,6 @@ LONG_FUNCTIONS = {
     "tensorproducts/bench/plots.py:plot": "one figure, panel after panel (open, issue 19)",
     "tensorproducts/bench/verdicts.py:checks": "a table of checks (open, issue 19)",
     "tensorproducts/bench/pof.py:_worker": "benchmark worker process (open, issue 19)",
-    # The SevenNet trimming study's driver: it runs for more than 15 minutes even with the
-    # smallest settings (torch + sevenn, teacher environment), too long to check a split
-    # against the old run here; its pieces (structure sets, fine-tune, reports) are split.
-    "facet/studies/sevennet_trim/trim.py:main": "study driver, > 15 min a run (open, issue 19)",
     # Library code in other areas of issue 19 (dynamics, CLI): open items there.
 }
 

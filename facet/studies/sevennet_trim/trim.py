@@ -175,7 +175,8 @@ def training_frames(args, model, cutoff, sets, log=print):
     return structures, labels, info
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The study's command line (``--help`` lists the options)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
         "--save",
@@ -235,22 +236,14 @@ def main(argv=None) -> int:
     ap.add_argument("--stress-weight", type=float, default=1.0)
     ap.add_argument("--max-eval", type=int, default=40, help="held-out configs per source")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    return ap
 
-    import torch
 
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    from sevenn.calculator import SevenNetCalculator
-
-    t_start = time.perf_counter()
-    orig_calc = SevenNetCalculator("7net-0", device="cpu")
-    model = orig_calc.model
-    cutoff = float(orig_calc.cutoff)
-    sets = ev.build_structure_sets(args, cutoff, type_map=orig_calc.type_map)
-    print({k: len(v) for k, v in sets.items() if isinstance(v, list)}, flush=True)
-    train, labels, train_info = training_frames(args, model, cutoff, sets)
-    sets["summary"]["finetune"] = train_info
+def fit_radials(
+    args, model, cutoff: float, sets: dict, train: list
+) -> tuple[dict, dict, np.ndarray]:
+    """Sample the fit distances and fit every layer's linear radial map (``--fit``); return the
+    maps, the *fit* section of the results and the evaluation's neighbour distances."""
     rng = np.random.default_rng(args.seed + 1)
     fit_structs = [
         train[i]
@@ -284,11 +277,25 @@ def main(argv=None) -> int:
     for k, rep in fit_reports.items():
         r2, r2t = 100 * rep["r2_mean"], 100 * rep["test_r2_mean"]
         print(f"  {k}: radial R2 mean {r2:.3f} %  held-out {r2t:.3f} %", flush=True)
+    fit = {
+        "method": args.fit,
+        "seconds": fit_seconds,
+        "n_fit_structures": len(fit_structs) if args.fit == "output" else 0,
+        "edge_weight": args.edge_weight if args.fit == "output" else None,
+        "n_fit": args.n_fit,
+        "uniform_fraction": args.uniform_fraction,
+        "r_min": r_min,
+        "r_max": cutoff,
+        "layers": fit_reports,
+        "distance_quantiles_train": np.quantile(r_train, [0, 0.01, 0.5, 0.99, 1]).tolist(),
+    }
+    return maps, fit, r_eval
 
-    trimmed = trimmed_copy(model, maps)
-    trim_calc = SevenNetCalculator(trimmed, file_type="model_instance", device="cpu")
-    counts = {"original": count_parameters(model), "trimmed": count_parameters(trimmed)}
 
+def evaluate_and_finetune(args, orig_calc, trim_calc, trimmed, maps, train, labels, sets):
+    """Compare the trimmed model with the original (single points and relaxations), fine-tune
+    its linear maps, compare again; return the comparisons, the original's relaxations and the
+    fine-tune's history and steps."""
     print("evaluating original vs trimmed ...", flush=True)
     ref_eval = ev.predict_all(orig_calc, sets["eval"])
     res = {"trimmed": ev.compare(ref_eval, ev.predict_all(trim_calc, sets["eval"]), sets)}
@@ -312,34 +319,58 @@ def main(argv=None) -> int:
     res["finetuned"] = ev.compare(ref_eval, ev.predict_all(trim_calc, sets["eval"]), sets)
     res["finetuned"]["relax"] = ev.compare_relax(relax_orig, ev.relax_all(trim_calc, sets["relax"]))
     print(json.dumps({k: v for k, v in res["finetuned"].items() if k != "per_source"}, indent=1))
+    return res, relax_orig, history, steps
+
+
+def save_checked(path: Path, trimmed, trim_calc, atoms, meta: dict) -> str:
+    """Save the trimmed model, reload it and check its energy of ``atoms`` against the in-memory
+    model's; return the file name (no machine paths in the report)."""
+    save_trimmed(trimmed, path, meta)
+    check = load_trimmed_calculator(path)
+    a = atoms.copy()
+    a.calc = check
+    e_loaded = a.get_potential_energy()
+    a2 = atoms.copy()
+    a2.calc = trim_calc
+    if abs(e_loaded - a2.get_potential_energy()) > 1e-5 * max(1.0, abs(e_loaded)):
+        raise RuntimeError("reloaded trimmed model disagrees with the in-memory one")
+    return path.name
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    from sevenn.calculator import SevenNetCalculator
+
+    t_start = time.perf_counter()
+    orig_calc = SevenNetCalculator("7net-0", device="cpu")
+    model = orig_calc.model
+    cutoff = float(orig_calc.cutoff)
+    sets = ev.build_structure_sets(args, cutoff, type_map=orig_calc.type_map)
+    print({k: len(v) for k, v in sets.items() if isinstance(v, list)}, flush=True)
+    train, labels, train_info = training_frames(args, model, cutoff, sets)
+    sets["summary"]["finetune"] = train_info
+    maps, fit, r_eval = fit_radials(args, model, cutoff, sets, train)
+
+    trimmed = trimmed_copy(model, maps)
+    trim_calc = SevenNetCalculator(trimmed, file_type="model_instance", device="cpu")
+    counts = {"original": count_parameters(model), "trimmed": count_parameters(trimmed)}
+    res, relax_orig, history, steps = evaluate_and_finetune(
+        args, orig_calc, trim_calc, trimmed, maps, train, labels, sets
+    )
 
     saved = None
     if args.save is not None:
-        save_trimmed(trimmed, args.save, {"fit": fit_reports, "finetune": history})
-        check = load_trimmed_calculator(args.save)
-        a = sets["eval"][0].copy()
-        a.calc = check
-        e_loaded = a.get_potential_energy()
-        a2 = sets["eval"][0].copy()
-        a2.calc = trim_calc
-        if abs(e_loaded - a2.get_potential_energy()) > 1e-5 * max(1.0, abs(e_loaded)):
-            raise RuntimeError("reloaded trimmed model disagrees with the in-memory one")
-        saved = args.save.name  # only the file name: no machine paths in the report
+        meta = {"fit": fit["layers"], "finetune": history}
+        saved = save_checked(args.save, trimmed, trim_calc, sets["eval"][0], meta)
 
     results = {
         "parameters": counts,
-        "fit": {
-            "method": args.fit,
-            "seconds": fit_seconds,
-            "n_fit_structures": len(fit_structs) if args.fit == "output" else 0,
-            "edge_weight": args.edge_weight if args.fit == "output" else None,
-            "n_fit": args.n_fit,
-            "uniform_fraction": args.uniform_fraction,
-            "r_min": r_min,
-            "r_max": cutoff,
-            "layers": fit_reports,
-            "distance_quantiles_train": np.quantile(r_train, [0, 0.01, 0.5, 0.99, 1]).tolist(),
-        },
+        "fit": fit,
         "datasets": sets["summary"],
         "results": res,
         "finetune": {
