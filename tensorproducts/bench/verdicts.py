@@ -83,6 +83,17 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
                 "yes" if c / g >= 7 else "NO",
             )
         )
+    out += _e3nn_checks(rows)
+    all_pof = stamp(result.get("pof", {}).get("rows", []), default)
+    pof = current(all_pof)
+    for ours in sorted({r.get("ours") for r in pof if r.get("ours")}):
+        out += _research_check(ours, all_pof, pof, rows)
+    return out
+
+
+def _e3nn_checks(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """cg-dense against ``e3nn.tensor_product`` per setting and mode, on rows of one run."""
+    out = []
     for setting in ("siso", "simo", "mimo", "edge"):
         for mode in ("fwd", "fwd_bwd"):
             ratios = []
@@ -103,56 +114,58 @@ def checks(result: dict) -> list[tuple[str, str, str]]:
                         "yes" if worst[1] >= 1 else f"NO at {worst[0]}",
                     )
                 )
-    all_pof = stamp(result.get("pof", {}).get("rows", []), default)
-    pof = current(all_pof)
-    for ours in sorted({r.get("ours") for r in pof if r.get("ours")}):
-        cmp, lost, skipped, unpaired, interleaved, other = [], [], 0, 0, 0, False
-        mine_of = _newest_pairs(
-            [r for r in all_pof if r.get("ours") == ours],
-            rows,
-            lambda r: dict(variant=r["ours"], setting=r.get("ours_setting", r["setting"])),
-        )
-        for r in pof:
-            if r.get("ours") != ours:
-                continue
-            q = paired_ratio(r) if "median_ms" in r else None
-            if q is not None:  # timed beside ours in one process: no cross-row pairing needed
-                interleaved += 1
-            elif case_key(r) in mine_of:
-                r, mine = mine_of[case_key(r)]
-                q = r["median_ms"] / mine
-            elif "median_ms" not in r:
-                skipped += 1
-                continue
-            else:
-                unpaired += 1
-                continue
-            other |= r.get("ours_setting", r["setting"]) != r["setting"]
-            cmp.append(q)
-            if q < 1:
-                lost.append(f"{r['setting']} L={r['L']} ({q:.2f}x)")
-        note = f"{skipped} research cases skipped" + (
-            f", {unpaired} without a row of ours in their run" if unpaired else ""
-        )
-        title = f"{ours} at least as fast as the research implementation" + (
-            " (research on VSH-coefficient inputs, ours on s2_irreps: different products at "
-            "equal L)"
-            if other
-            else ""
-        )
-        if cmp:
-            verdict = "yes" if not lost else "NO: " + ", ".join(lost)
-            out.append(
-                (
-                    title,
-                    f"research/ours median {np.median(cmp):.1f}x, min {min(cmp):.2f}x over "
-                    f"{len(cmp)} cases ({interleaved} interleaved; {note})",
-                    verdict,
-                )
-            )
-        elif skipped or unpaired:
-            out.append((f"{ours} vs research implementation", f"nothing compared ({note})", "n/a"))
     return out
+
+
+def _research_check(ours: str, all_pof, pof, rows) -> list[tuple[str, str, str]]:
+    """Our variant ``ours`` against the research rows that name it (none or one check): by
+    each row's ``paired`` times, else by our row of the same run and case."""
+    cmp, lost, skipped, unpaired, interleaved, other = [], [], 0, 0, 0, False
+    mine_of = _newest_pairs(
+        [r for r in all_pof if r.get("ours") == ours],
+        rows,
+        lambda r: dict(variant=r["ours"], setting=r.get("ours_setting", r["setting"])),
+    )
+    for r in pof:
+        if r.get("ours") != ours:
+            continue
+        q = paired_ratio(r) if "median_ms" in r else None
+        if q is not None:  # timed beside ours in one process: no cross-row pairing needed
+            interleaved += 1
+        elif case_key(r) in mine_of:
+            r, mine = mine_of[case_key(r)]
+            q = r["median_ms"] / mine
+        elif "median_ms" not in r:
+            skipped += 1
+            continue
+        else:
+            unpaired += 1
+            continue
+        other |= r.get("ours_setting", r["setting"]) != r["setting"]
+        cmp.append(q)
+        if q < 1:
+            lost.append(f"{r['setting']} L={r['L']} ({q:.2f}x)")
+    note = f"{skipped} research cases skipped" + (
+        f", {unpaired} without a row of ours in their run" if unpaired else ""
+    )
+    title = f"{ours} at least as fast as the research implementation" + (
+        " (research on VSH-coefficient inputs, ours on s2_irreps: different products at equal L)"
+        if other
+        else ""
+    )
+    if cmp:
+        verdict = "yes" if not lost else "NO: " + ", ".join(lost)
+        return [
+            (
+                title,
+                f"research/ours median {np.median(cmp):.1f}x, min {min(cmp):.2f}x over "
+                f"{len(cmp)} cases ({interleaved} interleaved; {note})",
+                verdict,
+            )
+        ]
+    if skipped or unpaired:
+        return [(f"{ours} vs research implementation", f"nothing compared ({note})", "n/a")]
+    return []
 
 
 def paired_ratio(row: dict) -> float | None:
