@@ -19,7 +19,6 @@ MAX_LINES = 80
 LONG_FUNCTIONS = {
     # Benchmark and study reports: one linear document, section after section; splitting them
     # into functions per section is the open item (issue 19, benchmarks).
-    "tensorproducts/bench/plots.py:plot": "one figure, panel after panel (open, issue 19)",
     "tensorproducts/bench/pof.py:_worker": "benchmark worker process (open, issue 19)",
     # Library code in other areas of issue 19 (dynamics, CLI): open items there.
 }

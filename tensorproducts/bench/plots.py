@@ -13,6 +13,7 @@ __all__ = ["plot"]
 
 
 def plot(result: dict, out_dir: Path) -> list[str]:
+    """Draw the figures of ``result`` into ``out_dir``; return their file names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,7 +26,19 @@ def plot(result: dict, out_dir: Path) -> list[str]:
         else r
         for r in current(stamp(result.get("pof", {}).get("rows", []), run))
     ]  # fmt: skip
-    files = []
+    files = [_time_vs_l(plt, rows, pof, out_dir), _flops_and_backward(plt, rows, out_dir)]
+    edge = [
+        r
+        for r in rows
+        if r.get("setting") == "edge" and r.get("mode") == "fwd" and "median_ms" in r
+    ]
+    if edge:
+        files.append(_edge_channels(plt, edge, out_dir))
+    return files
+
+
+def _time_vs_l(plt, rows: list[dict], pof: list[dict], out_dir: Path) -> str:
+    """Forward time per sample against L, one panel per setting, ours and the research code's."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
     for ax, setting in zip(axes, ("siso", "simo", "mimo"), strict=True):
         for v in variants_of(rows):
@@ -55,8 +68,11 @@ def plot(result: dict, out_dir: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(out_dir / "time_vs_L.png", dpi=110)
     plt.close(fig)
-    files.append("time_vs_L.png")
+    return "time_vs_L.png"
 
+
+def _flops_and_backward(plt, rows: list[dict], out_dir: Path) -> str:
+    """mimo: XLA FLOPs per sample (forward) and time per sample (forward+backward) against L."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for v in variants_of(rows):
         for ax, key, mode in ((axes[0], "flops", "fwd"), (axes[1], "us_per_sample", "fwd_bwd")):
@@ -79,31 +95,27 @@ def plot(result: dict, out_dir: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(out_dir / "flops_and_backward.png", dpi=110)
     plt.close(fig)
-    files.append("flops_and_backward.png")
+    return "flops_and_backward.png"
 
-    edge = [
-        r
-        for r in rows
-        if r.get("setting") == "edge" and r.get("mode") == "fwd" and "median_ms" in r
-    ]
-    if edge:
-        cases = sorted({(r["L"], r["channels"]) for r in edge})
-        names = variants_of(edge)
-        fig, ax = plt.subplots(figsize=(max(8, len(cases) * 1.2), 4.5))
-        width = 0.8 / len(names)
-        for k, v in enumerate(names):
-            vals = [
-                (find_row(edge, variant=v, L=l, channels=c) or {}).get("median_ms", np.nan)
-                for l, c in cases
-            ]
-            ax.bar(np.arange(len(cases)) + k * width, vals, width, label=v)
-        ax.set_xticks(np.arange(len(cases)) + 0.4, [f"L{l} C{c}" for l, c in cases])
-        ax.set_yscale("log")
-        ax.set_ylabel("ms per call")
-        ax.set_title(f"edge setting (channels x {edge[0]['batch']} edges), forward")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / "edge_channels.png", dpi=110)
-        plt.close(fig)
-        files.append("edge_channels.png")
-    return files
+
+def _edge_channels(plt, edge: list[dict], out_dir: Path) -> str:
+    """Edge setting, forward: ms per call by (L, channels), one bar per variant."""
+    cases = sorted({(r["L"], r["channels"]) for r in edge})
+    names = variants_of(edge)
+    fig, ax = plt.subplots(figsize=(max(8, len(cases) * 1.2), 4.5))
+    width = 0.8 / len(names)
+    for k, v in enumerate(names):
+        vals = [
+            (find_row(edge, variant=v, L=l, channels=c) or {}).get("median_ms", np.nan)
+            for l, c in cases
+        ]
+        ax.bar(np.arange(len(cases)) + k * width, vals, width, label=v)
+    ax.set_xticks(np.arange(len(cases)) + 0.4, [f"L{l} C{c}" for l, c in cases])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per call")
+    ax.set_title(f"edge setting (channels x {edge[0]['batch']} edges), forward")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "edge_channels.png", dpi=110)
+    plt.close(fig)
+    return "edge_channels.png"
