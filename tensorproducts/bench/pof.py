@@ -226,6 +226,8 @@ def research_fn(F, variant: str, lmax: int, out):
 # ---------------------------------------------------------------------------- worker (research env)
 
 
+# Long by design: runs only inside the research environment (PriceofFreedom checkout, its
+# venv), which this repository's tests cannot import, so a split could not be checked by a run.
 def _worker(config: dict, deadline: float) -> None:
     import e3nn_jax as e3nn
     import jax
