@@ -25,7 +25,6 @@ LONG_FUNCTIONS = {
     # only in that environment, so a split could not be checked against a run here.
     "tensorproducts/bench/pof.py:_worker": "runs only in the research environment, "
     "which the tests cannot import: a split could not be checked by a run",
-    # Library code in other areas of issue 19 (dynamics, CLI): open items there.
 }
 MARK = "# Long by design:"
 
