@@ -1,5 +1,12 @@
 """A run killed with SIGKILL at random moments (including during checkpoint writes) and resumed
-each time ends with the same parameters as an uninterrupted run (slow: many process starts)."""
+each time ends with bit-identical parameters, optimiser state, EMA and counters to an
+uninterrupted run (slow: many process starts).
+
+The uninterrupted reference runs in a fresh process, as the killed runs do: a reference trained
+inside the pytest worker shares that process's state with whatever tests ran before it there
+(issue 19: one full-suite run once differed at float32 round-off, 1.7e-6, and never again), which
+is not what this test is about. Both runs use the same worker script, data and environment, so
+any difference is the resume's."""
 
 from __future__ import annotations
 
@@ -19,19 +26,15 @@ from facet.train import checkpoint as ck
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path, toy_data):
-    from toy_training import toy_config, toy_factory
-    from toymodel import toy_predict
-
-    from facet.train.loop import train
-
     data = tmp_path / "data.pkl"
     data.write_bytes(pickle.dumps(toy_data))
-    ref_dir = tmp_path / "ref"
-    cfg = toy_config(ref_dir, run={"epochs": 3, "checkpoint_every": 1, "keep_checkpoints": 3})
-    ref = train(cfg, model_factory=toy_factory, predict_fn=toy_predict, data=toy_data,
-                report=lambda m: None)
-
     worker = Path(__file__).with_name("kill_worker.py")
+    ref_dir = tmp_path / "ref"
+    done = subprocess.run([sys.executable, str(worker), str(data), str(ref_dir)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ref_last = ck.latest_checkpoint(ref_dir / "checkpoints")
+
     run_dir = tmp_path / "killed"
     rng = np.random.default_rng(2026)  # fixed: the kill delays are the same every run
     kills = 0
@@ -60,10 +63,10 @@ def test_sigkill_at_random_points_then_resume(tmp_path, toy_data):
         break
     assert kills >= 1
     last = ck.latest_checkpoint(run_dir / "checkpoints")
-    assert int(last.name[5:]) == ref["total_steps"]
-    ref_last = ck.latest_checkpoint(ref_dir / "checkpoints")
+    assert last.name == ref_last.name
     for tree in ("params", "ema", "opt_state", "counters"):
         a, b = ck.read_arrays(last, tree), ck.read_arrays(ref_last, tree)
         assert a.keys() == b.keys()
         for k in a:
-            np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=f"{tree}/{k}")
+            assert a[k].dtype == b[k].dtype, f"{tree}/{k}"
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{tree}/{k}")
