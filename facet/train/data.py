@@ -104,6 +104,12 @@ def read_graphs(paths: Sequence[str], cutoff: float, energy_label: str) -> list[
     return graphs
 
 
+def material_of(key: str) -> str:
+    """The material a frame key names: the part before the first ``/`` (MPTrj-style keys are
+    ``<material>/<frame>``; a key without ``/`` is its own material)."""
+    return key.split("/", 1)[0]
+
+
 def split_by_group(graphs: Sequence[Graph], val_fraction: float, seed: int, *,
                    by: str = "material"):
     """``(train, val)`` lists; every structure lands in exactly one of them. ``by="frame"``
@@ -112,7 +118,7 @@ def split_by_group(graphs: Sequence[Graph], val_fraction: float, seed: int, *,
         return list(graphs), []
     groups: dict[str, list[int]] = {}
     for i, g in enumerate(graphs):
-        name = (g.key or str(i)).split("/")[0] if by == "material" else f"{i}"
+        name = material_of(g.key or str(i)) if by == "material" else f"{i}"
         groups.setdefault(name, []).append(i)
     names = sorted(groups)
     elements = {name: set().union(*(set(np.unique(graphs[i].numbers).tolist())

@@ -23,6 +23,7 @@ from flax import nnx
 
 from facet.data.batch import batches_by_budget
 
+from .data import material_of
 from .loss import error_sums, finalize_metrics
 
 __all__ = ["predict_dataset", "compute_metrics", "per_element_metrics", "group_metrics",
@@ -93,24 +94,30 @@ def compute_metrics(pred: dict) -> dict[str, float]:
     return finalize_metrics(pred["error_sums"])
 
 
+def _abs_errors_mev(pred: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute errors in meV: energy per atom (one per structure) and force components (one
+    row per atom)."""
+    e_err = 1e3 * np.abs(pred["energy"] - pred["energy_ref"]) / pred["n_atoms"]
+    return e_err, 1e3 * np.abs(pred["forces"] - pred["forces_ref"])
+
+
 def per_element_metrics(pred: dict) -> dict[str, dict[str, float]]:
     """``{symbol: {forces_mae, forces_count, energy_mae, energy_count}}`` in meV units."""
     out: dict[str, dict[str, float]] = {}
     z_atoms = pred["numbers"]
-    ferr = np.abs(pred["forces"] - pred["forces_ref"])
+    e_err, ferr = _abs_errors_mev(pred)
     # structure index of every atom, to find which structures contain an element
     owner = np.repeat(np.arange(pred["n_atoms"].size), pred["n_atoms"])
-    e_err = np.abs(pred["energy"] - pred["energy_ref"]) / pred["n_atoms"]
     for z in np.unique(z_atoms):
         row: dict[str, float] = {}
         m = (z_atoms == z) & pred["has_forces"]
         if m.any():
-            row["forces_mae"] = 1e3 * float(ferr[m].mean())
+            row["forces_mae"] = float(ferr[m].mean())
             row["forces_count"] = int(3 * m.sum())
         structs = np.unique(owner[z_atoms == z])
         structs = structs[pred["has_energy"][structs]]
         if structs.size:
-            row["energy_mae"] = 1e3 * float(e_err[structs].mean())
+            row["energy_mae"] = float(e_err[structs].mean())
             row["energy_count"] = int(structs.size)
         out[_symbol(int(z))] = row
     return out
@@ -130,8 +137,7 @@ def group_metrics(pred: dict, groups: Sequence[str]) -> dict[str, dict[str, floa
     n_atoms = pred["n_atoms"]
     if groups.shape != n_atoms.shape:
         raise ValueError(f"{groups.size} group labels for {n_atoms.size} structures")
-    e_err = 1e3 * np.abs(pred["energy"] - pred["energy_ref"]) / n_atoms
-    f_err = 1e3 * np.abs(pred["forces"] - pred["forces_ref"])
+    e_err, f_err = _abs_errors_mev(pred)
     s_err = 1e3 * np.abs(pred["stress"] - pred["stress_ref"]).reshape(n_atoms.size, -1)
     atom_group = np.repeat(groups, n_atoms)
     out: dict[str, dict[str, float]] = {}
@@ -240,7 +246,7 @@ def evaluate(model_path: str | Path, data: Sequence[str], out_dir: str | Path, *
               "metrics": overall, "per_element": per_el}
     if group_of is not None:
         result["per_group"] = group_metrics(
-            pred, [group_of((g.key or "").split("/")[0]) for g in graphs])
+            pred, [group_of(material_of(g.key or "")) for g in graphs])
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=1))
     with open(out_dir / "per_element.csv", "w", newline="") as fh:
         w = csv.writer(fh)

@@ -21,9 +21,9 @@ def _metric_row(m: dict, split: str) -> str:
             f"{x['stress_mae']:.2f} / {x['stress_rmse']:.2f} |")
 
 
-def by_kind_table(x: dict) -> list[str]:
-    """Markdown lines: one split's errors per kind of structure (mean and median), or none
-    when the metrics predate the breakdown."""
+def by_kind_section(x: dict) -> list[str]:
+    """Markdown lines: the test split's errors per kind of structure (mean and median) under
+    their heading, or none when the metrics predate the breakdown."""
     rows = x.get("by_kind")
     if not rows:
         return []
@@ -33,6 +33,9 @@ def by_kind_table(x: dict) -> list[str]:
                 if key + "_mae" in r else "-")
 
     return [
+        "### Test errors by kind of structure", "",
+        "Mean and median side by side: where the median sits far below the mean, a few "
+        "structures far from the training data carry most of the error.", "",
         "| kind | structures | energy MAE / median (meV/atom) | force MAE / median (meV/A) "
         "| stress MAE (meV/A^3) |", "|---|---|---|---|---|",
         *(f"| {k} | {r['structures']} | {cell(r, 'energy')} | {cell(r, 'forces')} | "
@@ -99,10 +102,7 @@ def write_card_sharded(out: Path, result: dict, data: str) -> str:
         "Targets of issue 16 on the test split: force MAE <= 80 meV/A, energy MAE <= 30 "
         "meV/atom, stress MAE <= 5 meV/A^3. The learning curve (docs/benchmarks/accuracy/"
         "learning_curve) shows how far each is and what limits it.", "",
-        *(["### Test errors by kind of structure", "",
-           "Mean and median side by side: where the median sits far below the mean, a few "
-           "structures far from the training data carry most of the error.", "",
-           *by_kind_table(m["test"])] if m["test"].get("by_kind") else []),
+        *by_kind_section(m["test"]),
         *result.get("extra_sections", []),
         "## Limitations", "",
         *([f"- **{result['card_note']}**"] if result.get("card_note") else []),
