@@ -11,7 +11,10 @@ while the variant is traced. The key ``edge_buckets=K`` instead pads the variant
 fitted edge counts (``data.edge_buckets``; same packs, so the same structures per step), and
 ``remat=none|dots|nothing`` replaces ``jax.checkpoint`` while the variant is traced (the
 blocked message pass checkpoints each block: ``none`` saves every intermediate, ``dots`` saves
-the matrix products, ``nothing`` is the default recomputation).
+the matrix products, ``nothing`` is the default recomputation), and ``edge_vjp=autodiff``
+differentiates the blocked message pass by plain autodiff of its checkpointed scan (before its
+custom reverse pass, ``tensorproducts.edge._blocked_sum``). ``--part energy_forces_stress``
+times the forward pass with forces and stress (what the calculator runs) instead of the step.
 Rounds run every variant once in turn, in ABBA order (the order reverses every round),
 ``--per-round`` steps each; the report gives each variant's median step time with the min-max
 over rounds and the median of the per-round ratios to the first variant with their spread.
@@ -44,18 +47,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--per-round", type=int, default=2)
     ap.add_argument("--batches", type=int, default=8, help="batches of epoch 0 cycled through")
+    ap.add_argument("--part", default="train_step",
+                    choices=["train_step", "energy_forces_stress"])
     ap.add_argument("--out", default="")
     args = ap.parse_args()
 
     import jax
     from profile_train_step import build
 
+    import tensorproducts.edge as tp_edge
     from tensorproducts import edge_blocking
 
     ctx = build(args.data, tuple(args.budget), args.limit, args.preset)
     batcher, mesh, put_batch = ctx["batcher"], ctx["mesh"], ctx["put_batch"]
     n_b = min(batcher.steps_in_epoch(0), args.batches)
-    step_fn = ctx["train_step"]
+    efs = args.part == "energy_forces_stress"
+    step_fn = ctx["efs"] if efs else ctx["train_step"]
     variants = [parse_variant(v) for v in args.variant]
     fns, states = {}, {}
     from facet.train.batching import EpochBatcher
@@ -73,6 +80,8 @@ def main() -> None:
                 "nothing": jax.checkpoint_policies.nothing_saveable}
     remats = {name: env.pop("remat", "") for name, env in variants}
     blocks = {name: env.pop("edge_block", None) for name, env in variants}
+    vjps = {name: env.pop("edge_vjp", "") for name, env in variants}
+    orig_blocked_sum = tp_edge._blocked_sum
     for name, env in variants:
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
@@ -82,10 +91,17 @@ def main() -> None:
         elif remats[name]:
             pol = policies[remats[name]]
             jax.checkpoint = lambda f, _p=pol, _c=orig_checkpoint, **kw: _c(f, policy=_p, **kw)
+        if vjps[name] == "autodiff":
+            tp_edge._blocked_sum = tp_edge._scan_sum
+        elif vjps[name]:
+            raise SystemExit(f"{name}: edge_vjp must be autodiff, got {vjps[name]!r}")
         try:
             # A new function object per variant: jit caches traces by function, and the
             # environment is read at trace time.
-            fn = jax.jit(lambda s, r, b: step_fn(s, r, b), donate_argnums=(0,))
+            if efs:
+                fn = jax.jit(lambda s, r, b: (s, step_fn(s.params, r, b)))
+            else:
+                fn = jax.jit(lambda s, r, b: step_fn(s, r, b), donate_argnums=(0,))
             st = jax.tree.map(lambda x: x.copy(), ctx["state"])
             t0 = time.perf_counter()
             with contextlib.ExitStack() as stack:
@@ -98,6 +114,7 @@ def main() -> None:
             print(f"{name}: compiled in {time.perf_counter() - t0:.1f} s", flush=True)
         finally:
             jax.checkpoint = orig_checkpoint
+            tp_edge._blocked_sum = orig_blocked_sum
             for k, v in old.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -132,7 +149,8 @@ def main() -> None:
               f"{res[n]['max_ms']:.1f})  speed-up vs {base}: {res[n]['speedup_vs_first']:.3f} "
               f"({res[n]['speedup_min']:.3f}-{res[n]['speedup_max']:.3f})")
     if args.out:
-        Path(args.out).write_text(json.dumps({"budget": args.budget, "rounds": args.rounds,
+        Path(args.out).write_text(json.dumps({"part": args.part, "budget": args.budget,
+                                              "rounds": args.rounds,
                                               "per_round": args.per_round, "variants": res,
                                               "affinity": sorted(os.sched_getaffinity(0))},
                                              indent=1))

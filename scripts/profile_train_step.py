@@ -101,8 +101,8 @@ def build(data: str, budget, limit: int, preset: str = "facet-s", dtype: str = "
         "ema": jax.jit(lambda e, p, s: ema_update(e, p, optim.ema_decay, s)),
         "train_step": jax.jit(train_step, donate_argnums=(0,)),
     }
-    return dict(parts=parts, train_step=train_step, state=state, rest=rest, batcher=batcher,
-                mesh=mesh, put_batch=put_batch, graphs=graphs, budget=budget)
+    return dict(parts=parts, train_step=train_step, efs=efs, state=state, rest=rest,
+                batcher=batcher, mesh=mesh, put_batch=put_batch, graphs=graphs, budget=budget)
 
 
 def padding(batcher, epoch: int = 0) -> dict:
