@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "3d359c7cb4c3a544d1723e12e6434f4b982aafcf1277e559b38ba0d722033da4"
+PINNED_SHA256 = "6310cf9b1379fa1b22ba61d433512240826cfdefb3832eef736c62cadb30c616"
 
 
 def _reference():

@@ -116,10 +116,6 @@ def test_cu_elastic_tensor_and_eos_match_finite_differences(calc):
     assert b_fd == pytest.approx(k_fd, rel=0.01)  # energy and stress agree
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: the default model shipped on 2026-12-07 "
-                   "(step 26,000) makes fcc Cu unstable against tetragonal shear: C11 107 < C12 "
-                   "133 GPa at its relaxed lattice constant (the teacher's Cu is stable); its "
-                   "card says so. strict: a model that fixes it fails here, remove the marker")
 def test_default_model_keeps_fcc_cu_stable(calc):
     """Born stability of fcc Cu at the model's own lattice constant (C11 > |C12|, C44 > 0),
     from central differences of the stress: a physics check of the shipped weights."""
