@@ -220,7 +220,8 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 def scrub(obj, work: str | None = None):
     """``obj`` with this machine's paths made neutral (the scratch directory becomes
-    ``<work>``, the repository ``.``, the home directory ``~``), for files committed to docs/."""
+    ``<work>``, the repository ``.``, the home directory ``~``, the folder after ``--venv``
+    ``<mace venv>``), for files committed to docs/."""
     import re
 
     if isinstance(obj, dict):
@@ -233,6 +234,7 @@ def scrub(obj, work: str | None = None):
         obj = obj.replace(str(work), "<work>")
     obj = obj.replace(str(PACKAGE_ROOT), ".")
     obj = re.sub(r"/tmp/[^/\s\"']+", "<work>", obj)
+    obj = re.sub(r"--venv[ =]\S+", "--venv <mace venv>", obj)
     return obj.replace(os.path.expanduser("~"), "~")
 
 

@@ -193,3 +193,5 @@ def test_scrub_removes_machine_paths(tmp_path):
     assert out["cmd"] == "--work_dir <work>/m --train_file <work>/d/t.extxyz"
     assert out["venv"] == "~/venvs/mace does not exist" and out["file"] == "./scripts/x.py"
     assert out["n"] == [1.5, "<work>/a.json"]
+    cmd = btp.scrub("bench_train_peers.py --rounds 2 --venv /opt/envs/mace --work /x")
+    assert cmd == "bench_train_peers.py --rounds 2 --venv <mace venv> --work /x"
