@@ -94,6 +94,17 @@ def test_kernel_equals_reference_with_gradients(lmax, pseudo, first, block, x64)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12, err_msg=name)
 
 
+def _second_order(path, prod, graph, proj, args):
+    """Gradients of a function of the first derivatives of ``_loss`` (what a force loss needs)."""
+    f = _loss(path, prod, graph, proj)
+
+    def g(*a):
+        gv, gx, gb, gw = jax.grad(f, argnums=(0, 1, 2, 3))(*a)
+        return jnp.sum(gv**2) + jnp.sum(jnp.sin(gx)) + jnp.sum(gb**3) + jnp.sum(gw * gw * gw)
+
+    return jax.jit(jax.grad(g, argnums=(0, 1, 2, 3)))(*args)
+
+
 @pytest.mark.parametrize("block", [0, 4], ids=["one-pass", "blocks-of-4"])
 @pytest.mark.parametrize(
     "lmax, pseudo, first", [(1, True, False), (2, False, False), (3, True, True)]
@@ -105,13 +116,7 @@ def test_kernel_second_order_equals_reference(lmax, pseudo, first, block, x64):
     args, graph, proj = _inputs(prod, seed=5)
 
     def second(path):
-        f = _loss(path, prod, graph, proj)
-
-        def g(*a):
-            gv, gx, gb, gw = jax.grad(f, argnums=(0, 1, 2, 3))(*a)
-            return jnp.sum(gv**2) + jnp.sum(jnp.sin(gx)) + jnp.sum(gb**3) + jnp.sum(gw * gw * gw)
-
-        return jax.jit(jax.grad(g, argnums=(0, 1, 2, 3)))(*args)
+        return _second_order(path, prod, graph, proj, args)
 
     with edge_blocking(block):
         fast = second(prod)
@@ -146,13 +151,7 @@ def test_blocked_second_order_of_variants_without_a_kernel(name, x64):
     args, graph, proj = _inputs(prod, seed=4)
 
     def second(path):
-        f = _loss(path, prod, graph, proj)
-
-        def g(*a):
-            gv, gx, gb, gw = jax.grad(f, argnums=(0, 1, 2, 3))(*a)
-            return jnp.sum(gv**2) + jnp.sum(jnp.sin(gx)) + jnp.sum(gb**3) + jnp.sum(gw * gw * gw)
-
-        return jax.jit(jax.grad(g, argnums=(0, 1, 2, 3)))(*args)
+        return _second_order(path, prod, graph, proj, args)
 
     with edge_blocking(4):
         blocked = second(prod)
