@@ -53,9 +53,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import jax
-    from profile_train_step import build
 
     import tensorproducts.edge as tp_edge
+    from facet.bench.train_step_profile import build
     from tensorproducts import edge_blocking
 
     ctx = build(args.data, tuple(args.budget), args.limit, args.preset)

@@ -3,7 +3,7 @@
     taskset -c 0 python scripts/train_step_memory.py --preset facet-m --budget 129 4096 9
 
 Builds the step of ``facet train`` (facet/train/step.py ``make_step_fns``, jitted with the state
-donated, through ``scripts/profile_train_step.py``'s ``build``) for the training split of
+donated, through ``facet.bench.train_step_profile.build``) for the training split of
 ``data/distill`` at the given budget (max nodes, max edges, max graphs) and dtype, compiles it
 for one padded batch and prints XLA's compile-time memory analysis: temporaries
 (``temp_size_in_bytes``: what the step's intermediates need at their peak), arguments, outputs,
@@ -49,10 +49,9 @@ def main() -> None:
 
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
-    from profile_train_step import build
-
     import tensorproducts.edge as tp_edge
     from facet.bench.scaling import _memory
+    from facet.bench.train_step_profile import build
     from tensorproducts import edge_blocking
     from tensorproducts.edge import edge_block_size
 

@@ -34,9 +34,7 @@ OPEN_SYS_PATH = {
     "tests/edges/conftest.py": "reaches helpers of tests/dynamics, data, train (issue 17 suite)",
 }
 #: Scripts that still import a sibling script, with the reason.
-OPEN_SCRIPT_IMPORTS = {
-    "ab_train_step.py": "new this session, imports profile_train_step; belongs in facet/bench",
-}
+OPEN_SCRIPT_IMPORTS: dict[str, str] = {}
 
 
 def _module_name(path: Path) -> str:
