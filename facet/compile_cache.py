@@ -23,6 +23,13 @@ device, so a changed model, shape, dtype or JAX version compiles afresh; JAX's o
 apply (programs that compile in under ``jax_persistent_cache_min_compile_time_secs``, 1 s by
 default, are not stored). This is the one global JAX setting Facet changes, and only when no
 cache was configured; the folder can be deleted at any time.
+
+Loading an entry on CPU, jaxlib 0.10 writes a false "Target machine feature +prefer-no-gather
+is not supported on the host machine ... could lead to execution errors such as SIGILL" (and
+the same for ``+prefer-no-scatter``): LLVM tuning preferences, not instruction-set features
+(jax-ml/jax#38445, openxla/xla#44565). While a cache is in use, JAX's cache loads run inside
+:func:`facet.xla_stderr.quiet_tuning_warnings`, which drops exactly these lines and passes
+every other (a real feature mismatch included) to stderr unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+
+from .xla_stderr import install_cache_filter
 
 __all__ = ["ENV_VAR", "default_cache_dir", "enable_compile_cache"]
 
@@ -61,6 +70,7 @@ def enable_compile_cache(setting: bool | str | os.PathLike | None = True) -> Pat
     if not jax.config.jax_enable_compilation_cache:
         return None
     if configured:
+        install_cache_filter()
         return Path(configured)
     if setting is True or setting is None:
         env = os.environ.get(ENV_VAR, "").strip()
@@ -81,6 +91,7 @@ def enable_compile_cache(setting: bool | str | os.PathLike | None = True) -> Pat
     from jax.experimental.compilation_cache import compilation_cache
 
     jax.config.update("jax_compilation_cache_dir", str(folder))
+    install_cache_filter()
     # JAX decides once per process whether the cache is used (at the first compilation); a
     # process that compiled something before this call would otherwise never use it.
     compilation_cache.reset_cache()

@@ -33,8 +33,11 @@ to the normal path for good, since the weights may then be changed in place.
 
 Off with ``FacetCalculator(..., program_cache=False)``, ``FACET_PROGRAM_CACHE=0``, or with the
 compilation cache off (``compile_cache=False``, ``FACET_COMPILE_CACHE=0``). The folder can be
-deleted at any time. Like JAX's own cache, the files hold machine code for this machine and are
-loaded as such: keep the cache folder private to the user (it is, by default).
+deleted at any time. XLA:CPU's false "machine type doesn't match" lines for the tuning-only
+features ``+prefer-no-gather``/``+prefer-no-scatter`` are kept off stderr while a program loads
+(:mod:`facet.xla_stderr`; jax-ml/jax#38445). Like JAX's own cache, the files hold machine
+code for this machine and are loaded as such: keep the cache folder private to the user (it
+is, by default).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import jax
 import numpy as np
 
 from .version import __version__
+from .xla_stderr import quiet_tuning_warnings
 
 __all__ = ["ENV_VAR", "FORMAT", "SUBFOLDER", "ModelInfo", "ProgramStore", "enabled",
            "fresh_compile", "loaded_sources", "sources_digest"]
@@ -291,7 +295,10 @@ class ProgramStore:
 
             in_tree = jax.tree.structure(((tuple(range(n_in[0])), tuple(range(n_in[1]))), {}))
             out_tree = jax.tree.structure(tuple(range(int(head["n_out"]))))
-            return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+            # XLA:CPU's loader reports tuning-only features as a machine mismatch (a false
+            # alarm, see facet.xla_stderr); other output passes through.
+            with quiet_tuning_warnings():
+                return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
         except Exception as err:  # noqa: BLE001 - any failure means: compile instead
             self._warn(f"{path} does not match ({' '.join(str(err).split())[:300]})")
             return None
