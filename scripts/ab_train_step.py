@@ -13,7 +13,10 @@ fitted edge counts (``data.edge_buckets``; same packs, so the same structures pe
 blocked message pass checkpoints each block: ``none`` saves every intermediate, ``dots`` saves
 the matrix products, ``nothing`` is the default recomputation), and ``edge_vjp=autodiff``
 differentiates the blocked message pass by plain autodiff of its checkpointed scan (before its
-custom reverse pass, ``tensorproducts.edge._blocked_sum``). ``--part energy_forces_stress``
+custom reverse pass, ``tensorproducts.edge._blocked_sum``), and ``cg_rule=paths`` traces
+``cg-dense``'s fused product with its earlier reverse rule (one batched ``dot`` per path,
+differentiated again by plain autodiff; ``tensorproducts.cg_dense_edge.cg_edge_product_paths``)
+instead of the closed contractions of today. ``--part energy_forces_stress``
 times the forward pass with forces and stress (what the calculator runs) instead of the step.
 Rounds run every variant once in turn, in ABBA order (the order reverses every round),
 ``--per-round`` steps each; the report gives each variant's median step time with the min-max
@@ -54,6 +57,7 @@ def main() -> None:
 
     import jax
 
+    import tensorproducts.cg_dense_edge as tp_cg
     import tensorproducts.edge as tp_edge
     from facet.bench.train_step_profile import build
     from tensorproducts import edge_blocking
@@ -81,6 +85,8 @@ def main() -> None:
     remats = {name: env.pop("remat", "") for name, env in variants}
     blocks = {name: env.pop("edge_block", None) for name, env in variants}
     vjps = {name: env.pop("edge_vjp", "") for name, env in variants}
+    cg_rules = {name: env.pop("cg_rule", "") for name, env in variants}
+    orig_cg_rule = tp_cg._RULE
     orig_blocked_sum = tp_edge._blocked_sum
     for name, env in variants:
         old = {k: os.environ.get(k) for k in env}
@@ -95,6 +101,9 @@ def main() -> None:
             tp_edge._blocked_sum = tp_edge._scan_sum
         elif vjps[name]:
             raise SystemExit(f"{name}: edge_vjp must be autodiff, got {vjps[name]!r}")
+        if cg_rules[name] not in ("", "paths", "closed"):
+            raise SystemExit(f"{name}: cg_rule must be paths or closed, got {cg_rules[name]!r}")
+        tp_cg._RULE = cg_rules[name] or orig_cg_rule
         try:
             # A new function object per variant: jit caches traces by function, and the
             # environment is read at trace time.
@@ -115,6 +124,7 @@ def main() -> None:
         finally:
             jax.checkpoint = orig_checkpoint
             tp_edge._blocked_sum = orig_blocked_sum
+            tp_cg._RULE = orig_cg_rule
             for k, v in old.items():
                 if v is None:
                     os.environ.pop(k, None)

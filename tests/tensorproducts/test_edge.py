@@ -107,7 +107,7 @@ def _second_order(path, prod, graph, proj, args):
 
 @pytest.mark.parametrize("block", [0, 4], ids=["one-pass", "blocks-of-4"])
 @pytest.mark.parametrize(
-    "lmax, pseudo, first", [(1, True, False), (2, False, False), (3, True, True)]
+    "lmax, pseudo, first", [(1, True, False), (2, False, False), (3, True, True), (3, True, False)]
 )
 def test_kernel_second_order_equals_reference(lmax, pseudo, first, block, x64):
     """The kernel's hand-written reverse rule is itself differentiable: the gradient of a

@@ -2,7 +2,8 @@
 what plain autodiff of the checkpointed scan computed before it: in float64, the training loss
 and its parameter gradients (second order: forces and stress are in the loss) to 1e-10 and the
 forces and stress to 1e-12, for the fused cg-dense kernel and for a variant without a kernel,
-in several edge blocks with a padded last block; and both equal the one-pass message pass."""
+in several edge blocks with a padded last block; and both equal the one-pass message pass. The
+same holds between cg-dense's closed contractions and its earlier per-path reverse rule."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _autodiff_sum_over_edges(messages, edge_arrays, receivers, num_nodes):
     return jax.lax.scan(jax.checkpoint(body), acc0, blocks)[0]
 
 
-def _setup(product, toy_data):
+def _setup(product, toy_data, **overrides):
     import facet
     from facet.physics import predict
     from facet.train.batching import Budget, EpochBatcher
@@ -49,8 +50,9 @@ def _setup(product, toy_data):
     from facet.train.step import make_loss_fn, split_model
 
     train, _ = toy_data
-    model = facet.create_model("facet-s", seed=2, dtype="float64", channels=8, num_layers=2,
-                               mixer_hidden=8, residual_init=1.0, cutoff=4.0, product=product)
+    config = dict(channels=8, num_layers=2, mixer_hidden=8, residual_init=1.0, cutoff=4.0,
+                  product=product) | overrides
+    model = facet.create_model("facet-s", seed=2, dtype="float64", **config)
     graphdef, params, rest = split_model(model)
     loss_fn, _ = make_loss_fn(graphdef, LossSection(energy_weight=1.0, forces_weight=10.0,
                                                     stress_weight=1.0, energy_kind="huber",
@@ -121,3 +123,27 @@ def test_blocked_so2_training_gradients_are_finite_and_equal_one_pass(toy_data, 
         blocked = run()
     with edge_blocking(0):
         _check_equal(blocked, run())
+
+
+@pytest.mark.parametrize("lmax, pseudo", [(3, True), (2, False)], ids=["facet-m-layout", "facet-s"])
+def test_closed_cg_rule_equals_the_per_path_rule(lmax, pseudo, toy_data, x64, monkeypatch):
+    """cg-dense's product differentiated through its three closed contractions (today) computes
+    what its earlier reverse rule (one batched dot per path, differentiated by plain autodiff)
+    computed: training loss and parameter gradients to 1e-10, forces and stress to 1e-12, with
+    facet-m's irreps (l <= 3, both parities) and facet-s's."""
+    run = _setup("cg-dense", toy_data, lmax=lmax, pseudo=pseudo)
+    calls = []
+    paths = tp_cg.cg_edge_product_paths
+
+    def counted(*args):
+        calls.append(1)
+        return paths(*args)
+
+    with edge_blocking(BLOCK):
+        new = run()
+        with monkeypatch.context() as m:
+            m.setattr(tp_cg, "_RULE", "paths")
+            m.setattr(tp_cg, "cg_edge_product_paths", counted)
+            before = run()
+    assert len(calls) >= 2  # the earlier rule did run, in every message pass traced
+    _check_equal(new, before)
