@@ -179,6 +179,15 @@ def profile(ctx, rounds: int, per_round: int) -> dict:
                 "max_ms": 1e3 * max(v)} for n, v in times.items()}
 
 
+def _message_row_bytes(preset: str) -> int:
+    """Bytes of one edge's float32 messages (what sets the CPU's edge block)."""
+    from facet.nn.linear import feature_irreps
+    from facet.nn.presets import get_preset
+
+    cfg = get_preset(preset)
+    return feature_irreps(cfg.lmax, cfg.pseudo).dim * cfg.channels * 4
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/distill")
@@ -204,7 +213,7 @@ def main() -> None:
     out = {"preset": args.preset, "budget": args.budget, "padding": pad, "parts": res,
            "rounds": args.rounds, "per_round": args.per_round, "limit": args.limit,
            "jax": jax.__version__, "affinity": sorted(os.sched_getaffinity(0)),
-           "edge_block": edge_block_size(args.budget[1])}
+           "edge_block": edge_block_size(args.budget[1], _message_row_bytes(args.preset))}
     print(json.dumps(pad))
     print(f"{'part':22s} {'median ms':>10s} {'min-max':>16s}")
     for n, v in res.items():

@@ -210,6 +210,14 @@ def test_edge_block_choice():
     on_cpu = jax.default_backend() == "cpu"
     assert edge_block_size(MIN_BLOCKED_EDGES - 8) == 0  # small graphs: one pass
     assert edge_block_size(4 * MIN_BLOCKED_EDGES) == (CPU_EDGE_BLOCK if on_cpu else 0)
+    # messages per edge: facet-s (9 irreps x 72 channels) gets 64, facet-m (32 x 96) 16, never
+    # fewer; small messages keep CPU_EDGE_BLOCK
+    assert edge_block_size(4096, 9 * 72 * 4) == (64 if on_cpu else 0)
+    assert edge_block_size(4096, 9 * 72 * 2) == (CPU_EDGE_BLOCK if on_cpu else 0)
+    assert edge_block_size(4096, 32 * 96 * 4) == (16 if on_cpu else 0)
+    assert edge_block_size(4096, 1 << 30) == (16 if on_cpu else 0)
+    with edge_blocking(128):
+        assert edge_block_size(4096, 32 * 96 * 4) == 128  # an override is taken as it is
     with edge_blocking(0):
         assert edge_block_size(10_000) == 0
     with edge_blocking(32):
