@@ -190,6 +190,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def portable_run_path(run: str | os.PathLike) -> str:
+    """Where the exported weights came from, without the exporting machine's file layout: the
+    run's path relative to the working directory when it lies below it, else its last three
+    folders (``<run>/checkpoints/<step>``)."""
+    p = Path(run)
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(*p.parts[-3:]).as_posix() if p.is_absolute() else p.as_posix()
+
+
 def export_model(run: str, out: Path, data: str = "data/distill") -> Path:
     """Write the inference-only checkpoint of ``run``'s best step into ``out`` (atomically)."""
     import yaml
@@ -206,7 +217,7 @@ def export_model(run: str, out: Path, data: str = "data/distill") -> Path:
     name = Path(data).name
     config["data"]["train"] = [f"data/{name} (train split of splits.json)"]
     config["data"]["val"] = [f"data/{name} (val split of splits.json)"]
-    config["run"]["out_dir"] = str(Path(run).as_posix())
+    config["run"]["out_dir"] = portable_run_path(run)
     d = save_checkpoint(
         tmp_root,
         int(meta["step"]),

@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "6310cf9b1379fa1b22ba61d433512240826cfdefb3832eef736c62cadb30c616"
+PINNED_SHA256 = "6ebfa63364d5e7ecd7ec1c19b4ae2e4e3c72570e3bc6c1ea97465cc7c6a7f365"
 
 
 def _reference():
@@ -58,6 +58,28 @@ def test_files_and_checksum():
     assert set(meta["trees"]) == {"ema", "rest"}  # inference-only: no optimiser state shipped
     size_mb = sum(p.stat().st_size for p in MODEL_DIR.iterdir()) / 2**20
     assert size_mb < 5.0, f"shipped model is {size_mb:.1f} MB"
+
+
+def test_shipped_files_name_no_path_of_the_machine_that_exported_them():
+    """The exporter records where the weights came from; a path like ``/home/<user>/runs/...``
+    means nothing on a user's machine and leaks the exporter's file layout."""
+    import re
+
+    absolute = re.compile(r"""(?:^|[\s:'"(=\[])(/(?:home|work|tmp|root|Users|scratch)/[^\s'")\]]*)""")
+    for name in ("config.yaml", "meta.json", "metrics.json", "README.md"):
+        found = absolute.findall((MODEL_DIR / name).read_text())
+        assert not found, f"facet/models/default/{name} names absolute paths: {found[:3]}"
+
+
+def test_export_records_the_run_relative_or_by_its_last_folders(tmp_path, monkeypatch):
+    from facet.train.default_model import portable_run_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    assert portable_run_path(tmp_path / "runs" / "a") == "runs/a"
+    assert portable_run_path("runs/a") == "runs/a"
+    outside = "/elsewhere/exp/decay60/checkpoints/step_000070000"
+    assert portable_run_path(outside) == "decay60/checkpoints/step_000070000"
 
 
 def test_loads_by_name_and_counts_parameters(calc32):
