@@ -3,33 +3,34 @@
     python -m facet.bench.train_candidates --data <bench.extxyz> --preset facet-m \\
         --candidate pseudo=False --candidate channels=128,lmax=1,pseudo=False --rounds 1
 
-Each configuration is the preset with ``KEY=VALUE`` overrides (Python literals: ``False``,
-``128``); the preset itself runs first. Every block is a fresh single-threaded process
-(:func:`facet.bench.train_peers.facet_block`: the real training step, compilation excluded, with
-the CPU share of the timed windows), interleaved over ``--rounds`` (the order reverses every
-round). Use the extxyz that ``scripts/bench_train_peers.py`` wrote into its ``--work`` folder to
-compare with its MACE rows. Prints one line per block and writes the rows as JSON (``--out``).
+Each configuration is the preset with ``KEY=VALUE`` overrides, read as YAML scalars like the
+overrides of ``facet train`` (``False``, ``128``); the preset itself runs first. Every block is a
+fresh single-threaded process (:func:`facet.bench.train_peers.facet_block`: the real training step,
+compilation excluded, with the CPU share of the timed windows), interleaved over ``--rounds`` (the
+order reverses every round). Use the extxyz that ``scripts/bench_train_peers.py`` wrote into its
+``--work`` folder to compare with its MACE rows. Prints one line per block and writes the rows as
+JSON (``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 from pathlib import Path
 
+from ..train.config import ConfigError, parse_override
+
 
 def parse_overrides(spec: str) -> dict:
-    """``"channels=128,pseudo=False"`` -> ``{"channels": 128, "pseudo": False}``."""
+    """``"channels=128,pseudo=False"`` -> ``{"channels": 128, "pseudo": False}``: comma-separated
+    items read by :func:`facet.train.config.parse_override` (YAML scalars, as ``facet train``)."""
     out = {}
     for item in filter(None, spec.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--candidate {spec!r}: expected KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value.strip()
+            key, value = parse_override(item)
+        except ConfigError:
+            raise SystemExit(f"--candidate {spec!r}: expected KEY=VALUE, got {item!r}") from None
+        out[key] = value
     return out
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "apply_overrides",
+    "parse_override",
     "save_config",
 ]
 
@@ -297,23 +298,29 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split one ``key=value`` string into the stripped key and the value read as a YAML scalar
+    (``"pseudo=False"`` -> ``("pseudo", False)``); :class:`ConfigError` without ``=``."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form section.key=value")
+    key, text = item.split("=", 1)
+    return key.strip(), _parse_scalar(text)
+
+
 def apply_overrides(d: dict, overrides: list[str]) -> dict:
     """Apply ``section.key=value`` strings to a nested dict (a new dict is returned)."""
     import copy
 
     out = copy.deepcopy(d)
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' is not of the form section.key=value")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
+        key, value = parse_override(item)
+        parts = key.split(".")
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{key}': '{p}' is not a section")
-        leaf = parts[-1]
-        node[leaf] = _parse_scalar(text)
+        node[parts[-1]] = value
     return out
 
 

@@ -87,3 +87,13 @@ def test_quickstart_config_is_valid():
     p = files("facet.train") / "configs" / "quickstart.yaml"
     cfg = load_config(str(p))
     assert cfg.data.train and cfg.run.epochs >= 1
+
+
+def test_parse_override_reads_a_yaml_scalar():
+    from facet.train.config import parse_override
+
+    assert parse_override(" optim.lr = 0.5") == ("optim.lr", 0.5)
+    assert parse_override("data.train=[a.json,b.json]") == ("data.train", ["a.json", "b.json"])
+    assert parse_override("model.pseudo=False") == ("model.pseudo", False)
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("optim.lr")
