@@ -13,11 +13,11 @@ fitted edge counts (``data.edge_buckets``; same packs, so the same structures pe
 blocked message pass checkpoints each block: ``none`` saves every intermediate, ``dots`` saves
 the matrix products, ``nothing`` is the default recomputation), and ``edge_vjp=autodiff``
 differentiates the blocked message pass by plain autodiff of its checkpointed scan (before its
-custom reverse pass, ``tensorproducts.edge._blocked_sum``), and ``cg_rule=paths`` traces
-``cg-dense``'s fused product with its earlier reverse rule (one batched ``dot`` per path,
-differentiated again by plain autodiff; ``tensorproducts.cg_dense_edge.cg_edge_product_paths``)
-instead of the closed contractions of today. ``--part energy_forces_stress``
-times the forward pass with forces and stress (what the calculator runs) instead of the step.
+custom reverse pass; ``tensorproducts.edge_vjp``), and ``cg_rule=paths`` traces ``cg-dense``'s
+fused product with its earlier reverse rule (one batched ``dot`` per path, differentiated again
+by plain autodiff; ``tensorproducts.cg_edge_rule``) instead of the closed contractions of today.
+``--part energy_forces_stress`` times the forward pass with forces and stress (what the
+calculator runs) instead of the step.
 Rounds run every variant once in turn, in ABBA order (the order reverses every round),
 ``--per-round`` steps each; the report gives each variant's median step time with the min-max
 over rounds and the median of the per-round ratios to the first variant with their spread.
@@ -57,10 +57,8 @@ def main() -> None:
 
     import jax
 
-    import tensorproducts.cg_dense_edge as tp_cg
-    import tensorproducts.edge as tp_edge
     from facet.bench.train_step_profile import build
-    from tensorproducts import edge_blocking
+    from tensorproducts import cg_edge_rule, edge_blocking, edge_vjp
 
     ctx = build(args.data, tuple(args.budget), args.limit, args.preset)
     batcher, mesh, put_batch = ctx["batcher"], ctx["mesh"], ctx["put_batch"]
@@ -86,8 +84,11 @@ def main() -> None:
     blocks = {name: env.pop("edge_block", None) for name, env in variants}
     vjps = {name: env.pop("edge_vjp", "") for name, env in variants}
     cg_rules = {name: env.pop("cg_rule", "") for name, env in variants}
-    orig_cg_rule = tp_cg._RULE
-    orig_blocked_sum = tp_edge._blocked_sum
+    for name in vjps:
+        if vjps[name] not in ("", "autodiff"):
+            raise SystemExit(f"{name}: edge_vjp must be autodiff, got {vjps[name]!r}")
+        if cg_rules[name] not in ("", "paths", "closed"):
+            raise SystemExit(f"{name}: cg_rule must be paths or closed, got {cg_rules[name]!r}")
     for name, env in variants:
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
@@ -97,13 +98,6 @@ def main() -> None:
         elif remats[name]:
             pol = policies[remats[name]]
             jax.checkpoint = lambda f, _p=pol, _c=orig_checkpoint, **kw: _c(f, policy=_p, **kw)
-        if vjps[name] == "autodiff":
-            tp_edge._blocked_sum = tp_edge._scan_sum
-        elif vjps[name]:
-            raise SystemExit(f"{name}: edge_vjp must be autodiff, got {vjps[name]!r}")
-        if cg_rules[name] not in ("", "paths", "closed"):
-            raise SystemExit(f"{name}: cg_rule must be paths or closed, got {cg_rules[name]!r}")
-        tp_cg._RULE = cg_rules[name] or orig_cg_rule
         try:
             # A new function object per variant: jit caches traces by function, and the
             # environment is read at trace time.
@@ -116,6 +110,10 @@ def main() -> None:
             with contextlib.ExitStack() as stack:
                 if blocks[name] is not None:
                     stack.enter_context(edge_blocking(int(blocks[name])))
+                if vjps[name]:
+                    stack.enter_context(edge_vjp(vjps[name]))
+                if cg_rules[name]:
+                    stack.enter_context(cg_edge_rule(cg_rules[name]))
                 for shape in sorted({x.edge_mask.shape for x in dev[name]}):  # every pad
                     first = next(x for x in dev[name] if x.edge_mask.shape == shape)
                     st, _ = fn(st, ctx["rest"], first)
@@ -123,8 +121,6 @@ def main() -> None:
             print(f"{name}: compiled in {time.perf_counter() - t0:.1f} s", flush=True)
         finally:
             jax.checkpoint = orig_checkpoint
-            tp_edge._blocked_sum = orig_blocked_sum
-            tp_cg._RULE = orig_cg_rule
             for k, v in old.items():
                 if v is None:
                     os.environ.pop(k, None)

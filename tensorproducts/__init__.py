@@ -10,6 +10,8 @@ from . import gaunt_grid  # "gaunt-grid"
 from . import matrix  # "matrix"
 from . import so2  # "so2"
 from . import vector_gaunt_grid  # "vector-gaunt-grid"
-from .edge import EdgeProduct, edge_blocking
+from .cg_dense_edge import cg_edge_rule
+from .edge import EdgeProduct, edge_blocking, edge_vjp
 
-__all__ = ["REGISTRY", "EdgeProduct", "TensorProductSpec", "edge_blocking", "get", "register"]
+__all__ = ["REGISTRY", "EdgeProduct", "TensorProductSpec", "cg_edge_rule", "edge_blocking",
+           "edge_vjp", "get", "register"]

@@ -47,6 +47,8 @@ one pinned core: 3.17 against 6.82 s; docs/training.md).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 from dataclasses import dataclass
@@ -60,7 +62,9 @@ from ._irreps import cg_paths
 from .clebsch_gordan import clebsch_gordan
 from .edge import EdgeProduct, sum_over_edges
 
-__all__ = ["CGEdgePlan", "cg_edge_plan", "cg_edge_product", "cg_dense_edge_kernel"]
+__all__ = [
+    "CGEdgePlan", "cg_edge_plan", "cg_edge_product", "cg_dense_edge_kernel", "cg_edge_rule"
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -304,10 +308,23 @@ def cg_edge_product(x, sh, w, plan: CGEdgePlan):
     return jnp.concatenate(acc, axis=1)
 
 
-#: The product :func:`cg_dense_edge_kernel` traces: ``"closed"`` (:func:`cg_edge_product`) or
-#: ``"paths"`` (:func:`cg_edge_product_paths`, the earlier reverse rule; A/B timing). Read at
-#: trace time.
-_RULE = "closed"
+#: The product :func:`cg_dense_edge_kernel` traces (:func:`cg_edge_rule`). Read at trace time.
+_RULE: contextvars.ContextVar[str] = contextvars.ContextVar("tensorproducts_cg_rule",
+                                                            default="closed")
+
+
+@contextlib.contextmanager
+def cg_edge_rule(rule: str):
+    """Inside the ``with`` block, :func:`cg_dense_edge_kernel` traces ``rule``'s product:
+    ``"closed"`` (the default, :func:`cg_edge_product`) or ``"paths"``
+    (:func:`cg_edge_product_paths`, the earlier reverse rule; A/B timing)."""
+    if rule not in ("closed", "paths"):
+        raise ValueError(f"cg_edge_rule: rule must be closed or paths, got {rule!r}")
+    token = _RULE.set(rule)
+    try:
+        yield
+    finally:
+        _RULE.reset(token)
 
 
 def cg_dense_edge_kernel(
@@ -322,7 +339,7 @@ def cg_dense_edge_kernel(
 
     def messages(sh_e, basis_e, senders_e):  # [E', D_out, C]
         w = (basis_e @ wt).reshape(basis_e.shape[0], p, c)
-        product = cg_edge_product_paths if _RULE == "paths" else cg_edge_product
+        product = cg_edge_product_paths if _RULE.get() == "paths" else cg_edge_product
         return product(xt[senders_e], sh_e, w, plan)
 
     a = sum_over_edges(messages, (sh, basis, senders), receivers, num_nodes)

@@ -68,7 +68,7 @@ import numpy as np
 
 from .registry import TensorProductSpec, get
 
-__all__ = ["EdgeProduct", "edge_block_size", "edge_blocking", "sum_over_edges"]
+__all__ = ["EdgeProduct", "edge_block_size", "edge_blocking", "edge_vjp", "sum_over_edges"]
 
 #: Edges per block on a CPU, and the fewest edges for which blocks are used (see module doc).
 CPU_EDGE_BLOCK = 128
@@ -94,6 +94,25 @@ def edge_blocking(block: int):
         yield
     finally:
         _BLOCK_OVERRIDE.reset(token)
+
+
+_VJP_RULE: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "tensorproducts_edge_vjp", default="custom"
+)
+
+
+@contextlib.contextmanager
+def edge_vjp(rule: str):
+    """Inside the ``with`` block, blocked message passes traced are differentiated by ``rule``:
+    ``"custom"`` (the default, :func:`_blocked_sum`'s reverse scan) or ``"autodiff"`` (plain
+    autodiff of the checkpointed scan, as before the custom pass; A/B timing and memory)."""
+    if rule not in ("custom", "autodiff"):
+        raise ValueError(f"edge_vjp: rule must be custom or autodiff, got {rule!r}")
+    token = _VJP_RULE.set(rule)
+    try:
+        yield
+    finally:
+        _VJP_RULE.reset(token)
 
 
 def edge_block_size(n_edges: int, row_bytes: int = 0) -> int:
@@ -124,7 +143,8 @@ def sum_over_edges(messages: Callable, edge_arrays: tuple, receivers, num_nodes:
     blocks = tuple(_blocks(a, block) for a in edge_arrays)
     fn, consts = jax.closure_convert(messages, *(b[0] for b in blocks))
     rec = _blocks(receivers, block, fill=num_nodes)  # filling rows: out of range, dropped
-    return _blocked_sum(fn, num_nodes, tuple(consts), blocks, rec)
+    total = _scan_sum if _VJP_RULE.get() == "autodiff" else _blocked_sum
+    return total(fn, num_nodes, tuple(consts), blocks, rec)
 
 
 def _blocks(a, block: int, fill=None):

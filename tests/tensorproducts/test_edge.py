@@ -5,6 +5,8 @@ equals the plain one; the kernel is equivariant on its own."""
 
 from __future__ import annotations
 
+import contextlib
+
 import e3nn_jax as e3nn
 import jax
 import jax.numpy as jnp
@@ -13,7 +15,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 import tensorproducts
-from tensorproducts import cg_dense_edge
+import tensorproducts.edge as tp_edge
+from tensorproducts import cg_dense_edge, cg_edge_rule, edge_vjp
 from tensorproducts.edge import (
     CPU_EDGE_BLOCK,
     MIN_BLOCKED_EDGES,
@@ -227,3 +230,60 @@ def test_edge_block_choice():
     with pytest.raises(ValueError, match="block"):
         with edge_blocking(-1):
             pass
+
+
+def test_trace_toggles_route_the_pass_and_keep_its_derivatives(x64, monkeypatch):
+    """``edge_vjp("autodiff")`` differentiates the blocked pass through the plain scan instead of
+    the custom reverse pass, ``cg_edge_rule("paths")`` traces cg-dense's per-path product; both
+    give the default's second-order gradients to 1e-12."""
+    prod = _product(1, True, False)
+    args, graph, proj = _inputs(prod, seed=3)
+    calls = {"custom": 0, "paths": 0}
+    custom, paths = tp_edge._blocked_sum, cg_dense_edge.cg_edge_product_paths
+
+    def counted(key, fn):
+        def wrapped(*a):
+            calls[key] += 1
+            return fn(*a)
+
+        return wrapped
+
+    monkeypatch.setattr(tp_edge, "_blocked_sum", counted("custom", custom))
+    monkeypatch.setattr(cg_dense_edge, "cg_edge_product_paths", counted("paths", paths))
+    results = {}
+    for name, toggle in [("default", contextlib.nullcontext()),
+                         ("autodiff", edge_vjp("autodiff")), ("paths", cg_edge_rule("paths"))]:
+        before = dict(calls)
+        with edge_blocking(4), toggle:
+            results[name] = _second_order(prod, prod, graph, proj, args)
+        used = {k: calls[k] > before[k] for k in calls}
+        assert used == {"custom": name != "autodiff", "paths": name == "paths"}, name
+    for name in ("autodiff", "paths"):
+        for label, a, b in zip(NAMES, results[name], results["default"], strict=True):
+            assert float(jnp.max(jnp.abs(b))) > 1e-3, label
+            scale = max(1.0, float(jnp.max(jnp.abs(b))))
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * scale, err_msg=f"{name} {label}")
+
+
+@pytest.mark.parametrize("toggle, var, default, other", [
+    (edge_vjp, tp_edge._VJP_RULE, "custom", "autodiff"),
+    (cg_edge_rule, cg_dense_edge._RULE, "closed", "paths"),
+], ids=["edge_vjp", "cg_edge_rule"])
+def test_trace_toggles_restore_the_previous_value(toggle, var, default, other):
+    """Each toggle ends with its ``with`` block (nested ones too), also on an exception, and
+    refuses an unknown rule."""
+    assert var.get() == default
+    with toggle(other):
+        assert var.get() == other
+        with toggle(default):
+            assert var.get() == default
+        assert var.get() == other
+    assert var.get() == default
+    with pytest.raises(RuntimeError, match="inside"):
+        with toggle(other):
+            raise RuntimeError("inside")
+    assert var.get() == default
+    with pytest.raises(ValueError, match="rule"):
+        with toggle("neither"):
+            pass
+    assert var.get() == default

@@ -14,7 +14,7 @@ import pytest
 
 import tensorproducts.cg_dense_edge as tp_cg
 import tensorproducts.edge as tp_edge
-from tensorproducts import edge_blocking
+from tensorproducts import cg_edge_rule, edge_blocking
 
 BLOCK = 48  # 1024 padded edges: 21 full blocks and a padded last one
 
@@ -141,8 +141,7 @@ def test_closed_cg_rule_equals_the_per_path_rule(lmax, pseudo, toy_data, x64, mo
 
     with edge_blocking(BLOCK):
         new = run()
-        with monkeypatch.context() as m:
-            m.setattr(tp_cg, "_RULE", "paths")
+        with monkeypatch.context() as m, cg_edge_rule("paths"):
             m.setattr(tp_cg, "cg_edge_product_paths", counted)
             before = run()
     assert len(calls) >= 2  # the earlier rule did run, in every message pass traced
