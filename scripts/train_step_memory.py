@@ -8,9 +8,11 @@ donated, through ``facet.bench.train_step_profile.build``) for the training spli
 for one padded batch and prints XLA's compile-time memory analysis: temporaries
 (``temp_size_in_bytes``: what the step's intermediates need at their peak), arguments, outputs,
 aliases (donated buffers reused for outputs) and their total. ``--edge-block N`` traces the
-message pass in blocks of ``N`` edges (0: one pass; default: the CPU's choice);
-``--edge-vjp autodiff`` differentiates the blocked pass by plain autodiff of its checkpointed
-scan (as before its custom reverse pass, ``tensorproducts.edge._blocked_sum``).
+message pass in blocks of ``N`` edges (0: one pass; default: the CPU's choice, sized by each
+layer's message bytes, ``tensorproducts.edge.CPU_BLOCK_BYTES``; the report gives each layer's
+block, ``facet.bench.train_step_profile.edge_blocks``); ``--edge-vjp autodiff`` differentiates
+the blocked pass by plain autodiff of its checkpointed scan (as before its custom reverse pass;
+``tensorproducts.edge_vjp``).
 """
 
 from __future__ import annotations
@@ -20,16 +22,6 @@ import contextlib
 import json
 import time
 from pathlib import Path
-
-
-@contextlib.contextmanager
-def _patched(module, name: str, value):
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
 
 
 def main() -> None:
@@ -49,11 +41,9 @@ def main() -> None:
 
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
-    import tensorproducts.edge as tp_edge
-    from facet.bench.scaling import _memory
-    from facet.bench.train_step_profile import build
-    from tensorproducts import edge_blocking
-    from tensorproducts.edge import edge_block_size
+    from facet.bench.scaling import memory_analysis
+    from facet.bench.train_step_profile import build, edge_blocks
+    from tensorproducts import edge_blocking, edge_vjp
 
     ctx = build(args.data, tuple(args.budget), args.limit, args.preset, args.dtype)
     batch = ctx["put_batch"](ctx["batcher"].local_batch(0, 0), ctx["mesh"])
@@ -62,16 +52,16 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         if args.edge_block is not None:
             stack.enter_context(edge_blocking(args.edge_block))
-        if args.edge_vjp == "autodiff":
-            stack.enter_context(_patched(tp_edge, "_blocked_sum", tp_edge._scan_sum))
-        block = edge_block_size(args.budget[1])
+        stack.enter_context(edge_vjp(args.edge_vjp))
+        blocks = edge_blocks(ctx["model"], batch.edge_mask.shape[-1])
         compiled = fn.lower(ctx["state"], ctx["rest"], batch).compile()
-    mem = _memory(compiled)
+    mem = memory_analysis(compiled)
     out = {"preset": args.preset, "budget": args.budget, "dtype": args.dtype,
-           "edge_block": block, "edge_vjp": args.edge_vjp,
+           "edge_blocks": blocks, "edge_vjp": args.edge_vjp,
            "compile_s": round(time.perf_counter() - t0, 1), "jax": jax.__version__, **mem}
     print(json.dumps(out, indent=1))
-    print(f"{args.preset} {'/'.join(map(str, args.budget))} {args.dtype} block {block} "
+    print(f"{args.preset} {'/'.join(map(str, args.budget))} {args.dtype} "
+          f"blocks {'/'.join(map(str, blocks))} "
           f"{args.edge_vjp} VJP: "
           f"temp {mem['temp_bytes'] / 1e9:.3f} GB, total {mem['xla_total_bytes'] / 1e9:.3f} GB")
     if args.out:

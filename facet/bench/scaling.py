@@ -115,7 +115,10 @@ def _cost(compiled) -> dict:
     return dict(ca or {})
 
 
-def _memory(compiled) -> dict:
+def memory_analysis(compiled) -> dict:
+    """XLA's compile-time memory analysis of a compiled program in bytes: arguments, outputs,
+    temporaries, aliases (donated buffers reused), generated code, and ``xla_total_bytes``
+    (arguments + outputs + temporaries - aliases); empty where the backend has none."""
     try:
         m = compiled.memory_analysis()
     except Exception:  # noqa: BLE001 - some backends have no analysis; recorded as absent
@@ -179,7 +182,7 @@ def compile_fn(label: str, f, *args) -> Compiled:
     compile_s = time.perf_counter() - t0
     flops = _cost(compiled).get("flops")
     c = Compiled(
-        label, compiled, args, compile_s, float(flops) if flops else None, _memory(compiled)
+        label, compiled, args, compile_s, float(flops) if flops else None, memory_analysis(compiled)
     )
     c.call()  # first execution (allocations, autotuning) stays out of the timings
     return c

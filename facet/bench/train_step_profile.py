@@ -104,7 +104,23 @@ def build(data: str, budget, limit: int, preset: str = "facet-s", dtype: str = "
         "train_step": jax.jit(train_step, donate_argnums=(0,)),
     }
     return dict(parts=parts, train_step=train_step, efs=efs, state=state, rest=rest,
-                batcher=batcher, mesh=mesh, put_batch=put_batch, graphs=graphs, budget=budget)
+                batcher=batcher, mesh=mesh, put_batch=put_batch, graphs=graphs, budget=budget,
+                model=model)
+
+
+def edge_blocks(model, n_edges: int) -> list[int]:
+    """Edges per block of each interaction layer's message pass over ``n_edges`` padded edges
+    (0: one pass), as :func:`tensorproducts.edge.sum_over_edges` chooses them when traced here:
+    :func:`tensorproducts.edge.edge_block_size` of the layer's message bytes per edge (channels x
+    output irreps x item size; on a CPU, at most ``CPU_BLOCK_BYTES`` per block), or the block of
+    an enclosing ``tensorproducts.edge_blocking``."""
+    import numpy as np
+
+    from tensorproducts.edge import edge_block_size
+
+    itemsize = np.dtype(model.config.dtype).itemsize
+    return [edge_block_size(n_edges, b.channels * b.msg.irreps_out.dim * itemsize)
+            for b in model.blocks]
 
 
 def padding(batcher, epoch: int = 0) -> dict:
@@ -179,15 +195,6 @@ def profile(ctx, rounds: int, per_round: int) -> dict:
                 "max_ms": 1e3 * max(v)} for n, v in times.items()}
 
 
-def _message_row_bytes(preset: str) -> int:
-    """Bytes of one edge's float32 messages (what sets the CPU's edge block)."""
-    from facet.nn.linear import feature_irreps
-    from facet.nn.presets import get_preset
-
-    cfg = get_preset(preset)
-    return feature_irreps(cfg.lmax, cfg.pseudo).dim * cfg.channels * 4
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/distill")
@@ -203,8 +210,6 @@ def main() -> None:
 
     import jax
 
-    from tensorproducts.edge import edge_block_size
-
     t0 = time.perf_counter()
     ctx = build(args.data, tuple(args.budget), args.limit, args.preset)
     print(f"built in {time.perf_counter() - t0:.1f} s: {len(ctx['graphs'])} structures", flush=True)
@@ -213,7 +218,7 @@ def main() -> None:
     out = {"preset": args.preset, "budget": args.budget, "padding": pad, "parts": res,
            "rounds": args.rounds, "per_round": args.per_round, "limit": args.limit,
            "jax": jax.__version__, "affinity": sorted(os.sched_getaffinity(0)),
-           "edge_block": edge_block_size(args.budget[1], _message_row_bytes(args.preset))}
+           "edge_blocks": edge_blocks(ctx["model"], args.budget[1])}
     print(json.dumps(pad))
     print(f"{'part':22s} {'median ms':>10s} {'min-max':>16s}")
     for n, v in res.items():
