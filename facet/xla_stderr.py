@@ -183,23 +183,32 @@ def install_cache_filter() -> bool:
     """Run JAX's persistent-cache loads on CPU inside :func:`quiet_tuning_warnings` (by wrapping
     ``jax._src.compilation_cache.get_executable_and_time``, the load alone: no compilation and
     no execution happens in it). Idempotent; False when this JAX has no such function (nothing
-    changes then, and the message shows as before)."""
+    changes then, and the message shows as before).
+
+    A private hook, because JAX has no public one around a cache load (its cache can only be
+    switched on or off, and the message is written by C++ code below Python's ``warnings`` and
+    ``logging``). Checked with jax and jaxlib 0.10.1, where ``jax._src.compiler`` calls
+    ``compilation_cache.get_executable_and_time(cache_key, compile_options, backend,
+    executable_devices)`` through the module attribute. It fails safe: a JAX without the module
+    or the function gets no filter and no error, and the wrapper hands any arguments through
+    unchanged (it filters only where it finds a CPU ``backend``, by position or name)."""
     try:
         from jax._src import compilation_cache as cc
-    except ImportError:  # pragma: no cover - a JAX without this module
+    except Exception:  # noqa: BLE001 - a JAX without (an importable) module: no filter
         return False
     original = getattr(cc, "get_executable_and_time", None)
-    if original is None:
+    if not callable(original):
         return False
     if getattr(original, "_facet_quiet", False):
         return True
 
     @functools.wraps(original)
-    def get_executable_and_time(cache_key, compile_options, backend, *args, **kwargs):
+    def get_executable_and_time(*args, **kwargs):
+        backend = args[2] if len(args) > 2 else kwargs.get("backend")
         if getattr(backend, "platform", None) != "cpu":
-            return original(cache_key, compile_options, backend, *args, **kwargs)
+            return original(*args, **kwargs)
         with quiet_tuning_warnings():
-            return original(cache_key, compile_options, backend, *args, **kwargs)
+            return original(*args, **kwargs)
 
     get_executable_and_time._facet_quiet = True
     cc.get_executable_and_time = get_executable_and_time

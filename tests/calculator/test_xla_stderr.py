@@ -182,3 +182,59 @@ def test_the_compile_cache_switch_installs_the_filter(monkeypatch):
     assert getattr(cc.get_executable_and_time, "_facet_quiet", False)
     wrapped = cc.get_executable_and_time
     assert xla_stderr.install_cache_filter() and cc.get_executable_and_time is wrapped
+
+
+def test_without_jax_s_private_hook_nothing_is_installed_and_nothing_raises(monkeypatch):
+    """A JAX without ``get_executable_and_time`` (or without its module) gets no filter, and
+    the compile cache is still switched on without an error."""
+    from jax._src import compilation_cache as cc
+
+    from facet.compile_cache import enable_compile_cache
+
+    monkeypatch.delattr(cc, "get_executable_and_time")
+    assert xla_stderr.install_cache_filter() is False
+    assert not hasattr(cc, "get_executable_and_time")
+    assert enable_compile_cache() is not None
+    import jax._src
+
+    monkeypatch.delattr(jax._src, "compilation_cache")  # and the module cannot be imported:
+    monkeypatch.setitem(sys.modules, "jax._src.compilation_cache", None)
+    assert xla_stderr.install_cache_filter() is False
+
+
+def test_the_wrapper_hands_any_arguments_through(monkeypatch):
+    """The wrapped load filters only where it finds a CPU backend (third argument or
+    ``backend=``) and otherwise calls JAX's function with the arguments as given."""
+    from types import SimpleNamespace
+
+    from jax._src import compilation_cache as cc
+
+    def fake(*args, **kwargs):
+        return args, kwargs, xla_stderr._depth  # open capture windows during the load
+
+    monkeypatch.setattr(cc, "get_executable_and_time", fake)
+    assert xla_stderr.install_cache_filter() is True
+    load, cpu, gpu = cc.get_executable_and_time, SimpleNamespace(platform="cpu"), object()
+    assert load.__wrapped__ is fake
+    assert load("k", "o", cpu, "d") == (("k", "o", cpu, "d"), {}, 1)
+    assert load("k", "o", backend=cpu) == (("k", "o"), {"backend": cpu}, 1)
+    assert load("k", "o", gpu, "d") == (("k", "o", gpu, "d"), {}, 0)
+    assert load("k") == (("k",), {}, 0)  # a future signature: passed through, not refused
+    assert xla_stderr._depth == 0
+
+
+def test_facet_imports_and_runs_in_a_process_whose_jax_lacks_the_hook(tmp_path):
+    code = textwrap.dedent("""
+        from jax._src import compilation_cache as cc
+        del cc.get_executable_and_time
+        import jax.numpy as jnp
+        import facet
+        from facet.compile_cache import enable_compile_cache
+        from facet.xla_stderr import install_cache_filter
+        print(enable_compile_cache(), install_cache_filter(), float(jnp.arange(4.0).sum()))
+    """)
+    env = dict(os.environ, FACET_COMPILE_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == [str(tmp_path / "cache"), "False", "6.0"]
