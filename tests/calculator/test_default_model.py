@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "6ebfa63364d5e7ecd7ec1c19b4ae2e4e3c72570e3bc6c1ea97465cc7c6a7f365"
+PINNED_SHA256 = "8e8739ef9e94e6995d9b8f2bf508630c7ec3c7903e8067c49451875d5f1f697a"
 
 
 def _reference():
