@@ -60,7 +60,7 @@ import numpy as np
 
 from ._irreps import cg_paths
 from .clebsch_gordan import clebsch_gordan
-from .edge import EdgeProduct, sum_over_edges
+from .edge import EdgeProduct, scoped, sum_over_edges
 
 __all__ = [
     "CGEdgePlan", "cg_edge_plan", "cg_edge_product", "cg_dense_edge_kernel", "cg_edge_rule"
@@ -320,11 +320,8 @@ def cg_edge_rule(rule: str):
     (:func:`cg_edge_product_paths`, the earlier reverse rule; A/B timing)."""
     if rule not in ("closed", "paths"):
         raise ValueError(f"cg_edge_rule: rule must be closed or paths, got {rule!r}")
-    token = _RULE.set(rule)
-    try:
+    with scoped(_RULE, rule):
         yield
-    finally:
-        _RULE.reset(token)
 
 
 def cg_dense_edge_kernel(

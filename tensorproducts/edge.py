@@ -85,15 +85,23 @@ _BLOCK_OVERRIDE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
+def scoped(var: contextvars.ContextVar, value):
+    """``var`` holds ``value`` inside the ``with`` block and its previous value after it, also
+    when the block raises (the trace-time switches of this package)."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+@contextlib.contextmanager
 def edge_blocking(block: int):
     """Inside the ``with`` block, products traced use ``block`` edges per block (0: one pass)."""
     if int(block) < 0:
         raise ValueError(f"edge_blocking: block must be >= 0, got {block}")
-    token = _BLOCK_OVERRIDE.set(int(block))
-    try:
+    with scoped(_BLOCK_OVERRIDE, int(block)):
         yield
-    finally:
-        _BLOCK_OVERRIDE.reset(token)
 
 
 _VJP_RULE: contextvars.ContextVar[str] = contextvars.ContextVar(
@@ -108,11 +116,8 @@ def edge_vjp(rule: str):
     autodiff of the checkpointed scan, as before the custom pass; A/B timing and memory)."""
     if rule not in ("custom", "autodiff"):
         raise ValueError(f"edge_vjp: rule must be custom or autodiff, got {rule!r}")
-    token = _VJP_RULE.set(rule)
-    try:
+    with scoped(_VJP_RULE, rule):
         yield
-    finally:
-        _VJP_RULE.reset(token)
 
 
 def edge_block_size(n_edges: int, row_bytes: int = 0) -> int:
