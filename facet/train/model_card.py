@@ -67,7 +67,7 @@ def write_card_sharded(out: Path, result: dict, data: str) -> str:
         "## Model", "",
         f"- Architecture: `facet-s` preset, {result['params']:,} parameters, float32 weights "
         "(float64 evaluation supported), cutoff 5.0 A, ZBL repulsion at short range.",
-        f"- Weights: EMA of the parameters at the best validation step "
+        f"- Weights: EMA of the parameters of the exported checkpoint "
         f"({result['source_checkpoint_step']}); `arrays.npz` sha256 `{result['arrays_sha256']}`.",
         f"- Supported elements ({len(elements)}; the calculator refuses any other, naming it): "
         + " ".join(elements) + ".", "",
@@ -91,7 +91,7 @@ def write_card_sharded(out: Path, result: dict, data: str) -> str:
         f"- Recipe: `{tr.get('config', 'facet/train/configs/distill2.yaml')}` (facet-s, "
         f"{result.get('structures_per_step', '?')} structures per step, AdamW, warm-up-stable-"
         "decay schedule, EMA), resumed across working periods from committed checkpoints.",
-        f"- Trained {tr.get('trained_steps', '?')} optimiser steps (best validation at "
+        f"- Trained {tr.get('trained_steps', '?')} optimiser steps (exported: "
         f"{result['source_checkpoint_step']}); device: {tr.get('device', 'CPU, one core')}"
         + (f"; {tr['cpu_hours']:.1f} CPU-hours" if "cpu_hours" in tr else "") + ".",
         *([f"- {tr['note']}."] if tr.get("note") else []), "",
