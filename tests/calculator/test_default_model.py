@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "8e8739ef9e94e6995d9b8f2bf508630c7ec3c7903e8067c49451875d5f1f697a"
+PINNED_SHA256 = "36e6aa6d451cd17ece836de5ba2f33057513f76164b674b773d334aa61e1e98f"
 
 
 def _reference():
