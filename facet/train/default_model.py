@@ -28,6 +28,11 @@ Two steps, each one command::
     (``reference.json``, float64 on this machine) and the model card ``README.md``
     (:mod:`facet.train.model_card`).
 
+``widen``
+    The ``export`` of one checkpoint grown to ``--channels`` channels and ``--mixer-hidden``
+    mixer fields with the function unchanged (:mod:`facet.nn.widen`): a run started from it
+    with ``model.init_from`` continues training with more capacity.
+
 ``scripts/train_default_model.py`` is the entry point: it calls :func:`main`.
 """
 
@@ -201,8 +206,12 @@ def portable_run_path(run: str | os.PathLike) -> str:
         return Path(*p.parts[-3:]).as_posix() if p.is_absolute() else p.as_posix()
 
 
-def export_model(run: str, out: Path, data: str = "data/distill") -> Path:
-    """Write the inference-only checkpoint of ``run``'s best step into ``out`` (atomically)."""
+def export_model(run: str, out: Path, data: str = "data/distill",
+                 widen: tuple[int, int] | None = None, seed: int = 0) -> Path:
+    """Write the inference-only checkpoint of ``run``'s best step (or of the step folder
+    ``run``) into ``out`` (atomically). With ``widen = (channels, mixer_hidden)`` the model is
+    first grown to those widths computing the same function (:func:`facet.nn.widen.widen_model`,
+    new weights drawn from ``seed``), for a run that goes on from it with ``model.init_from``."""
     import yaml
     from flax import nnx
 
@@ -211,9 +220,16 @@ def export_model(run: str, out: Path, data: str = "data/distill") -> Path:
 
     model, cfg, ckpt = load_model(run, report=lambda *a, **k: None)
     meta = json.loads((ckpt / "meta.json").read_text())
+    config = cfg.to_dict()
+    if widen is not None:
+        from facet.nn.widen import widen_model
+
+        model = widen_model(model, widen[0], widen[1], seed=seed)
+        config["model"]["overrides"] = {**config["model"]["overrides"],
+                                        "channels": int(widen[0]),
+                                        "mixer_hidden": int(widen[1])}
     _, params, rest = nnx.split(model, nnx.Param, ...)
     tmp_root = Path(tempfile.mkdtemp(prefix="facet_export_"))
-    config = cfg.to_dict()
     name = Path(data).name
     config["data"]["train"] = [f"data/{name} (train split of splits.json)"]
     config["data"]["val"] = [f"data/{name} (val split of splits.json)"]
@@ -361,6 +377,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_widen(args) -> int:
+    src = export_model(args.run, Path(args.out), args.data,
+                       widen=(args.channels, args.mixer_hidden), seed=args.seed)
+    print(f"{src} widened to {args.channels} channels and {args.mixer_hidden} mixer fields "
+          f"-> {args.out} (go on with: facet train ... model.init_from={args.out})")
+    return 0
+
+
 def cmd_prepare(args) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -398,8 +422,19 @@ def main(argv=None) -> int:
         action="store_true",
         help="rewrite README.md from the existing metrics.json (no export)",
     )
+    w = sub.add_parser("widen", help="grow a checkpoint to more channels, same function "
+                                     "(a start for model.init_from)")
+    w.add_argument("--run", required=True, help="run folder (best step) or step folder")
+    w.add_argument("--out", required=True, help="folder to write (must not hold a model)")
+    w.add_argument("--data", default="data/distill2")
+    w.add_argument("--channels", type=int, required=True)
+    w.add_argument("--mixer-hidden", type=int, required=True)
+    w.add_argument("--seed", type=int, default=0, help="seed of the new weights")
     args = ap.parse_args(argv)
-    return {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export}[args.cmd](args)
+    if args.cmd == "widen" and Path(args.out, "COMPLETE").exists():
+        ap.error(f"--out {args.out} already holds a model; choose an empty folder")
+    return {"prepare": cmd_prepare, "train": cmd_train, "export": cmd_export,
+            "widen": cmd_widen}[args.cmd](args)
 
 
 if __name__ == "__main__":
