@@ -82,6 +82,8 @@ def _finetune_e0(model, train_g, cfg: TrainConfig, predict_fn, dtype, say) -> np
     if not labelled:
         return old
     budget = (cfg.data.max_nodes, cfg.data.max_edges, cfg.data.max_graphs)
+    say(f"fine-tuning: predicting the {len(labelled)} labelled training structures with the "
+        f"pretrained model to correct its E0s (one pass without gradients)")
     pred = predict_dataset(model, labelled, budget, predict_fn=predict_fn, dtype=dtype)
     residual = np.asarray([g.energy for g in labelled]) - pred["energy"]
     correction = fit_atomic_energies(labelled, energies=residual)
