@@ -2,12 +2,14 @@
 
 Run in the teacher environment (``scripts/requirements-teacher.txt``, facet installed with
 ``--no-deps``) through ``scripts/make_distill2_dataset.py``. Materials come from
-:func:`facet.teacher.catalog.catalog` (eight kinds, one seeded order). Each material gets the
-frames of :data:`PROFILE`:
+:func:`facet.teacher.catalog.catalog` (eight kinds, one seeded order), then its extension
+:func:`facet.teacher.catalog.common_compounds` (kind ``common``: charge-balanced compounds in
+the prototypes real ones take, from the next shard boundary on; see :func:`plan`). Each material
+gets the frames of :data:`PROFILE`:
 
 * bulk kinds (``mp-bulk``, ``mp-substituted``, ``elemental``, ``prototype``, ``alloy``,
-  ``vacancy``), calc 0, static single points: the cell repeated to ``min_atoms`` (drawn per
-  material), two points of a secant search for the teacher's zero-pressure volume (as in
+  ``vacancy``, ``common``), calc 0, static single points: the cell repeated to ``min_atoms``
+  (drawn per material), two points of a secant search for the teacher's zero-pressure volume (as in
   :func:`facet.teacher.sampling.generate_material`), the structure at the next secant
   estimate, two random symmetric strains up to +-10 %, a Gaussian rattle and a strain + rattle;
 * calc 1: a short FIRE relaxation (ASE, FrechetCellFilter for bulk, positions only for
@@ -76,7 +78,8 @@ from facet.teacher.structures import supercell_for
 __all__ = [
     # the labelling (this module)
     "BULK_KINDS", "CALC_KINDS", "HELD_OUT", "MIN_TRAIN_MATERIALS", "PROFILE", "SHARD_SIZE",
-    "Profile2", "elapsed", "generate", "material_ids", "plan", "run", "split_by_material",
+    "Profile2", "elapsed", "generate", "material_ids", "material_index", "plan", "run",
+    "shard_members", "split_by_material",
     "teacher_isolated_atom_energies", "write_provenance",
     # the shards on disk (facet.teacher.shards, re-exported)
     "COHESIVE_RANGE", "MAX_FORCE", "bad_frame", "clean_results", "clean_shards", "meta_path",
@@ -85,7 +88,8 @@ __all__ = [
 ]
 
 SHARD_SIZE = 100
-BULK_KINDS = ("mp-bulk", "mp-substituted", "elemental", "prototype", "alloy", "vacancy")
+BULK_KINDS = ("mp-bulk", "mp-substituted", "elemental", "prototype", "alloy", "vacancy",
+              "common")
 HELD_OUT = {"test": 0.06, "val": 0.03}  # fraction of each kind's materials
 MIN_TRAIN_MATERIALS = 50  # an element keeps at least this many training materials if it can
 
@@ -271,19 +275,48 @@ def _work(task):
     return out
 
 
-def material_ids(n: int) -> list[str]:
-    return [f"facet-distill2-{i:06d}" for i in range(n)]
+def material_ids(n: int, start: int = 0) -> list[str]:
+    return [f"facet-distill2-{i:06d}" for i in range(start, start + n)]
 
 
-def plan(seed: int, elements) -> tuple[list, list[str], dict[str, list[str]]]:
-    """(catalog specs in order, their mp_ids, the split by material)."""
-    from facet.teacher.catalog import catalog
+def material_index(mp_id: str) -> int:
+    """The position of a material in the labelling order (its shard is ``index // SHARD_SIZE``)."""
+    return int(mp_id.rsplit("-", 1)[1])
 
-    specs = catalog(seed, elements)
+
+def shard_members(ids: list[str]) -> dict[int, list[int]]:
+    """Shard number -> the positions in ``ids`` of its materials (by :func:`material_index`: the
+    extension starts on a fresh shard, so the numbering has a gap before it)."""
+    members: dict[int, list[int]] = {}
+    for i, mid in enumerate(ids):
+        members.setdefault(material_index(mid) // SHARD_SIZE, []).append(i)
+    return members
+
+
+def plan(seed: int, elements, counts: dict[str, int] | None = None
+         ) -> tuple[list, list[str], dict[str, list[str]]]:
+    """(specs in labelling order, their mp_ids, the split by material).
+
+    First the catalog (:func:`facet.teacher.catalog.catalog`; ``counts`` as there), then the
+    extension (:func:`facet.teacher.catalog.common_compounds`) from the next shard boundary on,
+    so that the catalog's shards, ids and split stay exactly those of the first labelling. The
+    extension is split on its own (:func:`split_by_material`, the same fractions)."""
+    from facet.teacher.catalog import catalog, common_compounds
+
+    def split(specs, ids):
+        metas = [{"mp_id": i, "kind": s.source} for i, s in zip(ids, specs, strict=True)]
+        elements_of = {i: set(s.atoms.get_chemical_symbols())
+                       for i, s in zip(ids, specs, strict=True)}
+        return split_by_material(metas, elements_of, seed)
+
+    specs = catalog(seed, elements, counts)
     ids = material_ids(len(specs))
-    metas = [{"mp_id": i, "kind": s.source} for i, s in zip(ids, specs, strict=True)]
-    elements_of = {i: set(s.atoms.get_chemical_symbols()) for i, s in zip(ids, specs, strict=True)}
-    return specs, ids, split_by_material(metas, elements_of, seed)
+    splits = split(specs, ids)
+    ext = common_compounds(seed, elements)
+    ext_ids = material_ids(len(ext), start=-(-len(specs) // SHARD_SIZE) * SHARD_SIZE)
+    for name, members in split(ext, ext_ids).items():
+        splits[name] = sorted(splits[name] + members)
+    return specs + ext, ids + ext_ids, splits
 
 
 def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | None,
@@ -315,16 +348,15 @@ def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | 
     with open(os.path.join(out, "splits.json"), "w") as f:
         json.dump(splits, f, indent=1)
         f.write("\n")
-    n_shards = -(-len(specs) // SHARD_SIZE)
-    todo = [k for k in range(n_shards) if not shard_done(shard_path(out, k))]
+    members = shard_members(ids)
+    todo = [k for k in sorted(members) if not shard_done(shard_path(out, k))]
     if max_shards is not None:
         todo = todo[:max_shards]
-    print(f"{elapsed(t0)} {len(specs)} materials in {n_shards} shards; {len(todo)} to label "
+    print(f"{elapsed(t0)} {len(specs)} materials in {len(members)} shards; {len(todo)} to label "
           f"with {workers} worker(s)", flush=True)
     # One ordered stream of every material of the shards to do, so that no worker waits at the
     # end of a shard for the other's last material; a shard is written once its last result is in.
-    tasks = [(specs[i], ids[i], seed, cache) for k in todo
-             for i in range(k * SHARD_SIZE, min(len(specs), (k + 1) * SHARD_SIZE))]
+    tasks = [(specs[i], ids[i], seed, cache) for k in todo for i in members[k]]
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     try:
         stream = pool.imap(_work, tasks, chunksize=1) if pool else map(_work, tasks)
@@ -333,13 +365,12 @@ def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | 
         k = next(shard_iter, None)
         for res in stream:
             results.append(res)
-            lo, hi = k * SHARD_SIZE, min(len(specs), (k + 1) * SHARD_SIZE)
-            if len(results) < hi - lo:
+            if len(results) < len(members[k]):
                 continue
             clean_results(results, e0)
             write_shard(shard_path(out, k), results)
             n = sum(r["meta"]["n_frames"] for r in results)
-            print(f"{elapsed(t0)} shard {k}: {hi - lo} materials, {n} frames", flush=True)
+            print(f"{elapsed(t0)} shard {k}: {len(results)} materials, {n} frames", flush=True)
             results, k = [], next(shard_iter, None)
             if k is None:
                 break

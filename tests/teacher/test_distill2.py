@@ -272,17 +272,22 @@ def test_run_labels_shards_in_order_and_resumes(tmp_path, monkeypatch):
         type_map = [1, 6, 7, 8, 13, 28, 29, 46, 47, 78, 79]  # EMT's elements
 
     small = {"mp-substituted": 0, "prototype": 2, "alloy": 1, "vacancy": 1, "surface": 1}
-    full = cat.catalog
+    full, full_common = cat.catalog, cat.common_compounds
     monkeypatch.setattr(common, "load_teacher", StandIn)
-    monkeypatch.setattr(cat, "catalog", lambda seed, el: full(seed, el, counts=small)[:5])
+    monkeypatch.setattr(cat, "catalog", lambda seed, el, counts=None: full(seed, el,
+                                                                           counts=small)[:5])
+    monkeypatch.setattr(cat, "common_compounds", lambda seed, el: full_common(seed, el)[:3])
     monkeypatch.setattr(d, "SHARD_SIZE", 2)
     out = tmp_path / "set"
     assert d.run(str(out), 0, 1, None, None, None) == 0
     paths = d.shard_paths(str(out))
     assert [p.rsplit("/", 1)[1] for p in paths] == [
-        "shard-0000.json.gz", "shard-0001.json.gz", "shard-0002.json.gz"]
+        f"shard-{k:04d}.json.gz" for k in range(5)]
     ids = [m["mp_id"] for p in paths for m in d.read_shard_meta(p)]
-    assert ids == d.material_ids(5)
+    # the catalog's 5 materials, then the extension's 3 from the next shard boundary (6) on
+    assert ids == d.material_ids(5) + d.material_ids(3, start=6)
+    kinds = [m["kind"] for p in paths for m in d.read_shard_meta(p)]
+    assert kinds[5:] == ["common"] * 3 and "common" not in kinds[:5]
     mtime = [os.path.getmtime(p) for p in paths]
     assert d.run(str(out), 0, 1, None, None, None) == 0
     assert [os.path.getmtime(p) for p in paths] == mtime
@@ -386,3 +391,86 @@ def test_clean_shards_rewrites_only_affected_shards_and_counts(tmp_path):
     assert (data / "shards" / "shard-0001.json.gz").read_bytes() == untouched
     assert summarize(str(data))["dropped_frames"] == 4
     assert clean_shards(str(data)) == {}  # idempotent
+
+
+def _charge_balanced(spec) -> bool:
+    """Whether some choice of common cation charges balances the anion's (the anion is the last
+    element of the name ``common:<prototype>:<cations>-<anion>``) in the built cell."""
+    import itertools
+
+    from facet.teacher.catalog import ANION_CHARGE, cation_charges
+
+    *cations, x = spec.name.split(":")[2].split("-")
+    counts = Counter(spec.atoms.get_chemical_symbols())
+    charges = cation_charges(cations)
+    return any(sum(counts[c] * q for c, q in zip(cations, qs, strict=True))
+               == counts[x] * ANION_CHARGE[x]
+               for qs in itertools.product(*(charges[c] for c in cations)))
+
+
+def test_common_compounds_are_charge_balanced_and_cover_real_chemistry():
+    """The extension (kind ``common``): deterministic, inside the elements, every compound
+    charge-balanced with common oxidation states, the prototypes real compounds take, and the
+    compounds the catalog missed (rock-salt MgO, wurtzite ZnO and GaN, zinc-blende GaAs, corundum
+    Al2O3, perovskite SrTiO3-type) among them."""
+    from facet.teacher.catalog import COMMON_BINARY, COMMON_CAPS, common_compounds
+
+    specs = common_compounds(0, ELEMENTS)
+    again = common_compounds(0, ELEMENTS)
+    assert [s.name for s in specs] == [s.name for s in again]
+    assert len({s.name for s in specs}) == len(specs)
+    assert {s.source for s in specs} == {"common"}
+    assert {el for s in specs for el in s.atoms.get_chemical_symbols()} <= set(ELEMENTS)
+    protos = Counter(s.prototype for s in specs)
+    assert set(protos) == {p for ps in COMMON_BINARY.values() for p in ps} | {"perovskite",
+                                                                            "spinel"}
+    assert all(protos[p] <= cap for p, cap in COMMON_CAPS.items())
+    for s in specs:
+        assert _charge_balanced(s), s.name
+    names = {s.name for s in specs}
+    for want in ("common:rocksalt:Mg-O", "common:wurtzite:Zn-O", "common:wurtzite:Ga-N",
+                 "common:zincblende:Ga-As", "common:corundum:Al-O", "common:fluorite:Zr-O",
+                 "common:rutile:Ti-O", "common:rocksalt:Na-Cl", "common:antifluorite:Li-O"):
+        assert want in names, want
+    assert not names & {s.name for s in catalog(0, ELEMENTS, counts=SMALL)}
+    rocksalt_mgo = next(s for s in specs if s.name == "common:rocksalt:Mg-O").atoms
+    assert rocksalt_mgo.get_chemical_formula() == "MgO"
+    spinel = [s for s in specs if s.prototype == "spinel"]
+    assert spinel and all(len(s.atoms) == 14 for s in spinel)
+
+
+def test_the_extension_leaves_the_catalog_ids_shards_and_split_unchanged():
+    """plan(): the catalog's materials keep their ids and split (the committed shards and
+    splits.json stay valid); the extension starts on a fresh shard and has its own held-out
+    materials."""
+    from facet.teacher.distill2 import (
+        SHARD_SIZE,
+        material_ids,
+        plan,
+        shard_members,
+    )
+
+    base = catalog(0, ELEMENTS, counts=SMALL)
+    base_ids = material_ids(len(base))
+    metas = [{"mp_id": i, "kind": s.source} for i, s in zip(base_ids, base, strict=True)]
+    elements_of = {i: set(s.atoms.get_chemical_symbols()) for i, s in zip(base_ids, base,
+                                                                          strict=True)}
+    base_split = split_by_material(metas, elements_of, 0)
+    specs, ids, splits = plan(0, ELEMENTS, counts=SMALL)
+    assert ids[:len(base)] == base_ids
+    assert [s.name for s in specs[:len(base)]] == [s.name for s in base]
+    in_base = set(base_ids)
+    for name in ("train", "val", "test"):
+        assert [m for m in splits[name] if m in in_base] == base_split[name]
+    ext = ids[len(base):]
+    assert int(ext[0].rsplit("-", 1)[1]) % SHARD_SIZE == 0
+    assert int(ext[0].rsplit("-", 1)[1]) >= len(base)
+    members = shard_members(ids)
+    for positions in members.values():  # no shard mixes catalog and extension materials
+        assert len({p < len(base) for p in positions}) == 1
+    assert sum(len(v) for v in members.values()) == len(ids)
+    ext_set = set(ext)
+    held = {name: [m for m in splits[name] if m in ext_set] for name in ("val", "test")}
+    n_ext = len(ext)
+    assert len(held["test"]) == pytest.approx(HELD_OUT["test"] * n_ext, abs=0.02 * n_ext)
+    assert held["val"]
