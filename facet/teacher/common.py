@@ -62,7 +62,8 @@ def load_teacher():
     from sevenn.calculator import SevenNetCalculator
 
     torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
+    if torch.get_num_interop_threads() != 1:  # torch refuses a second call once it is set
+        torch.set_num_interop_threads(1)
     return SevenNetCalculator(TEACHER_NAME, device="cpu")
 
 

@@ -474,3 +474,31 @@ def test_the_extension_leaves_the_catalog_ids_shards_and_split_unchanged():
     n_ext = len(ext)
     assert len(held["test"]) == pytest.approx(HELD_OUT["test"] * n_ext, abs=0.02 * n_ext)
     assert held["val"]
+
+
+def test_the_teacher_loads_twice_in_one_process(monkeypatch):
+    """``--workers 1`` labels in the process that already loaded the teacher for its element
+    list: the second load must not set torch's inter-op threads again (torch raises
+    "cannot set number of interop threads after parallel work has started")."""
+    import sys
+    import types
+
+    from facet.teacher.common import load_teacher
+
+    state = {"interop": 4}
+
+    def set_interop(n):
+        if state.get("set"):
+            raise RuntimeError("Error: cannot set number of interop threads after parallel "
+                               "work has started or set_num_interop_threads called")
+        state.update(interop=n, set=True)
+
+    torch = types.SimpleNamespace(set_num_threads=lambda n: None,
+                                  get_num_interop_threads=lambda: state["interop"],
+                                  set_num_interop_threads=set_interop)
+    calc = types.SimpleNamespace(SevenNetCalculator=lambda name, device: (name, device))
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "sevenn", types.ModuleType("sevenn"))
+    monkeypatch.setitem(sys.modules, "sevenn.calculator", calc)
+    assert load_teacher() == load_teacher() == ("7net-0", "cpu")
+    assert state["interop"] == 1
