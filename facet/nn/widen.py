@@ -44,14 +44,12 @@ def _grow(old, shape, rng, *, fill: str):
     return new
 
 
-def _channel_linear(old, c_in, c_out, *, scale, rng, zero_rows=False, zero_cols=True):
+def _channel_linear(old, c_in, c_out, *, scale, rng, zero_cols=True):
     """``w[P, C_in, C_out]`` grown to ``(P, c_in, c_out)``: old block times ``scale``; new rows
-    (inputs) random unless ``zero_rows``; new columns (outputs) zero unless ``zero_cols`` is
+    (inputs, zero at the start) random; new columns (outputs) zero unless ``zero_cols`` is
     False (then random)."""
     p, a, b = old.shape
     new = _normal(rng, (p, c_in, c_out), old.dtype)
-    if zero_rows:
-        new[:, a:, :] = 0
     if zero_cols:
         new[:, :, b:] = 0
     new[:, :a, :b] = old * scale

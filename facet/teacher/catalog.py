@@ -61,8 +61,6 @@ NONMETALS = set(NOBLE) | {"H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "A
 
 KINDS = ("mp-bulk", "mp-substituted", "elemental", "prototype", "alloy", "vacancy", "surface",
          "molecule")
-#: The kinds of :func:`common_compounds`, the extension labelled after the catalog.
-EXTENSION_KINDS = ("common",)
 
 # How many materials of each random kind (the others are fixed lists); mp-substituted counts
 # substitutions per bundled structure.
@@ -464,7 +462,7 @@ def common_compounds(seed: int, elements: Sequence[str]) -> list[MaterialSpec]:
     shipped model erred by 1.2 eV/atom on held-out rock-salt MgO. These materials put the
     compounds users compute in the training data. Built at contact (:func:`contact_scaled`);
     the labelling's volume search finds the teacher's equilibrium."""
-    elements = [e for e in sorted(elements, key=lambda s: atomic_numbers[s])]
+    elements = sorted(elements, key=lambda s: atomic_numbers[s])
     cations = cation_charges(elements)
     anions = {x: q for x, q in ANION_CHARGE.items() if x in elements}
     rng = np.random.default_rng([seed, 7])

@@ -402,7 +402,9 @@ def write_provenance(data_dir: str, versions: dict[str, str], total_shards: int)
              "--workers 2 --cache runs/distill2_cache", "```", "",
              "- teacher: SevenNet-0 (sevenn pretrained '7net-0', 11Jul2024 checkpoint), CPU, "
              "1 thread per worker",
-             "- materials and order: `facet.teacher.catalog.catalog(seed=0, teacher elements)`",
+             "- materials and order: `facet.teacher.distill2.plan(seed=0, teacher elements)`: "
+             "`facet.teacher.catalog.catalog`, then its extension `common_compounds` (kind "
+             "`common`) from the next shard boundary on",
              "- reference energies: `teacher_e0.json`, the teacher's isolated atoms in a 20 A box",
              "", "## Counts", "", summary_markdown(s, total_shards), "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in versions.items()]
