@@ -116,13 +116,22 @@ def _check_out_dir(cfg: TrainConfig, *, resume: bool, read_data: bool) -> Path:
 
 def _check_same_data(st: dict, ckpt: Path, fingerprint: str, content: str,
                      allow_data_change: bool, say) -> None:
-    """Refuse to resume on other data: other structure sizes always (the data position could
-    not be restored), other content unless ``allow_data_change``."""
+    """Refuse to resume on other data unless ``allow_data_change``: other structure sizes
+    (structures added, removed or resized: the data position cannot be restored) or other
+    content. With the flag the step, optimiser state, EMA and E0s carry over and the data order
+    is the new data's at that step."""
     if st.get("data_fingerprint") != fingerprint:
-        raise ConfigError(
-            f"--resume: the training data differ from those of the checkpointed run {ckpt} "
-            "(structure sizes changed); the data position cannot be restored"
-        )
+        if not allow_data_change:
+            raise ConfigError(
+                f"--resume: the training data differ from those of the checkpointed run {ckpt} "
+                "(structure sizes changed: structures added, removed or resized), so the data "
+                "position cannot be restored; pass --allow-data-change to continue on them in "
+                "the new data's order"
+            )
+        say(f"warning: resuming {ckpt} on training data of other structures "
+            "(--allow-data-change): the step, optimiser state, EMA and E0s carry over; the data "
+            "order is the new data's at this step, not a continuation of the old order")
+        return
     if st.get("data_content") is None:
         say(f"warning: {ckpt} records no fingerprint of its training data's content "
             "(written by an older facet); the data cannot be checked to be unchanged")

@@ -106,6 +106,24 @@ def test_resume_with_relabelled_data_is_refused(tmp_path, toy_data):
     assert train(cfg2, resume=True, data=toy_data, **kw)["step"] > 4
 
 
+def test_resume_on_extended_data_needs_the_flag_and_goes_on(tmp_path, toy_data):
+    """Data with structures added (a data set extended between working periods): refused
+    without --allow-data-change, naming the flag; with it the run keeps its step, optimiser
+    state and EMA, says that the data order is the new data's, and trains to the end."""
+    cfg = toy_config(tmp_path / "run", run={"epochs": 3, "checkpoint_every": 2})
+    kw = dict(model_factory=toy_factory, predict_fn=toy_predict)
+    train(cfg, data=toy_data, stop_at_step=4, report=lambda m: None, **kw)
+    extended = (list(toy_data[0]) + _relabelled(toy_data[0][:3], 0.0), toy_data[1])
+    with pytest.raises(ConfigError, match=r"structure sizes changed.*--allow-data-change"):
+        train(cfg, resume=True, data=extended, report=lambda m: None, **kw)
+    said = []
+    ok = train(cfg, resume=True, data=extended, allow_data_change=True, report=said.append,
+               **kw)
+    assert any("resumed from" in m and "at step 4" in m for m in said)
+    assert any("other structures" in m and "data order" in m for m in said), said
+    assert ok["step"] == ok["total_steps"] > 4
+
+
 def test_old_checkpoint_without_fingerprint_warns_and_resumes(tmp_path, toy_data):
     cfg = toy_config(tmp_path / "run", run={"epochs": 2, "checkpoint_every": 2})
     kw = dict(model_factory=toy_factory, predict_fn=toy_predict)
