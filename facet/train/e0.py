@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["N_ELEMENTS", "composition_matrix", "fit_atomic_energies", "fit_scale_shift",
-           "load_atomic_energies"]
+__all__ = ["N_ELEMENTS", "composition_matrix", "fit_atomic_energies", "fit_new_atomic_energies",
+           "fit_scale_shift", "load_atomic_energies"]
 
 N_ELEMENTS = 119  # index = atomic number, 0 unused
 
@@ -44,16 +44,8 @@ def composition_matrix(graphs: Sequence) -> np.ndarray:
     return c
 
 
-def fit_atomic_energies(graphs: Sequence, energies: Sequence | None = None) -> np.ndarray:
-    """Least-squares E0s (eV) from the structures with an energy label; ``(119,)``.
-
-    One streaming pass: the normal equations ``C^T C`` (119 x 119) and ``C^T E`` are
-    accumulated structure by structure, so memory does not grow with the data set, and solved
-    with ``lstsq`` restricted to the elements present (minimum norm if they are collinear).
-
-    ``energies`` (one per graph) replaces the labels of the labelled graphs: fine-tuning fits
-    the residuals of the pretrained model this way (E0 corrections).
-    """
+def _normal_equations(graphs: Sequence, energies: Sequence | None):
+    """``(C^T C, C^T E, n)`` over the structures with an energy label, in one streaming pass."""
     ctc = np.zeros((N_ELEMENTS, N_ELEMENTS))
     cte = np.zeros(N_ELEMENTS)
     n = 0
@@ -73,11 +65,46 @@ def fit_atomic_energies(graphs: Sequence, energies: Sequence | None = None) -> n
         n += 1
     if n == 0:
         raise ValueError("cannot fit E0s: no training structure has an energy label")
+    return ctc, cte, n
+
+
+def fit_atomic_energies(graphs: Sequence, energies: Sequence | None = None) -> np.ndarray:
+    """Least-squares E0s (eV) from the structures with an energy label; ``(119,)``.
+
+    One streaming pass: the normal equations ``C^T C`` (119 x 119) and ``C^T E`` are
+    accumulated structure by structure, so memory does not grow with the data set, and solved
+    with ``lstsq`` restricted to the elements present (minimum norm if they are collinear).
+
+    ``energies`` (one per graph) replaces the labels of the labelled graphs: fine-tuning fits
+    the residuals of the pretrained model this way (E0 corrections).
+    """
+    ctc, cte, _ = _normal_equations(graphs, energies)
     present = np.flatnonzero(np.diag(ctc) > 0)
     sol, *_ = np.linalg.lstsq(ctc[np.ix_(present, present)], cte[present], rcond=None)
     e0 = np.zeros(N_ELEMENTS)
     e0[present] = sol
     return e0
+
+
+def fit_new_atomic_energies(graphs: Sequence, e0: np.ndarray, new: Sequence[int]) -> np.ndarray:
+    """``e0`` with the E0s of the elements ``new`` fitted by least squares, the others held.
+
+    For data extended with elements a trained model never saw (a resumed run): the other E0s
+    stay as trained, so the network's output keeps its meaning. With ``C = [C_k, C_n]`` split
+    into held and new columns, the new E0s solve ``C_n^T C_n x = C_n^T (E - C_k e_k)``; only
+    structures holding a new element contribute.
+    """
+    new = np.asarray(sorted(int(z) for z in new), int)
+    out = np.asarray(e0, np.float64).copy()
+    if new.size == 0:
+        return out
+    ctc, cte, _ = _normal_equations(graphs, None)
+    held = out.copy()
+    held[new] = 0.0
+    rhs = cte[new] - ctc[new] @ held
+    sol, *_ = np.linalg.lstsq(ctc[np.ix_(new, new)], rhs, rcond=None)
+    out[new] = sol
+    return out
 
 
 def fit_scale_shift(graphs: Sequence, e0: np.ndarray) -> tuple[float, float]:

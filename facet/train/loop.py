@@ -30,9 +30,11 @@ from pathlib import Path
 import jax
 import numpy as np
 import yaml
+from ase.data import chemical_symbols
 from tqdm import tqdm
 
 from ..compile_cache import enable_compile_cache
+from ..elements import numbers_of, supported_elements_of_checkpoint, symbols_of
 from .batching import Budget, EpochBatcher
 from .checkpoint import (
     atomic_write_text,
@@ -43,6 +45,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, TrainConfig, check_data_paths
+from .e0 import fit_new_atomic_energies
 from .fingerprint import (
     content_fingerprint,
     finetuned_elements,
@@ -190,7 +193,7 @@ class Trainer:
         self.supported = training_elements(train_g)
         self.best = {"loss": float("inf"), "step": -1}
         if resume:
-            self._restore(allow_data_change)
+            self._restore(allow_data_change, train_g)
         self._start(resume, predict_fn)
 
     def _plan(self, train_g, val_g, dtype) -> None:
@@ -209,8 +212,9 @@ class Trainer:
         self.tx = make_optimizer(cfg.optim, self.total)
         self.schedule = make_schedule(cfg.optim, self.total)
 
-    def _restore(self, allow_data_change: bool) -> None:
-        """Load the newest complete checkpoint: state, E0s, best validation loss."""
+    def _restore(self, allow_data_change: bool, train_g) -> None:
+        """Load the newest complete checkpoint: state, E0s, scale and shift, best validation
+        loss; on changed data, fit the E0s of elements the checkpoint never saw."""
         ckpt = latest_checkpoint(self.ckpt_root, report=self.say)
         if ckpt is None:
             raise ConfigError(f"--resume: {self.ckpt_root} holds no complete checkpoint")
@@ -220,6 +224,9 @@ class Trainer:
         self.state = TrainState(loaded["counters"]["step"], loaded["params"],
                                 loaded["opt_state"], loaded["ema"], loaded["counters"]["rng"])
         self.rest = loaded["rest"]
+        if allow_data_change:
+            self.rest = self._fit_new_elements(ckpt, train_g)
+        self.say("E0s, scale and shift from the checkpoint")
         self.best = {"loss": st.get("best_val_loss", float("inf")),
                      "step": st.get("best_step", -1)}
         changed = _loss_changes(ckpt, self.cfg.loss)
@@ -229,6 +236,29 @@ class Trainer:
                      f"{self.best['step']} was best under the old loss)")
             self.best = {"loss": float("inf"), "step": -1}
         self.say(f"resumed from {ckpt} at step {int(self.state.step)}")
+
+    def _fit_new_elements(self, ckpt: Path, train_g):
+        """``rest`` with E0s fitted for the training elements ``ckpt`` was not trained on (they
+        would stay at 0, or at a pretrained model's value, while the data now hold them); the
+        checkpoint's E0s stay (:func:`facet.train.e0.fit_new_atomic_energies`)."""
+        old = supported_elements_of_checkpoint(ckpt)
+        if old is None:
+            return self.rest
+        new = sorted(set(numbers_of(self.supported)) - set(old))
+        if not new:
+            return self.rest
+
+        def refit(path, leaf):
+            if "atomic_energies" not in jax.tree_util.keystr(path):
+                return leaf
+            e0 = fit_new_atomic_energies(train_g, np.asarray(leaf, np.float64), new)
+            self.say(f"the training data hold {len(new)} new element(s) the checkpoint was not "
+                     f"trained on: {', '.join(symbols_of(new))}; their E0s fitted to the "
+                     f"training energies with the checkpoint's E0s held: "
+                     + ", ".join(f"{chemical_symbols[z]} {e0[z]:.4g} eV" for z in new))
+            return np.asarray(e0, np.asarray(leaf).dtype)
+
+        return jax.tree_util.tree_map_with_path(refit, self.rest)
 
     def _start(self, resume: bool, predict_fn) -> None:
         """Data position, ``config.yaml``, replicated state, compiled steps, logs."""

@@ -98,9 +98,11 @@ def set_reference_energies(model, cfg: TrainConfig, train_g, *, resume: bool, fi
                            predict_fn, dtype, say) -> None:
     """Load the pretrained weights (a fresh fine-tuning run), then set the E0s (fine-tuned,
     from a table, or fitted) and, for a model trained from scratch, the scale and shift fitted
-    to the training data. A resumed run overwrites all of these from its checkpoint."""
-    finetuning = cfg.model.init_from is not None and not resume
-    if finetuning:
+    to the training data. A resumed run takes all of these from its checkpoint (nothing to do
+    here; :meth:`facet.train.loop.Trainer._restore`)."""
+    if resume:
+        return
+    if cfg.model.init_from is not None:
         _load_pretrained(model, cfg, finetune_src, say)
         e0 = _finetune_e0(model, train_g, cfg, predict_fn, dtype, say)
     elif cfg.model.atomic_energies != "fit":

@@ -158,3 +158,55 @@ def test_checkpoint_records_supported_elements(tmp_path, toy_data):
 
     assert supported_elements_of_checkpoint(last) == (3, 8, 14)
     assert jax.tree.leaves(meta)  # meta.json stays plain JSON
+
+
+def _with_element(graphs, old_z, new_z, offset):
+    """The graphs with every atom ``old_z`` made ``new_z`` and ``offset`` eV added per atom so
+    changed (the new element's reference energy is the old one's plus ``offset``)."""
+    out = []
+    for g in graphs:
+        z = np.asarray(g.numbers)
+        n = int((z == old_z).sum())
+        out.append(g.__class__(**{**g.__dict__, "numbers": np.where(z == old_z, new_z, z),
+                                  "energy": g.energy + offset * n}))
+    return out
+
+
+def _e0_of(run_dir):
+    last = ck.latest_checkpoint(run_dir / "checkpoints")
+    return np.load(last / "arrays.npz")["rest/['atomic_energies'].value"]
+
+
+def test_resume_says_the_e0s_come_from_the_checkpoint(tmp_path, toy_data):
+    """A resumed run takes E0s, scale and shift from its checkpoint: it neither fits them again
+    nor says that it did."""
+    cfg = toy_config(tmp_path / "run", run={"epochs": 2, "checkpoint_every": 2})
+    kw = dict(model_factory=toy_factory, predict_fn=toy_predict)
+    said = []
+    train(cfg, data=toy_data, stop_at_step=4, report=said.append, **kw)
+    assert any(m.startswith("E0s fitted") for m in said)
+    said.clear()
+    train(cfg, resume=True, data=toy_data, report=said.append, **kw)
+    assert not any("E0s fitted" in m for m in said), said
+    assert any("E0s, scale and shift from the checkpoint" in m for m in said), said
+
+
+def test_resume_on_data_with_a_new_element_fits_its_e0(tmp_path, toy_data):
+    """Extended data that bring an element the checkpoint never saw: its E0 would stay 0 (46 eV
+    off per atom for a real element). The resume fits the new element's E0 to the energies with
+    the carried E0s held fixed, says so naming the element, and the checkpoint declares it."""
+    cfg = toy_config(tmp_path / "run", run={"epochs": 3, "checkpoint_every": 2})
+    kw = dict(model_factory=toy_factory, predict_fn=toy_predict)
+    train(cfg, data=toy_data, stop_at_step=4, report=lambda m: None, **kw)
+    e0_li = float(_e0_of(tmp_path / "run")[3])
+    train_g = list(toy_data[0])
+    extended = (train_g + _with_element(train_g[:6], 3, 11, -40.0), toy_data[1])
+    said = []
+    train(cfg, resume=True, data=extended, allow_data_change=True, report=said.append, **kw)
+    assert any("new element" in m and "Na" in m for m in said), said
+    e0 = _e0_of(tmp_path / "run")
+    assert abs(e0[11] - (e0_li - 40.0)) < 2.0, (e0[11], e0_li)
+    assert e0[3] == pytest.approx(e0_li)  # carried E0s stay
+    meta = json.loads((ck.latest_checkpoint(tmp_path / "run" / "checkpoints")
+                       / "meta.json").read_text())
+    assert "Na" in meta["supported_elements"]

@@ -10,7 +10,7 @@ import pytest
 
 from facet.data.batch import Graph
 from facet.train.config import OptimSection
-from facet.train.e0 import fit_atomic_energies, fit_scale_shift
+from facet.train.e0 import fit_atomic_energies, fit_new_atomic_energies, fit_scale_shift
 from facet.train.optim import ema_update, make_optimizer, make_schedule
 
 
@@ -45,6 +45,29 @@ def test_e0_least_squares_matches_normal_equations():
     c = np.array([[np.sum(g.numbers == 3), np.sum(g.numbers == 9)] for g in graphs], float)
     e = np.array([g.energy for g in graphs])
     np.testing.assert_allclose(e0[[3, 9]], np.linalg.solve(c.T @ c, c.T @ e), rtol=1e-10)
+
+
+def test_new_element_e0s_are_fitted_with_the_others_held():
+    """Held E0s off the data's own least squares (a trained model's): the new elements' E0s
+    are the least-squares solution given the held ones, checked against a dense solve; the
+    held E0s do not move; structures without a new element do not matter."""
+    rng = np.random.default_rng(2)
+    true = {1: -3.4, 8: -4.9, 11: -1.3, 17: -1.8}
+    graphs = []
+    for _ in range(40):
+        nums = rng.choice(list(true), int(rng.integers(1, 9)))
+        graphs.append(_g(nums, float(sum(true[z] for z in nums) + rng.normal(0, 0.05))))
+    held = np.zeros(119)
+    held[1], held[8] = -3.5, -4.8  # not the data's optimum
+    e0 = fit_new_atomic_energies(graphs, held, [11, 17])
+    assert (e0[1], e0[8]) == (-3.5, -4.8)
+    assert np.count_nonzero(e0) == 4
+    c = np.array([[np.sum(g.numbers == z) for z in (1, 8, 11, 17)] for g in graphs], float)
+    r = np.array([g.energy for g in graphs]) - c[:, :2] @ [-3.5, -4.8]
+    want = np.linalg.lstsq(c[:, 2:], r, rcond=None)[0]
+    np.testing.assert_allclose(e0[[11, 17]], want, rtol=1e-10)
+    # without new elements, nothing changes
+    np.testing.assert_array_equal(fit_new_atomic_energies(graphs, held, []), held)
 
 
 def test_e0_errors():
