@@ -3,7 +3,7 @@
 Run in the teacher environment (``scripts/requirements-teacher.txt``, facet installed with
 ``--no-deps``) through ``scripts/make_distill2_dataset.py``. Materials come from
 :func:`facet.teacher.catalog.catalog` (eight kinds, one seeded order), then its extension
-:func:`facet.teacher.catalog.common_compounds` (kind ``common``: charge-balanced compounds in
+:func:`facet.teacher.compounds.common_compounds` (kind ``common``: charge-balanced compounds in
 the prototypes real ones take, from the next shard boundary on; see :func:`plan`). Each material
 gets the frames of :data:`PROFILE`:
 
@@ -298,10 +298,11 @@ def plan(seed: int, elements, counts: dict[str, int] | None = None
     """(specs in labelling order, their mp_ids, the split by material).
 
     First the catalog (:func:`facet.teacher.catalog.catalog`; ``counts`` as there), then the
-    extension (:func:`facet.teacher.catalog.common_compounds`) from the next shard boundary on,
+    extension (:func:`facet.teacher.compounds.common_compounds`) from the next shard boundary on,
     so that the catalog's shards, ids and split stay exactly those of the first labelling. The
     extension is split on its own (:func:`split_by_material`, the same fractions)."""
-    from facet.teacher.catalog import catalog, common_compounds
+    from facet.teacher.catalog import catalog
+    from facet.teacher.compounds import common_compounds
 
     def split(specs, ids):
         metas = [{"mp_id": i, "kind": s.source} for i, s in zip(ids, specs, strict=True)]
@@ -403,8 +404,9 @@ def write_provenance(data_dir: str, versions: dict[str, str], total_shards: int)
              "- teacher: SevenNet-0 (sevenn pretrained '7net-0', 11Jul2024 checkpoint), CPU, "
              "1 thread per worker",
              "- materials and order: `facet.teacher.distill2.plan(seed=0, teacher elements)`: "
-             "`facet.teacher.catalog.catalog`, then its extension `common_compounds` (kind "
-             "`common`) from the next shard boundary on",
+             "`facet.teacher.catalog.catalog`, then its extension "
+             "`facet.teacher.compounds.common_compounds` (kind `common`) from the next shard "
+             "boundary on",
              "- reference energies: `teacher_e0.json`, the teacher's isolated atoms in a 20 A box",
              "", "## Counts", "", summary_markdown(s, total_shards), "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in versions.items()]

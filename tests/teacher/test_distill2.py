@@ -272,11 +272,14 @@ def test_run_labels_shards_in_order_and_resumes(tmp_path, monkeypatch):
         type_map = [1, 6, 7, 8, 13, 28, 29, 46, 47, 78, 79]  # EMT's elements
 
     small = {"mp-substituted": 0, "prototype": 2, "alloy": 1, "vacancy": 1, "surface": 1}
-    full, full_common = cat.catalog, cat.common_compounds
+    import facet.teacher.compounds as compounds
+
+    full, full_common = cat.catalog, compounds.common_compounds
     monkeypatch.setattr(common, "load_teacher", StandIn)
     monkeypatch.setattr(cat, "catalog", lambda seed, el, counts=None: full(seed, el,
                                                                            counts=small)[:5])
-    monkeypatch.setattr(cat, "common_compounds", lambda seed, el: full_common(seed, el)[:3])
+    monkeypatch.setattr(compounds, "common_compounds",
+                        lambda seed, el: full_common(seed, el)[:3])
     monkeypatch.setattr(d, "SHARD_SIZE", 2)
     out = tmp_path / "set"
     assert d.run(str(out), 0, 1, None, None, None) == 0
@@ -391,52 +394,6 @@ def test_clean_shards_rewrites_only_affected_shards_and_counts(tmp_path):
     assert (data / "shards" / "shard-0001.json.gz").read_bytes() == untouched
     assert summarize(str(data))["dropped_frames"] == 4
     assert clean_shards(str(data)) == {}  # idempotent
-
-
-def _charge_balanced(spec) -> bool:
-    """Whether some choice of common cation charges balances the anion's (the anion is the last
-    element of the name ``common:<prototype>:<cations>-<anion>``) in the built cell."""
-    import itertools
-
-    from facet.teacher.catalog import ANION_CHARGE, cation_charges
-
-    *cations, x = spec.name.split(":")[2].split("-")
-    counts = Counter(spec.atoms.get_chemical_symbols())
-    charges = cation_charges(cations)
-    return any(sum(counts[c] * q for c, q in zip(cations, qs, strict=True))
-               == counts[x] * ANION_CHARGE[x]
-               for qs in itertools.product(*(charges[c] for c in cations)))
-
-
-def test_common_compounds_are_charge_balanced_and_cover_real_chemistry():
-    """The extension (kind ``common``): deterministic, inside the elements, every compound
-    charge-balanced with common oxidation states, the prototypes real compounds take, and the
-    compounds the catalog missed (rock-salt MgO, wurtzite ZnO and GaN, zinc-blende GaAs, corundum
-    Al2O3, perovskite SrTiO3-type) among them."""
-    from facet.teacher.catalog import COMMON_BINARY, COMMON_CAPS, common_compounds
-
-    specs = common_compounds(0, ELEMENTS)
-    again = common_compounds(0, ELEMENTS)
-    assert [s.name for s in specs] == [s.name for s in again]
-    assert len({s.name for s in specs}) == len(specs)
-    assert {s.source for s in specs} == {"common"}
-    assert {el for s in specs for el in s.atoms.get_chemical_symbols()} <= set(ELEMENTS)
-    protos = Counter(s.prototype for s in specs)
-    assert set(protos) == {p for ps in COMMON_BINARY.values() for p in ps} | {"perovskite",
-                                                                            "spinel"}
-    assert all(protos[p] <= cap for p, cap in COMMON_CAPS.items())
-    for s in specs:
-        assert _charge_balanced(s), s.name
-    names = {s.name for s in specs}
-    for want in ("common:rocksalt:Mg-O", "common:wurtzite:Zn-O", "common:wurtzite:Ga-N",
-                 "common:zincblende:Ga-As", "common:corundum:Al-O", "common:fluorite:Zr-O",
-                 "common:rutile:Ti-O", "common:rocksalt:Na-Cl", "common:antifluorite:Li-O"):
-        assert want in names, want
-    assert not names & {s.name for s in catalog(0, ELEMENTS, counts=SMALL)}
-    rocksalt_mgo = next(s for s in specs if s.name == "common:rocksalt:Mg-O").atoms
-    assert rocksalt_mgo.get_chemical_formula() == "MgO"
-    spinel = [s for s in specs if s.prototype == "spinel"]
-    assert spinel and all(len(s.atoms) == 14 for s in spinel)
 
 
 def test_the_extension_leaves_the_catalog_ids_shards_and_split_unchanged():
