@@ -270,7 +270,8 @@ def load_model(spec: Any, dtype: str | None = None):
         )
     name = os.fspath(spec)
     if name in MODELS:
-        return cast_model(MODELS[name](dtype or "float32"), dtype)
+        with x64(dtype or "float32"):  # a float64 loader's weights stay float64
+            return cast_model(MODELS[name](dtype or "float32"), dtype)
     if name in _presets():
         from .nn.presets import create_model
 

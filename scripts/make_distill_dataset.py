@@ -6,7 +6,8 @@ Run in the teacher environment (see scripts/requirements-teacher.txt), e.g.
         --out data/distill --seed 0 --workers 2 --cache /tmp/distill_cache > /tmp/distill.log &
 
 Materials: pymatgen's bundled MP structures (<= 32 sites, ordered), ASE's 71 dcdft elemental
-crystals and ~300 prototype substitutions over 64 elements (``facet.teacher.structures``), put in one
+crystals and ~300 prototype substitutions over 64 elements
+(``facet.teacher.structures``), put in one
 seeded random order and numbered ``facet-distill-NNNNNN`` in that order. Each material gets the
 frames of ``DISTILL_PROFILE`` (``facet.teacher.sampling``: volume search, strains, rattles, FIRE
 steps, Langevin MD at two of 300/800/1500 K). ``--n-frames N`` keeps the first

@@ -6,7 +6,8 @@ means the same physics on both engines:
 * ``nve``: velocity Verlet. ASE: :class:`ase.md.verlet.VelocityVerlet`; jax-md:
   ``simulate.nve``.
 * ``nvt``: Langevin thermostat, friction in 1/fs. ASE: :class:`ase.md.langevin.Langevin`
-  (Vanden-Eijnden and Ciccotti, Chem. Phys. Lett. 429, 310 (2006)); jax-md:
+  (Vanden-Eijnden and Ciccotti, Chem. Phys. Lett. 429, 310 (2006)) with the centre of mass held
+  by :class:`ase.constraints.FixCom` (unless the structure has constraints of its own); jax-md:
   ``simulate.nvt_langevin`` (the BAOAB scheme of Davidchack, Ouldridge and Tretyakov,
   J. Chem. Phys. 142, 144114 (2015)).
 * ``npt``: isotropic Martyna-Tobias-Klein barostat with Nosé-Hoover chains
@@ -57,8 +58,12 @@ def _ase_nve(atoms, s, rng):
 
 
 def _ase_nvt(atoms, s, rng):
+    # The centre of mass is held by the caller's FixCom constraint (facet.dynamics.md), not by
+    # Langevin's own ``fixcm``: that kept the kinetic energy of all 3N degrees of freedom at the
+    # target, so the 3N - 3 that move ran N / (N - 1) too hot (a water molecule at 450 K for a
+    # 300 K target), and it is deprecated since ASE 3.28.
     return Langevin(atoms, timestep=s.timestep_fs * units.fs, temperature_K=s.temperature_K,
-                    friction=s.friction_per_fs / units.fs, rng=rng)
+                    friction=s.friction_per_fs / units.fs, fixcm=False, rng=rng)
 
 
 def _ase_npt(atoms, s, rng):

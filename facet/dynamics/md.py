@@ -5,6 +5,11 @@ velocity Verlet, ``nvt`` Langevin, ``npt`` isotropic MTK barostat).
 
 For a loop compiled end to end (no Python per step) use :mod:`facet.dynamics.jaxmd` (jax-md).
 
+Temperatures count the degrees of freedom that carry kinetic energy: ``3N`` less those the
+structure's constraints remove (ASE's ``get_number_of_degrees_of_freedom``), less 3 while the
+centre of mass is at rest (Langevin NVT holds it with :class:`ase.constraints.FixCom`; NVE and
+MTK NPT conserve a zero total momentum), as LAMMPS's ``compute temp`` does.
+
 Energy conservation of an NVE run is summarised by :func:`energy_drift`: the slope of a
 least-squares line through the total energy per atom, in eV/atom/ps.
 """
@@ -18,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from ase import units
+from ase.constraints import FixCom
 from ase.io import Trajectory, write
 from ase.md import MDLogger
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
@@ -93,6 +99,10 @@ def run_md(
     if not np.any(atoms.get_momenta()) and settings.temperature_K > 0:
         MaxwellBoltzmannDistribution(atoms, temperature_K=settings.temperature_K, rng=rng)
         Stationary(atoms)
+    held = settings.ensemble == "nvt" and not atoms.constraints and len(atoms) > 1
+    if held:
+        atoms.set_constraint(FixCom())
+    dof = _degrees_of_freedom(atoms, settings.ensemble)
     dyn = make(atoms, settings, rng)
     rows: list[tuple[float, ...]] = []
 
@@ -101,7 +111,7 @@ def run_md(
         ekin = atoms.get_kinetic_energy()
         vol = atoms.get_volume() if atoms.pbc.all() else np.nan
         t = dyn.get_time() / units.fs
-        rows.append((t, epot, ekin, ekin / (1.5 * units.kB * len(atoms)), vol))
+        rows.append((t, epot, ekin, 2.0 * ekin / (dof * units.kB) if dof else 0.0, vol))
 
     observers: list[Callable[[], None]] = [record]
     traj = None
@@ -131,8 +141,21 @@ def run_md(
             traj.close()
         if logger is not None:
             logger.close()
+        if held:  # the structure returned carries only the user's constraints
+            atoms.set_constraint()
     arr = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
     return MDRun(atoms, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4])
+
+
+def _degrees_of_freedom(atoms, ensemble: str) -> int:
+    """Degrees of freedom that carry kinetic energy (module docstring): ASE's count (3N less
+    what the constraints remove, FixCom included), less 3 for a zero total momentum that NVE
+    or NPT conserves without a constraint."""
+    dof = atoms.get_number_of_degrees_of_freedom()
+    conserved_at_rest = (ensemble in ("nve", "npt") and not atoms.constraints
+                         and len(atoms) > 1
+                         and np.abs(atoms.get_momenta().sum(axis=0)).max() < 1e-9)
+    return max(int(dof) - (3 if conserved_at_rest else 0), 0)
 
 
 def energy_drift(time_fs: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:

@@ -65,7 +65,8 @@ def test_shipped_files_name_no_path_of_the_machine_that_exported_them():
     means nothing on a user's machine and leaks the exporter's file layout."""
     import re
 
-    absolute = re.compile(r"""(?:^|[\s:'"(=\[])(/(?:home|work|tmp|root|Users|scratch)/[^\s'")\]]*)""")
+    absolute = re.compile(r"""(?:^|[\s:'"(=\[])"""
+                          r"""(/(?:home|work|tmp|root|Users|scratch)/[^\s'")\]]*)""")
     for name in ("config.yaml", "meta.json", "metrics.json", "README.md"):
         found = absolute.findall((MODEL_DIR / name).read_text())
         assert not found, f"facet/models/default/{name} names absolute paths: {found[:3]}"

@@ -92,3 +92,23 @@ def test_split_model_parts_rebuild_the_model(tiny64):
     for a, b in zip(jax_leaves(nnx.state(again)), jax_leaves(nnx.state(tiny64)), strict=True):
         np.testing.assert_array_equal(a, b)
 
+
+
+def test_a_registered_model_built_in_float64_keeps_float64_weights():
+    """``register_model``'s loader runs with 64-bit JAX types enabled for float64: a Morse
+    potential asked for in float64 keeps epsilon = 0.4174 to 1e-15 (it was built under the
+    32-bit default and silently truncated to float32, 3e-8 off)."""
+    import jax
+
+    from facet.dynamics import MorsePotential
+    from facet.model_io import MODELS, register_model
+
+    register_model("test-morse-f64", lambda dtype: MorsePotential(epsilon=0.4174, dtype=dtype))
+    try:
+        model = load_model("test-morse-f64", "float64")
+    finally:
+        MODELS.pop("test-morse-f64", None)
+    with jax.enable_x64(True):
+        eps = np.asarray(model.epsilon[...])
+    assert eps.dtype == np.float64
+    assert abs(float(eps) - 0.4174) < 1e-15

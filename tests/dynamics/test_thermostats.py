@@ -17,6 +17,7 @@ import pytest
 from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
+from ase.constraints import FixCom
 from dyn_helpers import MORSE, ase_morse
 
 from facet.dynamics import MorsePotential, analytic_predict
@@ -71,8 +72,8 @@ def test_ase_langevin_friction_is_per_fs():
 
 
 def test_ase_langevin_reaches_its_temperature():
-    """From cold, 64 free atoms reach the target temperature in K (ASE removes the
-    centre-of-mass motion: 3N - 3 degrees of freedom)."""
+    """From cold, 64 free atoms reach the target temperature in K (the centre of mass is held:
+    the recorded temperature counts 3N - 3 degrees of freedom)."""
     atoms = _momenta(_gas(4), 5.0, seed=1)
     target, friction = 500.0, 0.05
     run = run_md(atoms, FreeParticles(), 600, MDSettings(
@@ -80,10 +81,46 @@ def test_ase_langevin_reaches_its_temperature():
         log_interval=4, seed=2))
     assert run.temperature[0] < 10.0
     late = run.time_fs > 10.0 / friction  # 20 relaxation times of the kinetic energy
-    n = len(atoms)
-    mean = run.temperature[late].mean() * 3 * n / (3 * n - 3)
+    mean = run.temperature[late].mean()
     # ~130 independent samples of a quantity with 10 % spread: the mean to ~1 %.
     assert mean == pytest.approx(target, rel=0.04), mean
+
+
+@pytest.mark.parametrize("n_atoms", [2, 3])
+def test_ase_nvt_reports_the_temperature_of_a_small_molecule(n_atoms):
+    """A dimer or triatomic in NVT: the kinetic energy per moving degree of freedom (3N - 3 once
+    the centre of mass is held) is k_B T / 2 at the target, and so is the recorded temperature.
+    Langevin's deprecated ``fixcm`` (a FutureWarning since ASE 3.28) held the kinetic energy of
+    all 3N degrees of freedom at the target instead, so the moving ones ran N / (N - 1) too hot
+    (a water molecule at 450 K for 300 K). The centre of mass is held by ASE's ``FixCom``, and
+    the returned structure carries no constraint the user did not set."""
+    import warnings
+
+    atoms = Atoms(f"Cu{n_atoms}", positions=[(0, 0, 0), (0, 0, 12.0), (0, 12.0, 0)][:n_atoms])
+    target, friction = 300.0, 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        run = run_md(atoms, FreeParticles(), 20_000, MDSettings(
+            ensemble="nvt", timestep_fs=2.0, temperature_K=target, friction_per_fs=friction,
+            log_interval=10, seed=3))
+    late = run.time_fs > 20.0 / friction
+    # ~1,900 records 20 fs apart (the kinetic energy decorrelates in 1 / (2 gamma) = 10 fs), each
+    # with a relative spread sqrt(2 / (3N - 3)): the mean to about 1.5 %.
+    assert run.temperature[late].mean() == pytest.approx(target, rel=0.06)
+    assert np.abs(run.atoms.get_momenta().sum(axis=0)).max() < 1e-10
+    assert not run.atoms.constraints
+
+
+def test_ase_nve_temperature_counts_the_centre_of_mass_at_rest():
+    """NVE from Maxwell-Boltzmann momenta with the centre of mass at rest: the recorded
+    temperature is 2 E_kin / ((3N - 3) k_B) (momentum is conserved, so those 3 degrees of
+    freedom never carry energy), as in LAMMPS's ``compute temp``."""
+    atoms = _gas(2)
+    run = run_md(atoms, FreeParticles(), 10, MDSettings(ensemble="nve", temperature_K=300.0,
+                                                        log_interval=5, seed=1))
+    n = len(atoms)
+    np.testing.assert_allclose(run.temperature,
+                               2 * run.kinetic_energy / ((3 * n - 3) * units.kB), rtol=1e-12)
 
 
 def test_ase_nvt_and_npt_use_ases_units():
@@ -97,8 +134,9 @@ def test_ase_nvt_and_npt_use_ases_units():
                    pressure_GPa=2.0, log_interval=1, seed=4)
     ref = start.copy()
     ref.calc = ase_morse()
+    ref.set_constraint(FixCom())
     Langevin(ref, timestep=2.0 * units.fs, temperature_K=350.0, friction=0.02 / units.fs,
-             rng=np.random.default_rng(4)).run(15)
+             fixcm=False, rng=np.random.default_rng(4)).run(15)
     got = run_md(start, ase_morse(), 15, s).atoms
     np.testing.assert_allclose(got.positions, ref.positions, atol=1e-12)
     np.testing.assert_allclose(got.get_momenta(), ref.get_momenta(), atol=1e-12)
