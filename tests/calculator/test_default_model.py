@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "36e6aa6d451cd17ece836de5ba2f33057513f76164b674b773d334aa61e1e98f"
+PINNED_SHA256 = "34ec019cf03a8e0135883c7db5e9378c8c0b89c3e2691ec5ac86034aa4895c79"
 
 
 def _reference():
