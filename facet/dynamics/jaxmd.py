@@ -63,7 +63,7 @@ class JaxMDResult(NamedTuple):
     steps: np.ndarray  # (R,) step index of each record
     potential_energy: np.ndarray  # (R, S) eV per structure
     kinetic_energy: np.ndarray  # (R, S) eV
-    temperature: np.ndarray  # (R, S) K, from 3 N k_B T / 2 = E_kin
+    temperature: np.ndarray  # (R, S) K, 2 E_kin / (dof k_B); dof 3N, 3N - 3 for NVE at rest
     n_rebuilds: int
     wall_time: float  # s, compilation included
     positions: np.ndarray | None = None  # (R, N_total, 3) A, with config.record_positions
@@ -235,6 +235,11 @@ class JaxMD:
         atoms = [a.copy() for a in ([structures] if single else structures)]
         check_structures(self, atoms)
         n_node = sum(len(a) for a in atoms) + 1
+        # NVE keeps a zero total momentum: those 3 degrees of freedom never carry energy (the
+        # Langevin thermostat does give the centre of mass its share: 3N there).
+        dof = np.array([3.0 * len(a) - (3.0 if self.config.ensemble == "nve" and len(a) > 1
+                                        and np.abs(a.get_momenta().sum(axis=0)).max() < 1e-9
+                                        else 0.0) for a in atoms])
         x, mass, mom = (_padded(atoms, f, fill) for f, fill in
                         ((lambda a: a.positions, 0.0), (lambda a: a.get_masses(), 1.0),
                          (lambda a: a.get_momenta(), 0.0)))  # fmt: skip
@@ -261,7 +266,7 @@ class JaxMD:
                     "stays complete; use a shorter timestep or a larger skin, and check the "
                     "temperature and forces"
                 )
-        return self._result(atoms, md_state, rec, n_rebuilds, time.perf_counter() - t0)
+        return self._result(atoms, md_state, rec, n_rebuilds, time.perf_counter() - t0, dof)
 
     def _batch(self, atoms: list, positions: np.ndarray, capacity: int, n_node: int):
         """A Verlet list (at ``cutoff + skin``) of ``positions``, padded to ``capacity`` or to a
@@ -290,7 +295,8 @@ class JaxMD:
             if not bool(c.valid) or step >= steps:
                 return md_state, step
 
-    def _result(self, atoms, md_state, rec: _Records, n_rebuilds: int, wall: float):
+    def _result(self, atoms, md_state, rec: _Records, n_rebuilds: int, wall: float,
+                dof: np.ndarray):
         """Set the final positions and momenta on ``atoms`` and collect the records."""
         xs = np.asarray(md_state.position, np.float64)
         ps = np.asarray(md_state.momentum, np.float64)
@@ -302,7 +308,6 @@ class JaxMD:
             n0 += n
         epot = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec.epot])[:, :-1]
         ekin = np.concatenate([np.reshape(e, (-1, len(atoms) + 1)) for e in rec.ekin])[:, :-1]
-        dof = np.array([3.0 * len(a) for a in atoms])
         return JaxMDResult(
             atoms,
             np.concatenate([np.ravel(s) for s in rec.steps]),
