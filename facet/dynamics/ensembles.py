@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from ase import units
 from ase.md.langevin import Langevin
 from ase.md.nose_hoover_chain import IsotropicMTKNPT
@@ -35,7 +36,7 @@ from ase.md.verlet import VelocityVerlet
 
 from ..errors import InputError
 
-__all__ = ["Ensemble", "ENSEMBLES", "ENGINES", "builder", "names"]
+__all__ = ["Ensemble", "ENSEMBLES", "ENGINES", "builder", "centre_of_mass_at_rest", "names"]
 
 ENGINES = ("ase", "jax_md")
 
@@ -51,6 +52,13 @@ class Ensemble:
     description: str
     ase: Callable[..., Any] | None
     jax_md: Callable[..., Any] | None
+
+
+def centre_of_mass_at_rest(atoms) -> bool:
+    """Whether ``atoms`` (more than one atom) has zero total momentum: NVE and MTK NPT keep it
+    so, and then 3 of the 3N degrees of freedom never carry kinetic energy (both engines'
+    temperatures count 3N - 3)."""
+    return len(atoms) > 1 and float(np.abs(atoms.get_momenta().sum(axis=0)).max()) < 1e-9
 
 
 def _ase_nve(atoms, s, rng):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from ase import units
 
-from .ensembles import builder
+from .ensembles import builder, centre_of_mass_at_rest
 from .neighbors import build_graphs, capacity_for, list_is_valid, mask_edges, padded_batch
 from .potential import PredictFn, check_structures, pure_predict
 
@@ -237,9 +237,8 @@ class JaxMD:
         n_node = sum(len(a) for a in atoms) + 1
         # NVE keeps a zero total momentum: those 3 degrees of freedom never carry energy (the
         # Langevin thermostat does give the centre of mass its share: 3N there).
-        dof = np.array([3.0 * len(a) - (3.0 if self.config.ensemble == "nve" and len(a) > 1
-                                        and np.abs(a.get_momenta().sum(axis=0)).max() < 1e-9
-                                        else 0.0) for a in atoms])
+        nve = self.config.ensemble == "nve"
+        dof = np.array([3.0 * len(a) - 3.0 * (nve and centre_of_mass_at_rest(a)) for a in atoms])
         x, mass, mom = (_padded(atoms, f, fill) for f, fill in
                         ((lambda a: a.positions, 0.0), (lambda a: a.get_masses(), 1.0),
                          (lambda a: a.get_momenta(), 0.0)))  # fmt: skip

@@ -29,7 +29,7 @@ from ase.md import MDLogger
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
 from ..errors import InputError
-from .ensembles import ENSEMBLES, builder
+from .ensembles import ENSEMBLES, builder, centre_of_mass_at_rest
 
 __all__ = ["MDSettings", "MDRun", "ENSEMBLES", "run_md", "energy_drift"]
 
@@ -151,11 +151,9 @@ def _degrees_of_freedom(atoms, ensemble: str) -> int:
     """Degrees of freedom that carry kinetic energy (module docstring): ASE's count (3N less
     what the constraints remove, FixCom included), less 3 for a zero total momentum that NVE
     or NPT conserves without a constraint."""
-    dof = atoms.get_number_of_degrees_of_freedom()
     conserved_at_rest = (ensemble in ("nve", "npt") and not atoms.constraints
-                         and len(atoms) > 1
-                         and np.abs(atoms.get_momenta().sum(axis=0)).max() < 1e-9)
-    return max(int(dof) - (3 if conserved_at_rest else 0), 0)
+                         and centre_of_mass_at_rest(atoms))
+    return max(int(atoms.get_number_of_degrees_of_freedom()) - 3 * conserved_at_rest, 0)
 
 
 def energy_drift(time_fs: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:

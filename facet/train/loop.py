@@ -30,7 +30,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import yaml
-from ase.data import chemical_symbols
 from tqdm import tqdm
 
 from ..compile_cache import enable_compile_cache
@@ -255,7 +254,8 @@ class Trainer:
             self.say(f"the training data hold {len(new)} new element(s) the checkpoint was not "
                      f"trained on: {', '.join(symbols_of(new))}; their E0s fitted to the "
                      f"training energies with the checkpoint's E0s held: "
-                     + ", ".join(f"{chemical_symbols[z]} {e0[z]:.4g} eV" for z in new))
+                     + ", ".join(f"{el} {e0[z]:.4g} eV" for el, z in zip(symbols_of(new), new,
+                                                                          strict=True)))
             return np.asarray(e0, np.asarray(leaf).dtype)
 
         return jax.tree_util.tree_map_with_path(refit, self.rest)
