@@ -18,7 +18,7 @@ import facet
 
 MODEL_DIR = Path(facet.__file__).resolve().parent / "models" / "default"
 # sha256 of the shipped weights, pinned here so that a silently replaced weight file fails.
-PINNED_SHA256 = "34ec019cf03a8e0135883c7db5e9378c8c0b89c3e2691ec5ac86034aa4895c79"
+PINNED_SHA256 = "ba5f0912f74936d73e36dae075d758de1841359a585dbb7e59fe7545fc4e4443"
 
 
 def _reference():
