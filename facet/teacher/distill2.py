@@ -300,9 +300,12 @@ def plan(seed: int, elements, counts: dict[str, int] | None = None
     First the catalog (:func:`facet.teacher.catalog.catalog`; ``counts`` as there), then the
     extension (:func:`facet.teacher.compounds.common_compounds`) from the next shard boundary on,
     so that the catalog's shards, ids and split stay exactly those of the first labelling. The
-    extension is split on its own (:func:`split_by_material`, the same fractions)."""
+    extension is split on its own (:func:`split_by_material`, the same fractions). Last, a
+    held-out material that is one structure with a training material under another name joins
+    train (:mod:`facet.teacher.twins`; held-out materials only ever move into train)."""
     from facet.teacher.catalog import catalog
     from facet.teacher.compounds import common_compounds
+    from facet.teacher.twins import join_twins, structure_twins
 
     def split(specs, ids):
         metas = [{"mp_id": i, "kind": s.source} for i, s in zip(ids, specs, strict=True)]
@@ -317,7 +320,9 @@ def plan(seed: int, elements, counts: dict[str, int] | None = None
     ext_ids = material_ids(len(ext), start=-(-len(specs) // SHARD_SIZE) * SHARD_SIZE)
     for name, members in split(ext, ext_ids).items():
         splits[name] = sorted(splits[name] + members)
-    return specs + ext, ids + ext_ids, splits
+    specs, ids = specs + ext, ids + ext_ids
+    splits, _ = join_twins(splits, structure_twins([s.atoms for s in specs], ids))
+    return specs, ids, splits
 
 
 def run(out: str, seed: int, workers: int, cache: str | None, max_shards: int | None,
