@@ -9,8 +9,10 @@ the other is trained on, and the held-out error then measures a material the mod
 
 :func:`structure_twins` finds the twins among the materials' starting structures: a cheap key
 (reduced formula, space group from spglib at ``symprec`` 1e-3, volume per atom to 0.01 A^3)
-proposes candidates, and pymatgen's :class:`~pymatgen.analysis.structure_matcher.
-StructureMatcher` (its default tolerances) confirms them. :func:`join_twins` moves a held-out
+proposes candidates (re-derivations of one structure land on one key; two volumes either
+side of a rounding edge would not be compared), and pymatgen's
+:class:`~pymatgen.analysis.structure_matcher.StructureMatcher` (its default tolerances)
+confirms them. :func:`join_twins` moves a held-out
 material whose twin is a training material into train; held-out materials only ever leave the
 held-out side, so every checkpoint trained before the move stays trained on a subset of the new
 training split, and its errors on the new held-out split are still on unseen materials.
