@@ -299,10 +299,12 @@ def plan(seed: int, elements, counts: dict[str, int] | None = None
 
     First the catalog (:func:`facet.teacher.catalog.catalog`; ``counts`` as there), then the
     extension (:func:`facet.teacher.compounds.common_compounds`) from the next shard boundary on,
-    so that the catalog's shards, ids and split stay exactly those of the first labelling. The
+    so that the catalog's shards and ids stay exactly those of the first labelling. The
     extension is split on its own (:func:`split_by_material`, the same fractions). Last, a
     held-out material that is one structure with a training material under another name joins
-    train (:mod:`facet.teacher.twins`; held-out materials only ever move into train)."""
+    train, twins held out on both sides go to test (:mod:`facet.teacher.twins`), and a kind left
+    without test materials takes one of its validation materials: materials only ever leave the
+    held-out side, or validation, never train."""
     from facet.teacher.catalog import catalog
     from facet.teacher.compounds import common_compounds
     from facet.teacher.twins import join_twins, structure_twins
@@ -322,6 +324,13 @@ def plan(seed: int, elements, counts: dict[str, int] | None = None
         splits[name] = sorted(splits[name] + members)
     specs, ids = specs + ext, ids + ext_ids
     splits, _ = join_twins(splits, structure_twins([s.atoms for s in specs], ids))
+    # a kind whose test materials all joined train takes one of its validation materials
+    kind = {i: s.source for i, s in zip(ids, specs, strict=True)}
+    for k in sorted(set(kind.values()) - {kind[m] for m in splits["test"]}):
+        val = [m for m in splits["val"] if kind[m] == k]
+        if val:
+            splits["val"].remove(val[0])
+            splits["test"] = sorted(splits["test"] + val[:1])
     return specs, ids, splits
 
 
